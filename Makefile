@@ -1,0 +1,43 @@
+# The two commands: `make run` starts the whole connector locally,
+# `make test` runs every test. Both install what they need themselves.
+
+VENV      := .venv
+VENV_OK   := $(VENV)/.installed
+PYTHON    ?= python3
+CARGO     ?= cargo
+
+.PHONY: run test lint fmt token sizes clean-venv
+
+$(VENV_OK): infra/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+run: $(VENV_OK)
+	CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run --release -p connector-infra --bin local-stack
+
+test: $(VENV_OK)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python infra/with_emulator.py $(VENV)/bin/moto_server $(CARGO) test --workspace --locked
+
+lint: $(VENV_OK)
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+fmt:
+	$(CARGO) fmt --all
+
+# Print a dev JWT: make token SUB=alice
+token:
+	@$(CARGO) run -q -p connector-infra --bin connector-dev -- token $(or $(SUB),alice)
+
+# Stripped release size of every function binary (what Lambda runs).
+sizes:
+	$(CARGO) build --release -p providers -p connect -p oauth-callback -p webhook -p sync-worker -p token-refresher -p data
+	@for f in providers connect oauth-callback webhook sync-worker token-refresher data; do \
+		printf '%-16s %s\n' $$f "$$(du -h target/release/$$f | cut -f1)"; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,99 @@
+//! Everything a function needs, built once at start-up (Lambda init) and
+//! shared by reference across invocations.
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::crypto::{CacheLimits, Envelope, KmsKeys};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::jobs::JobQueue;
+use crate::store::{ConnectionStore, EphemeralStore, HealthStore};
+use crate::throttle::VendorThrottle;
+use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
+use crate::vendors::Registry;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub connections: ConnectionStore,
+    pub health: HealthStore,
+    pub ephemeral: EphemeralStore,
+    pub envelope: Envelope,
+    pub queue: JobQueue,
+    pub credentials: Credentials,
+    pub vendors: Registry,
+    pub mock: Arc<MockVendor>,
+    pub http: reqwest::Client,
+    pub throttle: VendorThrottle,
+}
+
+/// The AWS SDK configuration: the real chain in AWS; against a local
+/// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint with dummy credentials.
+pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(ep) = endpoint {
+        loader = loader
+            .endpoint_url(ep)
+            .region(aws_config::Region::new(
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            ))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "local-emulator",
+            ));
+    }
+    loader.load().await
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self> {
+        Self::new(Env::process()).await
+    }
+
+    pub async fn new(env: Env) -> Result<Self> {
+        let config = Config::from_env(&env)?;
+        let sdk = aws_config(config.aws_endpoint.as_deref()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let ephemeral = EphemeralStore::new(dynamo.clone(), config.ephemeral_table.clone());
+        let access_ttl = match env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {
+            None => DEFAULT_ACCESS_TTL_SECS,
+            Some(v) => v.parse().map_err(|_| {
+                Error::Config("CONNECTOR_MOCK_ACCESS_TTL_SECS must be a number".into())
+            })?,
+        };
+        let high_stress = env
+            .get("CONNECTOR_MOCK_HIGH_STRESS")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        let mock = Arc::new(MockVendor::new(ephemeral.clone(), access_ttl, high_stress));
+        let secrets = config
+            .secret_arn
+            .clone()
+            .map(|arn| (aws_sdk_secretsmanager::Client::new(&sdk), arn));
+        Ok(Self {
+            connections: ConnectionStore::new(dynamo.clone(), config.connections_table.clone()),
+            health: HealthStore::new(dynamo, config.health_table.clone()),
+            envelope: Envelope::new(
+                Box::new(KmsKeys::new(
+                    aws_sdk_kms::Client::new(&sdk),
+                    config.kms_key_id.clone(),
+                )),
+                &config.connections_table,
+                CacheLimits::default(),
+            ),
+            queue: JobQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                config.sync_queue_url.clone(),
+            ),
+            credentials: Credentials::new(env, secrets),
+            vendors: Registry::default().with(mock.clone()),
+            http: crate::oauth::http_client(),
+            throttle: VendorThrottle::default(),
+            ephemeral,
+            mock,
+            config,
+        })
+    }
+}

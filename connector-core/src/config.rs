@@ -1,0 +1,184 @@
+//! Deployment configuration, read once at start-up. The same names are used
+//! in AWS (template.yaml fills them) and locally (the local stack fills them).
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+use url::Url;
+
+pub const DEFAULT_BACKFILL_DAYS: u32 = 14;
+pub const MAX_WINDOW_DAYS: u32 = 90;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub connections_table: String,
+    pub ephemeral_table: String,
+    pub health_table: String,
+    pub sync_queue_url: String,
+    pub kms_key_id: String,
+    /// Secrets Manager secret holding vendor credentials (JSON keyed by the
+    /// env-var names). Unset locally: credentials then come from the env.
+    pub secret_arn: Option<String>,
+    /// App URLs the OAuth callback may redirect to; the first is the default.
+    pub return_urls: Vec<Url>,
+    /// Public origin of the HTTP API, for OAuth redirect URIs. Unset in a
+    /// first deploy: the request's own domain is used then.
+    pub public_base_url: Option<Url>,
+    pub backfill_days: u32,
+    /// Endpoint of a local AWS emulator; unset in AWS.
+    pub aws_endpoint: Option<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self> {
+        let required = |name: &str| {
+            env.get(name)
+                .ok_or_else(|| Error::Config(format!("{name} is not set")))
+        };
+        let return_urls = env
+            .get("CONNECTOR_RETURN_URLS")
+            .unwrap_or_else(|| "http://localhost:3000/connected".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Url::parse(s)
+                    .map_err(|e| Error::Config(format!("CONNECTOR_RETURN_URLS entry {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if return_urls.is_empty() {
+            return Err(Error::Config("CONNECTOR_RETURN_URLS is empty".into()));
+        }
+        let public_base_url = env
+            .get("CONNECTOR_PUBLIC_BASE_URL")
+            .map(|b| Url::parse(&b))
+            .transpose()
+            .map_err(|e| Error::Config(format!("CONNECTOR_PUBLIC_BASE_URL: {e}")))?;
+        let backfill_days = match env.get("CONNECTOR_BACKFILL_DAYS") {
+            None => DEFAULT_BACKFILL_DAYS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "CONNECTOR_BACKFILL_DAYS must be 1..={MAX_WINDOW_DAYS}, got {v:?}"
+                    ))
+                })?,
+        };
+        Ok(Self {
+            connections_table: required("CONNECTOR_CONNECTIONS_TABLE")?,
+            ephemeral_table: required("CONNECTOR_EPHEMERAL_TABLE")?,
+            health_table: required("CONNECTOR_HEALTH_TABLE")?,
+            sync_queue_url: required("CONNECTOR_SYNC_QUEUE_URL")?,
+            kms_key_id: required("CONNECTOR_KMS_KEY_ID").map_err(|_| {
+                Error::Config(
+                    "CONNECTOR_KMS_KEY_ID is not set: tokens are only ever stored encrypted".into(),
+                )
+            })?,
+            secret_arn: env.get("CONNECTOR_SECRET_ARN"),
+            return_urls,
+            public_base_url,
+            backfill_days,
+            aws_endpoint: env.get("CONNECTOR_AWS_ENDPOINT"),
+        })
+    }
+
+    /// The configured return URL that `requested` names, or the default one.
+    /// Anything not configured is refused: no open redirects.
+    pub fn return_url(&self, requested: Option<&str>) -> Result<Url> {
+        match requested {
+            None => Ok(self.return_urls[0].clone()),
+            Some(r) => self
+                .return_urls
+                .iter()
+                .find(|u| u.as_str() == r || u.as_str().trim_end_matches('/') == r)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::BadRequest("return_url is not a configured return URL".into())
+                }),
+        }
+    }
+
+    /// The OAuth redirect URI of a vendor: on the configured public origin,
+    /// else on the domain the request came in on.
+    pub fn callback_url(
+        &self,
+        vendor: crate::vendors::Vendor,
+        request_domain: Option<&str>,
+    ) -> Result<Url> {
+        let mut url = match (&self.public_base_url, request_domain) {
+            (Some(base), _) => base.clone(),
+            (None, Some(domain)) => Url::parse(&format!("https://{domain}"))
+                .map_err(|e| Error::Config(format!("request domain {domain:?}: {e}")))?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "CONNECTOR_PUBLIC_BASE_URL is not set and the request names no domain".into(),
+                ))
+            }
+        };
+        url.set_path(&format!("/v1/oauth/{}/callback", vendor.as_str()));
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        let mut m: HashMap<String, String> = [
+            ("CONNECTOR_CONNECTIONS_TABLE", "c"),
+            ("CONNECTOR_EPHEMERAL_TABLE", "e"),
+            ("CONNECTOR_HEALTH_TABLE", "h"),
+            ("CONNECTOR_SYNC_QUEUE_URL", "http://q"),
+            ("CONNECTOR_KMS_KEY_ID", "k"),
+            (
+                "CONNECTOR_RETURN_URLS",
+                "https://app.example.com/done, https://other.example.com/x",
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            m.insert(k.to_string(), v.to_string());
+        }
+        Env::with_overrides(m)
+    }
+
+    #[test]
+    fn missing_kms_key_is_a_startup_error() {
+        let err = Config::from_env(&env(&[("CONNECTOR_KMS_KEY_ID", " ")])).unwrap_err();
+        assert!(err.to_string().contains("CONNECTOR_KMS_KEY_ID"), "{err}");
+    }
+
+    #[test]
+    fn return_url_only_from_configured_list() {
+        let c = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(
+            c.return_url(None).unwrap().as_str(),
+            "https://app.example.com/done"
+        );
+        assert_eq!(
+            c.return_url(Some("https://other.example.com/x"))
+                .unwrap()
+                .as_str(),
+            "https://other.example.com/x"
+        );
+        assert!(c.return_url(Some("https://evil.example.com/")).is_err());
+    }
+
+    #[test]
+    fn backfill_days_bounded() {
+        assert_eq!(Config::from_env(&env(&[])).unwrap().backfill_days, 14);
+        assert!(Config::from_env(&env(&[("CONNECTOR_BACKFILL_DAYS", "0")])).is_err());
+        assert!(Config::from_env(&env(&[("CONNECTOR_BACKFILL_DAYS", "91")])).is_err());
+        assert_eq!(
+            Config::from_env(&env(&[("CONNECTOR_BACKFILL_DAYS", "30")]))
+                .unwrap()
+                .backfill_days,
+            30
+        );
+    }
+}

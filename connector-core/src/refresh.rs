@@ -1,0 +1,112 @@
+//! Refreshing a connection's tokens so that a single-use refresh token is
+//! spent exactly once across every worker: a refresher first takes a lease
+//! in DynamoDB (conditional on the token version); the others wait, re-read
+//! and use the winner's tokens. A connection is marked `refresh_failed` only
+//! by the lease holder, after a fresh read confirms the vendor rejected the
+//! current refresh token.
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::tokens::{self, Connection, ConnectionStatus, TokenSet};
+use crate::vendors::VendorError;
+use chrono::Utc;
+use std::time::{Duration, Instant};
+
+/// How long a lease holder may take before others may take over.
+pub const LEASE_SECS: i64 = 30;
+/// How long a waiter waits for another refresher before giving up (retry later).
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(100);
+
+pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
+    let vendor = conn.vendor;
+    let owner = uuid::Uuid::new_v4().to_string();
+    let started = Instant::now();
+    loop {
+        let latest = reread(app, conn).await?;
+        if latest.token_version != conn.token_version {
+            // Refreshed (or reconnected) since the caller read it: use that.
+            let t = tokens::open(&app.envelope, &latest).await?;
+            return Ok((latest, t));
+        }
+        let until = Utc::now() + chrono::Duration::seconds(LEASE_SECS);
+        if app
+            .connections
+            .take_refresh_lease(&latest, latest.token_version, &owner, until)
+            .await?
+        {
+            let result = refresh_holding_lease(app, &latest).await;
+            if result.is_err() {
+                app.connections
+                    .release_refresh_lease(&latest, &owner)
+                    .await?;
+            }
+            return result;
+        }
+        if started.elapsed() > WAIT_FOR_OTHERS {
+            return Err(
+                VendorError::Transient("another refresh is still in progress".into())
+                    .into_error(vendor),
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
+    let vendor = conn.vendor;
+    let driver = app.vendors.driver(vendor)?;
+    let current = tokens::open(&app.envelope, conn).await?;
+    let Some(refresh_token) = current.refresh_token.clone() else {
+        return Err(Error::Vendor {
+            vendor,
+            detail: "connection has no refresh token; the user must reconnect".into(),
+        });
+    };
+    app.throttle.acquire(vendor).await;
+    match driver
+        .refresh(&conn.vendor_user_id, refresh_token.expose())
+        .await
+    {
+        Ok(fresh) => {
+            let sealed = tokens::seal(&app.envelope, &conn.user_id, vendor, &fresh).await?;
+            if app
+                .connections
+                .replace_tokens(conn, conn.token_version, &sealed, fresh.expires_at)
+                .await?
+            {
+                tracing::info!(user_id = %conn.user_id, %vendor, "tokens refreshed");
+                return Ok((reread(app, conn).await?, fresh));
+            }
+            // Reconnected while we refreshed: the new grant wins.
+            let latest = reread(app, conn).await?;
+            let t = tokens::open(&app.envelope, &latest).await?;
+            Ok((latest, t))
+        }
+        Err(VendorError::RefreshRejected) => {
+            let latest = reread(app, conn).await?;
+            if latest.token_version != conn.token_version {
+                let t = tokens::open(&app.envelope, &latest).await?;
+                return Ok((latest, t));
+            }
+            tracing::warn!(user_id = %conn.user_id, %vendor, "vendor rejected the refresh token");
+            app.connections
+                .set_status(
+                    &conn.user_id,
+                    vendor,
+                    ConnectionStatus::RefreshFailed,
+                    Some("the vendor rejected the refresh token; reconnect"),
+                )
+                .await?;
+            Err(VendorError::RefreshRejected.into_error(vendor))
+        }
+        Err(e) => Err(e.into_error(vendor)),
+    }
+}
+
+async fn reread(app: &App, conn: &Connection) -> Result<Connection> {
+    app.connections
+        .get(&conn.user_id, conn.vendor)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connection to {}", conn.vendor)))
+}

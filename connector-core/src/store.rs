@@ -1,0 +1,745 @@
+//! DynamoDB storage: connections (with sealed tokens), health data (samples
+//! and daily summaries) and short-lived items (OAuth state, dedup keys).
+//! Every update names the full primary key; expiry is checked on read because
+//! TTL deletion is lazy.
+
+use crate::error::{sdk, Error, Result};
+use crate::model::{DailySummary, MetricType, Sample, SUMMARY_METRICS};
+use crate::tokens::{Connection, ConnectionStatus, SealedTokens};
+use crate::vendors::Vendor;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnValue, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+fn get_time(item: &Item, k: &str) -> Option<DateTime<Utc>> {
+    get_n::<i64>(item, k).and_then(|t| Utc.timestamp_opt(t, 0).single())
+}
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// `vendor#vendor_user_id`, the key of the by-vendor-user index.
+pub fn vendor_user_key(vendor: Vendor, vendor_user_id: &str) -> String {
+    format!("{}#{}", vendor.as_str(), vendor_user_id)
+}
+
+#[derive(Clone)]
+pub struct ConnectionStore {
+    db: Client,
+    table: String,
+}
+
+impl ConnectionStore {
+    pub const VENDOR_USER_INDEX: &'static str = "by-vendor-user";
+
+    pub fn new(db: Client, table: String) -> Self {
+        Self { db, table }
+    }
+
+    fn key(user_id: &str, vendor: Vendor) -> Item {
+        HashMap::from([
+            ("user_id".to_string(), s(user_id)),
+            ("vendor".to_string(), s(vendor.as_str())),
+        ])
+    }
+
+    fn from_item(item: &Item) -> Result<Connection> {
+        let bad = |f: &str| Error::Storage(format!("connection item has no valid {f}"));
+        Ok(Connection {
+            user_id: get_s(item, "user_id")
+                .ok_or_else(|| bad("user_id"))?
+                .to_string(),
+            vendor: get_s(item, "vendor")
+                .ok_or_else(|| bad("vendor"))?
+                .parse()
+                .map_err(|_| bad("vendor"))?,
+            status: get_s(item, "status")
+                .and_then(ConnectionStatus::parse)
+                .ok_or_else(|| bad("status"))?,
+            vendor_user_id: get_s(item, "vendor_user_id")
+                .unwrap_or_default()
+                .to_string(),
+            scopes: get_s(item, "scopes")
+                .map(|s| {
+                    s.split(' ')
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expires_at: get_time(item, "expires_at"),
+            connected_at: get_time(item, "connected_at").ok_or_else(|| bad("connected_at"))?,
+            last_sync_at: get_time(item, "last_sync_at"),
+            last_error: get_s(item, "last_error").map(String::from),
+            token_version: get_n(item, "token_version").unwrap_or(0),
+            sealed_access_token: get_s(item, "access_token").unwrap_or_default().to_string(),
+            sealed_refresh_token: get_s(item, "refresh_token").map(String::from),
+        })
+    }
+
+    /// Stores a new or renewed connection; bumps the token version so that
+    /// any refresh in flight for the old grant loses its conditional write.
+    pub async fn connect(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        vendor_user_id: &str,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        tokens: &SealedTokens,
+    ) -> Result<()> {
+        let names = HashMap::from([("#s".to_string(), "status".to_string())]);
+        let mut values = HashMap::from([
+            (":st".to_string(), s(ConnectionStatus::Connected.as_str())),
+            (":vu".to_string(), s(vendor_user_id)),
+            (
+                ":vk".to_string(),
+                s(vendor_user_key(vendor, vendor_user_id)),
+            ),
+            (":sc".to_string(), s(scopes.join(" "))),
+            (":now".to_string(), n(Utc::now().timestamp())),
+            (":at".to_string(), s(&tokens.access)),
+            (":zero".to_string(), n(0)),
+            (":one".to_string(), n(1)),
+        ]);
+        let mut set = vec![
+            "#s = :st",
+            "vendor_user_id = :vu",
+            "vendor_user_key = :vk",
+            "scopes = :sc",
+            "connected_at = :now",
+            "access_token = :at",
+            "token_version = if_not_exists(token_version, :zero) + :one",
+        ];
+        let mut remove = vec!["last_error"];
+        match expires_at {
+            Some(t) => {
+                values.insert(":ex".into(), n(t.timestamp()));
+                set.push("expires_at = :ex");
+            }
+            None => remove.push("expires_at"),
+        }
+        match &tokens.refresh {
+            Some(r) => {
+                values.insert(":rt".into(), s(r));
+                set.push("refresh_token = :rt");
+            }
+            None => remove.push("refresh_token"),
+        }
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                set.join(", "),
+                remove.join(", ")
+            ))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem connection", sdk(e)))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, user_id: &str, vendor: Vendor) -> Result<Option<Connection>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem connection", sdk(e)))?;
+        out.item.as_ref().map(Self::from_item).transpose()
+    }
+
+    pub async fn list(&self, user_id: &str) -> Result<Vec<Connection>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("user_id = :u")
+                .expression_attribute_values(":u", s(user_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::storage("Query connections", sdk(e)))?;
+            for item in page.items() {
+                out.push(Self::from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The connection a vendor's user id belongs to (webhooks name vendor ids).
+    pub async fn find_by_vendor_user(
+        &self,
+        vendor: Vendor,
+        vendor_user_id: &str,
+    ) -> Result<Option<Connection>> {
+        let page = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(Self::VENDOR_USER_INDEX)
+            .key_condition_expression("vendor_user_key = :k")
+            .expression_attribute_values(":k", s(vendor_user_key(vendor, vendor_user_id)))
+            .send()
+            .await
+            .map_err(|e| Error::storage("Query by-vendor-user", sdk(e)))?;
+        page.items().first().map(Self::from_item).transpose()
+    }
+
+    /// Replaces the tokens only if nobody else did since `expected_version`
+    /// was read. Returns false when another writer won.
+    pub async fn replace_tokens(
+        &self,
+        conn: &Connection,
+        expected_version: u64,
+        tokens: &SealedTokens,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let mut values = HashMap::from([
+            (":v".to_string(), n(expected_version)),
+            (":nv".to_string(), n(expected_version + 1)),
+            (":at".to_string(), s(&tokens.access)),
+            (":st".to_string(), s(ConnectionStatus::Connected.as_str())),
+        ]);
+        let mut set = vec!["token_version = :nv", "access_token = :at", "#s = :st"];
+        let mut remove = vec!["last_error", "refresh_lease_owner", "refresh_lease_until"];
+        if let Some(r) = &tokens.refresh {
+            values.insert(":rt".into(), s(r));
+            set.push("refresh_token = :rt");
+        }
+        match expires_at {
+            Some(t) => {
+                values.insert(":ex".into(), n(t.timestamp()));
+                set.push("expires_at = :ex");
+            }
+            None => remove.push("expires_at"),
+        }
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&conn.user_id, conn.vendor)))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                set.join(", "),
+                remove.join(", ")
+            ))
+            .condition_expression("token_version = :v")
+            .expression_attribute_names("#s", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(Error::storage("UpdateItem tokens", sdk(e))),
+        }
+    }
+
+    /// Takes the refresh lease of a connection at `version`: only one
+    /// refresher at a time may spend a (single-use) refresh token. Fails if
+    /// the tokens changed or an unexpired lease is held by someone else.
+    pub async fn take_refresh_lease(
+        &self,
+        conn: &Connection,
+        version: u64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&conn.user_id, conn.vendor)))
+            .update_expression("SET refresh_lease_owner = :o, refresh_lease_until = :u")
+            .condition_expression(
+                "token_version = :v AND (attribute_not_exists(refresh_lease_until) OR refresh_lease_until < :now)",
+            )
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":u", n(until.timestamp()))
+            .expression_attribute_values(":v", n(version))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(Error::storage("UpdateItem refresh lease", sdk(e))),
+        }
+    }
+
+    /// Gives the lease back (only if `owner` still holds it).
+    pub async fn release_refresh_lease(&self, conn: &Connection, owner: &str) -> Result<()> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&conn.user_id, conn.vendor)))
+            .update_expression("REMOVE refresh_lease_owner, refresh_lease_until")
+            .condition_expression("refresh_lease_owner = :o")
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(Error::storage("UpdateItem refresh lease", sdk(e))),
+        }
+    }
+
+    /// Sets status and last error (None clears it) of an existing connection.
+    pub async fn set_status(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        status: ConnectionStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .condition_expression("attribute_exists(user_id)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":st", s(status.as_str()));
+        req = match error {
+            Some(e) => req
+                .update_expression("SET #s = :st, last_error = :e")
+                .expression_attribute_values(":e", s(e)),
+            None => req.update_expression("SET #s = :st REMOVE last_error"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(Error::storage("UpdateItem status", sdk(e))),
+        }
+    }
+
+    pub async fn mark_synced(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .condition_expression("attribute_exists(user_id)")
+            .update_expression("SET last_sync_at = :t REMOVE last_error")
+            .expression_attribute_values(":t", n(at.timestamp()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(Error::storage("UpdateItem last_sync_at", sdk(e))),
+        }
+    }
+
+    pub async fn delete(&self, user_id: &str, vendor: Vendor) -> Result<bool> {
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| Error::storage("DeleteItem connection", sdk(e)))?;
+        Ok(out.attributes.is_some())
+    }
+
+    /// Connected connections whose access token expires before `before`.
+    pub async fn expiring_before(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .db
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#s = :st AND expires_at < :b")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
+                .expression_attribute_values(":b", n(before.timestamp()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::storage("Scan connections", sdk(e)))?;
+            for item in page.items() {
+                out.push(Self::from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HealthStore {
+    db: Client,
+    table: String,
+}
+
+fn day_key(date: NaiveDate) -> String {
+    format!("day#{}", date.format("%Y-%m-%d"))
+}
+
+impl HealthStore {
+    pub fn new(db: Client, table: String) -> Self {
+        Self { db, table }
+    }
+
+    /// Writes samples by natural key (user, metric, time, source): writing
+    /// the same sample again overwrites it.
+    pub async fn put_samples(&self, user_id: &str, samples: &[Sample]) -> Result<()> {
+        let mut by_key: HashMap<String, &Sample> = HashMap::new();
+        for sample in samples {
+            by_key.insert(sample.sort_key(), sample);
+        }
+        let requests: Vec<WriteRequest> = by_key
+            .into_iter()
+            .map(|(sk, smp)| {
+                let mut item = HashMap::from([
+                    ("user_id".to_string(), s(user_id)),
+                    ("sk".to_string(), s(sk)),
+                    ("metric".to_string(), s(smp.metric.as_str())),
+                    (
+                        "date".to_string(),
+                        s(smp.date.format("%Y-%m-%d").to_string()),
+                    ),
+                    ("value".to_string(), n(smp.value)),
+                    ("source".to_string(), s(&smp.source)),
+                ]);
+                if let Some(t) = smp.time {
+                    item.insert("time".into(), n(t.timestamp()));
+                }
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .expect("item set"),
+                    )
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..8u32 {
+                let out = self
+                    .db
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| Error::storage("BatchWriteItem", sdk(e)))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 7 {
+                    return Err(Error::Storage(format!(
+                        "{} writes stayed unprocessed",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the summary values present in `summary`, keeping any others the
+    /// day already has (from other sources).
+    pub async fn upsert_summary(&self, user_id: &str, summary: &DailySummary) -> Result<()> {
+        let mut set = vec!["#d = :d".to_string()];
+        let mut names = HashMap::from([("#d".to_string(), "date".to_string())]);
+        let mut values = HashMap::from([(
+            ":d".to_string(),
+            s(summary.date.format("%Y-%m-%d").to_string()),
+        )]);
+        for (i, metric) in SUMMARY_METRICS.iter().enumerate() {
+            if let Some(v) = summary.get(*metric) {
+                let source = summary
+                    .sources
+                    .get(metric.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                names.insert(format!("#m{i}"), metric.as_str().to_string());
+                names.insert(format!("#s{i}"), format!("{}_source", metric.as_str()));
+                values.insert(format!(":m{i}"), n(v));
+                values.insert(format!(":s{i}"), s(source));
+                set.push(format!("#m{i} = :m{i}, #s{i} = :s{i}"));
+            }
+        }
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .key("sk", s(day_key(summary.date)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem summary", sdk(e)))?;
+        Ok(())
+    }
+
+    async fn query_range(&self, user_id: &str, lo: String, hi: String) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":u", s(user_id))
+                .expression_attribute_values(":lo", s(lo.clone()))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::storage("Query health data", sdk(e)))?;
+            out.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Daily summaries for `from..=to`, oldest first.
+    pub async fn summaries(
+        &self,
+        user_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailySummary>> {
+        let items = self
+            .query_range(user_id, day_key(from), day_key(to))
+            .await?;
+        let mut rows = Vec::with_capacity(items.len());
+        for item in &items {
+            let date = get_s(item, "date")
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| Error::Storage("summary item has no valid date".into()))?;
+            let mut row = DailySummary::new(date);
+            for metric in SUMMARY_METRICS {
+                if let Some(v) = get_n::<f64>(item, metric.as_str()) {
+                    let src =
+                        get_s(item, &format!("{}_source", metric.as_str())).unwrap_or_default();
+                    row.set(metric, v, src);
+                }
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Samples of one metric on `from..=to` (by their day), oldest first.
+    pub async fn samples(
+        &self,
+        user_id: &str,
+        metric: MetricType,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Sample>> {
+        let prefix = format!("sample#{}#", metric.as_str());
+        // '~' sorts after every character a time or source uses.
+        let lo = format!("{prefix}{}", from.format("%Y-%m-%d"));
+        let hi = format!("{prefix}{}~", to.format("%Y-%m-%d"));
+        let items = self.query_range(user_id, lo, hi).await?;
+        items
+            .iter()
+            .map(|item| {
+                let bad = || Error::Storage("sample item is malformed".into());
+                Ok(Sample {
+                    metric,
+                    date: get_s(item, "date")
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                        .ok_or_else(bad)?,
+                    time: get_time(item, "time"),
+                    value: get_n(item, "value").ok_or_else(bad)?,
+                    source: get_s(item, "source").ok_or_else(bad)?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every health item of a user; returns how many.
+    pub async fn delete_user(&self, user_id: &str) -> Result<usize> {
+        let items = self.query_range(user_id, String::new(), "~".into()).await?;
+        let requests: Vec<WriteRequest> = items
+            .iter()
+            .filter_map(|item| {
+                let key = HashMap::from([
+                    ("user_id".to_string(), item.get("user_id")?.clone()),
+                    ("sk".to_string(), item.get("sk")?.clone()),
+                ]);
+                Some(
+                    WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(key)).build().ok()?)
+                        .build(),
+                )
+            })
+            .collect();
+        let count = requests.len();
+        self.batch_write(requests).await?;
+        Ok(count)
+    }
+}
+
+/// Short-lived items with a TTL: single-use OAuth state and dedup keys.
+#[derive(Clone)]
+pub struct EphemeralStore {
+    db: Client,
+    table: String,
+}
+
+impl EphemeralStore {
+    pub fn new(db: Client, table: String) -> Self {
+        Self { db, table }
+    }
+
+    /// Stores `attrs` under `pk` until `expires_at`, replacing any old item.
+    pub async fn put(
+        &self,
+        pk: &str,
+        attrs: HashMap<String, String>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut item: Item = attrs.into_iter().map(|(k, v)| (k, s(v))).collect();
+        item.insert("pk".into(), s(pk));
+        item.insert("expires_at".into(), n(expires_at.timestamp()));
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| Error::storage("PutItem ephemeral", sdk(e)))?;
+        Ok(())
+    }
+
+    /// The live item under `pk`, if any.
+    pub async fn get(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem ephemeral", sdk(e)))?;
+        Ok(out
+            .item
+            .filter(|i| get_n::<i64>(i, "expires_at").is_some_and(|t| t > Utc::now().timestamp()))
+            .map(Self::strings))
+    }
+
+    fn strings(item: Item) -> HashMap<String, String> {
+        item.into_iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+            .collect()
+    }
+
+    /// Removes and returns the item only if it exists and has not expired:
+    /// exactly one caller can take it.
+    pub async fn take(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+        let res = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .condition_expression("attribute_exists(pk) AND expires_at > :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes.map(Self::strings)),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
+            Err(e) => Err(Error::storage("DeleteItem ephemeral", sdk(e))),
+        }
+    }
+
+    /// Claims `pk` until `expires_at`. True for the first claim; false when a
+    /// live claim exists (an expired one may be claimed again).
+    pub async fn claim(&self, pk: &str, expires_at: DateTime<Utc>) -> Result<bool> {
+        let res = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("expires_at", n(expires_at.timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(Error::storage("PutItem claim", sdk(e))),
+        }
+    }
+
+    pub async fn delete(&self, pk: &str) -> Result<()> {
+        self.db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .send()
+            .await
+            .map_err(|e| Error::storage("DeleteItem ephemeral", sdk(e)))?;
+        Ok(())
+    }
+}

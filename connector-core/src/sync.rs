@@ -1,0 +1,97 @@
+//! Running one sync job: open the connection's tokens, refresh them when
+//! they expire (or the vendor says they did), pull, normalize and write
+//! idempotently (samples by natural key, summaries by user and day).
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::jobs::SyncJob;
+use crate::model::DailySummary;
+use crate::refresh::refresh_connection;
+use crate::tokens::{self, ConnectionStatus};
+use crate::vendors::{FetchRequest, VendorError};
+use chrono::Utc;
+
+/// Refresh this long before the access token expires.
+pub const EXPIRY_MARGIN_SECS: i64 = 60;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Synced {
+        samples: usize,
+        days: usize,
+    },
+    /// Nothing to do: the connection is gone or needs the user.
+    Skipped(&'static str),
+}
+
+/// Runs a job. `Err` means "retry later" (the message goes back to the
+/// queue); failures that a retry cannot fix are recorded on the connection
+/// and end the job.
+pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
+    let vendor = job.vendor;
+    let Some(mut conn) = app.connections.get(&job.user_id, vendor).await? else {
+        return Ok(JobOutcome::Skipped("no connection"));
+    };
+    if conn.status != ConnectionStatus::Connected && conn.status != ConnectionStatus::Error {
+        return Ok(JobOutcome::Skipped(
+            "connection needs the user to reconnect",
+        ));
+    }
+    let driver = match app.vendors.driver(vendor) {
+        Ok(d) => d.clone(),
+        Err(e) => return record_permanent(app, job, e).await,
+    };
+    let mut tokens = tokens::open(&app.envelope, &conn).await?;
+    if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
+        (conn, tokens) = refresh_connection(app, &conn).await?;
+    }
+    let mut refreshed_on_401 = false;
+    let samples = loop {
+        app.throttle.acquire(vendor).await;
+        let req = FetchRequest {
+            user_id: &job.user_id,
+            vendor_user_id: &conn.vendor_user_id,
+            access_token: tokens.access_token.expose(),
+            from: job.from,
+            to: job.to,
+        };
+        match driver.fetch(req).await {
+            Ok(s) => break s,
+            Err(VendorError::Unauthorized) if !refreshed_on_401 => {
+                refreshed_on_401 = true;
+                (conn, tokens) = refresh_connection(app, &conn).await?;
+            }
+            Err(VendorError::Permanent(detail)) => {
+                return record_permanent(app, job, Error::Vendor { vendor, detail }).await
+            }
+            Err(e) => return Err(e.into_error(vendor)),
+        }
+    };
+    app.health.put_samples(&job.user_id, &samples).await?;
+    let summaries = DailySummary::from_samples(&samples);
+    for summary in &summaries {
+        app.health.upsert_summary(&job.user_id, summary).await?;
+    }
+    app.connections
+        .mark_synced(&job.user_id, vendor, Utc::now())
+        .await?;
+    Ok(JobOutcome::Synced {
+        samples: samples.len(),
+        days: summaries.len(),
+    })
+}
+
+async fn record_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOutcome> {
+    tracing::warn!(job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, error = %err, "sync failed permanently");
+    app.connections
+        .set_status(
+            &job.user_id,
+            job.vendor,
+            ConnectionStatus::Error,
+            Some(&err.to_string()),
+        )
+        .await?;
+    Ok(JobOutcome::Skipped(
+        "vendor refused the job; recorded on the connection",
+    ))
+}

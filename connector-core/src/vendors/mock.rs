@@ -1,0 +1,340 @@
+//! The Mock vendor: works with no vendor keys, yet runs every real path.
+//! Connecting mints a random access + refresh token pair (access lives 1 h)
+//! that is sealed and stored like any vendor's; the mock's own "vendor side"
+//! keeps only SHA-256 hashes of the tokens it issued (in the ephemeral
+//! table), so fetches need a valid access token and refresh tokens rotate and
+//! work once. Data is plausible and deterministic per (user, day).
+//!
+//! Webhook contract: `X-Mock-Timestamp` (unix seconds) and `X-Mock-Signature`
+//! = lowercase hex HMAC-SHA256(secret, timestamp + "." + raw body); body
+//! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
+
+use super::{FetchRequest, Vendor, VendorDriver, VendorError};
+use crate::error::{Error, Result};
+use crate::model::{MetricType, Sample};
+use crate::store::EphemeralStore;
+use crate::tokens::{Secret, TokenSet};
+use crate::webhooks::{
+    Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit, WebhookEvent,
+};
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::{NaiveDate, Utc};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+pub const DEFAULT_ACCESS_TTL_SECS: i64 = 3600;
+const REFRESH_TTL_SECS: i64 = 30 * 86400;
+pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+
+pub struct MockVendor {
+    store: EphemeralStore,
+    access_ttl_secs: i64,
+    high_stress: bool,
+}
+
+/// The Mock user id of a connector user.
+pub fn mock_user_id(user_id: &str) -> String {
+    format!("mock-{user_id}")
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_token(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}{}", B64.encode(b))
+}
+
+fn transient(e: Error) -> VendorError {
+    VendorError::Transient(e.to_string())
+}
+
+impl MockVendor {
+    /// `access_ttl_secs` is the access-token lifetime (1 h unless a test
+    /// shortens it); `high_stress` forces stress 8–10 on every day.
+    pub fn new(store: EphemeralStore, access_ttl_secs: i64, high_stress: bool) -> Self {
+        Self {
+            store,
+            access_ttl_secs,
+            high_stress,
+        }
+    }
+
+    /// Issues a fresh token pair for `vendor_user_id`, as the mock vendor.
+    pub async fn issue_tokens(&self, vendor_user_id: &str) -> Result<TokenSet> {
+        let access = random_token("mock_at_");
+        let refresh = random_token("mock_rt_");
+        let now = Utc::now();
+        let access_exp = now + chrono::Duration::seconds(self.access_ttl_secs);
+        let refresh_hash = token_hash(&refresh);
+        self.store
+            .put(
+                &format!("mockvendor#rt#{refresh_hash}"),
+                HashMap::from([("vendor_user_id".to_string(), vendor_user_id.to_string())]),
+                now + chrono::Duration::seconds(REFRESH_TTL_SECS),
+            )
+            .await?;
+        self.store
+            .put(
+                &format!("mockvendor#at#{}", token_hash(&access)),
+                HashMap::from([
+                    ("vendor_user_id".to_string(), vendor_user_id.to_string()),
+                    ("refresh_hash".to_string(), refresh_hash),
+                ]),
+                access_exp,
+            )
+            .await?;
+        Ok(TokenSet {
+            access_token: Secret::new(access),
+            refresh_token: Some(Secret::new(refresh)),
+            expires_at: Some(access_exp),
+            scopes: vec!["daily".into()],
+        })
+    }
+
+    async fn check_access(
+        &self,
+        vendor_user_id: &str,
+        access_token: &str,
+    ) -> Result<(), VendorError> {
+        let item = self
+            .store
+            .get(&format!("mockvendor#at#{}", token_hash(access_token)))
+            .await
+            .map_err(transient)?;
+        match item {
+            Some(i) if i.get("vendor_user_id").map(String::as_str) == Some(vendor_user_id) => {
+                Ok(())
+            }
+            _ => Err(VendorError::Unauthorized),
+        }
+    }
+
+    /// The deterministic daily values of a Mock user.
+    pub fn day(&self, vendor_user_id: &str, date: NaiveDate) -> Vec<Sample> {
+        let seed = Sha256::digest(format!("{vendor_user_id}|{date}").as_bytes());
+        // Eight independent fractions in [0, 1) from the seed's bytes.
+        let f = |i: usize| {
+            f64::from(u32::from_be_bytes([
+                seed[4 * i],
+                seed[4 * i + 1],
+                seed[4 * i + 2],
+                seed[4 * i + 3],
+            ])) / 4_294_967_296.0
+        };
+        let round1 = |x: f64| (x * 10.0).round() / 10.0;
+        let stress = if self.high_stress {
+            8.0 + (f(3) * 2.0).round()
+        } else {
+            1.0 + (f(3) * 5.0).round()
+        };
+        let src = Vendor::Mock.as_str();
+        vec![
+            Sample::daily(MetricType::Hrv, date, round1(25.0 + f(0) * 70.0), src),
+            Sample::daily(
+                MetricType::RestingHr,
+                date,
+                (48.0 + f(1) * 24.0).round(),
+                src,
+            ),
+            Sample::daily(
+                MetricType::SleepScore,
+                date,
+                (55.0 + f(2) * 40.0).round(),
+                src,
+            ),
+            Sample::daily(MetricType::Stress, date, stress, src),
+            Sample::daily(
+                MetricType::Steps,
+                date,
+                (3000.0 + f(4) * 12000.0).round(),
+                src,
+            ),
+            Sample::daily(
+                MetricType::Calories,
+                date,
+                (1800.0 + f(5) * 1400.0).round(),
+                src,
+            ),
+        ]
+    }
+
+    pub fn scheme() -> SignatureScheme {
+        SignatureScheme {
+            algorithm: Algorithm::HmacSha256,
+            encoding: Encoding::Hex,
+            message: SignedMessage::TimestampDotBody,
+            signature_header: "x-mock-signature",
+            timestamp: Some(TimestampRule {
+                header: "x-mock-timestamp",
+                unit: TimestampUnit::Seconds,
+                tolerance_secs: WEBHOOK_TOLERANCE_SECS,
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MockWebhook {
+    event_id: String,
+    user_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    date: NaiveDate,
+}
+
+#[async_trait]
+impl VendorDriver for MockVendor {
+    fn vendor(&self) -> Vendor {
+        Vendor::Mock
+    }
+
+    fn webhook_scheme(&self) -> Option<SignatureScheme> {
+        Some(Self::scheme())
+    }
+
+    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>> {
+        let w: MockWebhook = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("mock webhook body: {e}")))?;
+        if w.kind != "data.updated" {
+            return Err(Error::BadRequest(format!(
+                "mock webhook type {:?} is not data.updated",
+                w.kind
+            )));
+        }
+        if w.event_id.is_empty() || w.event_id.len() > 128 {
+            return Err(Error::BadRequest(
+                "mock webhook event_id must be 1..=128 characters".into(),
+            ));
+        }
+        Ok(vec![WebhookEvent {
+            event_id: w.event_id,
+            vendor_user_id: w.user_id,
+            date: w.date,
+        }])
+    }
+
+    async fn fetch(&self, req: FetchRequest<'_>) -> Result<Vec<Sample>, VendorError> {
+        self.check_access(req.vendor_user_id, req.access_token)
+            .await?;
+        Ok(req
+            .from
+            .iter_days()
+            .take_while(|d| *d <= req.to)
+            .flat_map(|d| self.day(req.vendor_user_id, d))
+            .collect())
+    }
+
+    async fn refresh(
+        &self,
+        vendor_user_id: &str,
+        refresh_token: &str,
+    ) -> Result<TokenSet, VendorError> {
+        // Taking the refresh token's record is atomic: a second use fails.
+        let item = self
+            .store
+            .take(&format!("mockvendor#rt#{}", token_hash(refresh_token)))
+            .await
+            .map_err(transient)?;
+        match item {
+            Some(i) if i.get("vendor_user_id").map(String::as_str) == Some(vendor_user_id) => {
+                self.issue_tokens(vendor_user_id).await.map_err(transient)
+            }
+            _ => Err(VendorError::RefreshRejected),
+        }
+    }
+
+    async fn revoke(&self, _vendor_user_id: &str, tokens: &TokenSet) -> Result<bool, VendorError> {
+        self.store
+            .delete(&format!(
+                "mockvendor#at#{}",
+                token_hash(tokens.access_token.expose())
+            ))
+            .await
+            .map_err(transient)?;
+        if let Some(rt) = &tokens.refresh_token {
+            self.store
+                .delete(&format!("mockvendor#rt#{}", token_hash(rt.expose())))
+                .await
+                .map_err(transient)?;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_mock(high_stress: bool) -> MockVendor {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let store = EphemeralStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "unused".into());
+        MockVendor::new(store, DEFAULT_ACCESS_TTL_SECS, high_stress)
+    }
+
+    fn value(samples: &[Sample], m: MetricType) -> f64 {
+        samples.iter().find(|s| s.metric == m).unwrap().value
+    }
+
+    #[test]
+    fn days_are_deterministic_plausible_and_distinct() {
+        let mock = offline_mock(false);
+        let d: NaiveDate = "2026-11-23".parse().unwrap();
+        assert_eq!(mock.day("mock-alice", d), mock.day("mock-alice", d));
+        assert_ne!(mock.day("mock-alice", d), mock.day("mock-bob", d));
+        assert_ne!(
+            mock.day("mock-alice", d),
+            mock.day("mock-alice", d.pred_opt().unwrap())
+        );
+        for i in 0..200 {
+            let day = mock.day(&format!("mock-u{i}"), d);
+            assert_eq!(day.len(), 6);
+            assert!((25.0..=95.0).contains(&value(&day, MetricType::Hrv)));
+            assert!((48.0..=72.0).contains(&value(&day, MetricType::RestingHr)));
+            assert!((55.0..=95.0).contains(&value(&day, MetricType::SleepScore)));
+            assert!((1.0..=6.0).contains(&value(&day, MetricType::Stress)));
+            assert!((3000.0..=15000.0).contains(&value(&day, MetricType::Steps)));
+            assert!((1800.0..=3200.0).contains(&value(&day, MetricType::Calories)));
+            assert!(day
+                .iter()
+                .all(|s| s.source == "mock" && s.date == d && s.time.is_none()));
+        }
+    }
+
+    #[test]
+    fn high_stress_flag_forces_stress_8_to_10() {
+        let mock = offline_mock(true);
+        let d: NaiveDate = "2026-11-23".parse().unwrap();
+        for i in 0..100 {
+            let s = value(&mock.day(&format!("mock-u{i}"), d), MetricType::Stress);
+            assert!((8.0..=10.0).contains(&s), "{s}");
+        }
+    }
+
+    #[test]
+    fn webhook_body_is_parsed_strictly() {
+        let mock = offline_mock(false);
+        let ev = mock
+            .parse_webhook(br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#)
+            .unwrap();
+        assert_eq!(ev[0].vendor_user_id, "mock-alice");
+        assert_eq!(ev[0].date.to_string(), "2026-11-23");
+        for bad in [
+            &br#"{"event_id":"e1","user_id":"mock-alice","type":"other","date":"2026-11-23"}"#[..],
+            br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-13-23"}"#,
+            br#"{"event_id":"","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#,
+            b"not json",
+        ] {
+            assert_eq!(mock.parse_webhook(bad).unwrap_err().status(), 400);
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Webhook signature schemes, the freshness window, and event dedup. One
+//! scheme type covers every vendor's rule: the HMAC, the encoding of the
+//! signature, what bytes are signed, and an optional timestamp header.
+
+use crate::error::{Error, Result};
+use crate::store::EphemeralStore;
+use crate::vendors::Vendor;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    HmacSha256,
+    HmacSha1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Hex, either case (Oura sends upper case).
+    Hex,
+    Base64,
+}
+
+/// The bytes that are signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignedMessage {
+    Body,
+    /// timestamp followed directly by the body (WHOOP, Oura).
+    TimestampBody,
+    /// timestamp "." body (Mock, Terra, phone push).
+    TimestampDotBody,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampUnit {
+    Seconds,
+    Millis,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TimestampRule {
+    pub header: &'static str,
+    pub unit: TimestampUnit,
+    /// How far the timestamp may be from now, either way.
+    pub tolerance_secs: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SignatureScheme {
+    pub algorithm: Algorithm,
+    pub encoding: Encoding,
+    pub message: SignedMessage,
+    pub signature_header: &'static str,
+    pub timestamp: Option<TimestampRule>,
+}
+
+/// Why a webhook was refused. Never carries the signature or secret.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("{0} header is malformed")]
+    Malformed(&'static str),
+    #[error("timestamp outside the {0} s freshness window")]
+    Stale(i64),
+    #[error("signature does not match")]
+    BadSignature,
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        Error::Unauthorized(format!("webhook rejected: {r}"))
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Rejection> {
+    headers
+        .get(name)
+        .ok_or(Rejection::MissingHeader(name))?
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| Rejection::Malformed(name))
+}
+
+impl SignatureScheme {
+    /// Checks the signature (constant time) and, where the scheme has a
+    /// timestamp, that it is within the window around `now`.
+    pub fn verify(
+        &self,
+        secret: &[u8],
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
+        let given = header(headers, self.signature_header)?;
+        let given = match self.encoding {
+            Encoding::Hex => hex::decode(given),
+            Encoding::Base64 => B64.decode(given).map_err(|_| hex::FromHexError::OddLength),
+        }
+        .map_err(|_| Rejection::Malformed(self.signature_header))?;
+
+        let timestamp = match &self.timestamp {
+            None => None,
+            Some(rule) => {
+                let raw = header(headers, rule.header)?;
+                let value: i64 = raw.parse().map_err(|_| Rejection::Malformed(rule.header))?;
+                let secs = match rule.unit {
+                    TimestampUnit::Seconds => value,
+                    TimestampUnit::Millis => value.div_euclid(1000),
+                };
+                if (now.timestamp() - secs).abs() > rule.tolerance_secs {
+                    return Err(Rejection::Stale(rule.tolerance_secs));
+                }
+                Some(raw)
+            }
+        };
+        let ts = timestamp.unwrap_or_default().as_bytes();
+        let parts: &[&[u8]] = match self.message {
+            SignedMessage::Body => &[body],
+            SignedMessage::TimestampBody => &[ts, body],
+            SignedMessage::TimestampDotBody => &[ts, b".", body],
+        };
+        let ok = match self.algorithm {
+            Algorithm::HmacSha256 => verify_mac::<Hmac<sha2::Sha256>>(secret, parts, &given),
+            Algorithm::HmacSha1 => verify_mac::<Hmac<sha1::Sha1>>(secret, parts, &given),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Rejection::BadSignature)
+        }
+    }
+}
+
+fn verify_mac<M: Mac + hmac::digest::KeyInit>(
+    secret: &[u8],
+    parts: &[&[u8]],
+    given: &[u8],
+) -> bool {
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    // verify_slice compares in constant time.
+    mac.verify_slice(given).is_ok()
+}
+
+/// Lowercase hex HMAC-SHA256 of `parts` — what a sender computes.
+pub fn sign_hex_sha256(secret: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(secret)
+        .expect("any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// One event from a verified webhook: what to sync, and the vendor's id for
+/// the delivery (the dedup key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub event_id: String,
+    pub vendor_user_id: String,
+    pub date: NaiveDate,
+}
+
+/// Dedup of webhook deliveries on the vendor's event id.
+pub struct Dedup<'a> {
+    pub store: &'a EphemeralStore,
+    pub ttl_secs: i64,
+}
+
+impl Dedup<'_> {
+    fn key(vendor: Vendor, event_id: &str) -> String {
+        format!("webhook#{}#{}", vendor.as_str(), event_id)
+    }
+
+    /// True the first time an event id is seen within the TTL.
+    pub async fn first_delivery(&self, vendor: Vendor, event_id: &str) -> Result<bool> {
+        self.store
+            .claim(
+                &Self::key(vendor, event_id),
+                Utc::now() + chrono::Duration::seconds(self.ttl_secs),
+            )
+            .await
+    }
+
+    /// Undoes a claim when the event could not be queued, so the vendor's
+    /// retry is processed rather than dropped as a duplicate.
+    pub async fn release(&self, vendor: Vendor, event_id: &str) -> Result<()> {
+        self.store.delete(&Self::key(vendor, event_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn mock_scheme() -> SignatureScheme {
+        SignatureScheme {
+            algorithm: Algorithm::HmacSha256,
+            encoding: Encoding::Hex,
+            message: SignedMessage::TimestampDotBody,
+            signature_header: "x-mock-signature",
+            timestamp: Some(TimestampRule {
+                header: "x-mock-timestamp",
+                unit: TimestampUnit::Seconds,
+                tolerance_secs: 300,
+            }),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rfc4231_vectors() {
+        assert_eq!(
+            sign_hex_sha256(&[0x0b; 20], &[b"Hi There"]),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            sign_hex_sha256(b"Jefe", &[b"what do ya ", b"want for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_vector_in_base64_scheme() {
+        // Standard Webhooks v1 test vector: base64 HMAC-SHA256 over
+        // "id.timestamp.body" with the base64-decoded whsec_ secret.
+        let secret = B64.decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let scheme = SignatureScheme {
+            algorithm: Algorithm::HmacSha256,
+            encoding: Encoding::Base64,
+            message: SignedMessage::Body,
+            signature_header: "webhook-signature",
+            timestamp: None,
+        };
+        let body = b"msg_27UH4WbU6Z5A5EzD8u03UvzRbpk.1649367553.{\"email\":\"test@example.com\",\"username\":\"test_user\"}";
+        let h = headers(&[(
+            "webhook-signature",
+            "tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=".into(),
+        )]);
+        assert_eq!(scheme.verify(&secret, &h, body, Utc::now()), Ok(()));
+        let h = headers(&[(
+            "webhook-signature",
+            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".into(),
+        )]);
+        assert_eq!(
+            scheme.verify(&secret, &h, body, Utc::now()),
+            Err(Rejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn mock_scheme_accepts_signed_and_rejects_the_rest() {
+        let scheme = mock_scheme();
+        let secret = b"fake-mock-webhook-secret";
+        let now = Utc::now();
+        let ts = now.timestamp().to_string();
+        let body = br#"{"event_id":"e1"}"#;
+        let sig = sign_hex_sha256(secret, &[ts.as_bytes(), b".", body]);
+        let ok = headers(&[
+            ("x-mock-timestamp", ts.clone()),
+            ("x-mock-signature", sig.clone()),
+        ]);
+        assert_eq!(scheme.verify(secret, &ok, body, now), Ok(()));
+        // Upper-case hex is the same signature.
+        let upper = headers(&[
+            ("x-mock-timestamp", ts.clone()),
+            ("x-mock-signature", sig.to_uppercase()),
+        ]);
+        assert_eq!(scheme.verify(secret, &upper, body, now), Ok(()));
+        // Tampered body, wrong secret, missing headers, stale timestamp.
+        assert_eq!(
+            scheme.verify(secret, &ok, br#"{"event_id":"e2"}"#, now),
+            Err(Rejection::BadSignature)
+        );
+        assert_eq!(
+            scheme.verify(b"other", &ok, body, now),
+            Err(Rejection::BadSignature)
+        );
+        let unsigned = headers(&[("x-mock-timestamp", ts.clone())]);
+        assert_eq!(
+            scheme.verify(secret, &unsigned, body, now),
+            Err(Rejection::MissingHeader("x-mock-signature"))
+        );
+        let no_ts = headers(&[("x-mock-signature", sig.clone())]);
+        assert_eq!(
+            scheme.verify(secret, &no_ts, body, now),
+            Err(Rejection::MissingHeader("x-mock-timestamp"))
+        );
+        let later = now + chrono::Duration::seconds(301);
+        assert_eq!(
+            scheme.verify(secret, &ok, body, later),
+            Err(Rejection::Stale(300))
+        );
+        let garbage = headers(&[("x-mock-timestamp", ts), ("x-mock-signature", "zz".into())]);
+        assert_eq!(
+            scheme.verify(secret, &garbage, body, now),
+            Err(Rejection::Malformed("x-mock-signature"))
+        );
+    }
+
+    #[test]
+    fn timestamp_is_part_of_the_signed_message() {
+        let scheme = mock_scheme();
+        let secret = b"k";
+        let now = Utc::now();
+        let ts = now.timestamp();
+        let body = b"{}";
+        let sig = sign_hex_sha256(secret, &[ts.to_string().as_bytes(), b".", body]);
+        let moved = headers(&[
+            ("x-mock-timestamp", (ts + 1).to_string()),
+            ("x-mock-signature", sig),
+        ]);
+        assert_eq!(
+            scheme.verify(secret, &moved, body, now),
+            Err(Rejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn millisecond_timestamps_and_sha1() {
+        let scheme = SignatureScheme {
+            algorithm: Algorithm::HmacSha1,
+            encoding: Encoding::Base64,
+            message: SignedMessage::TimestampBody,
+            signature_header: "x-sig",
+            timestamp: Some(TimestampRule {
+                header: "x-ts",
+                unit: TimestampUnit::Millis,
+                tolerance_secs: 60,
+            }),
+        };
+        let now = Utc::now();
+        let ts = now.timestamp_millis().to_string();
+        let mut mac = <Hmac<sha1::Sha1> as hmac::digest::KeyInit>::new_from_slice(b"s").unwrap();
+        mac.update(ts.as_bytes());
+        mac.update(b"body");
+        let sig = B64.encode(mac.finalize().into_bytes());
+        let h = headers(&[("x-ts", ts), ("x-sig", sig)]);
+        assert_eq!(scheme.verify(b"s", &h, b"body", now), Ok(()));
+        assert_eq!(
+            scheme.verify(b"s", &h, b"body", now + chrono::Duration::seconds(120)),
+            Err(Rejection::Stale(60))
+        );
+    }
+}

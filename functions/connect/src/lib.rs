@@ -1,0 +1,110 @@
+//! `POST /v1/connections/{vendor}` starts a connection (OAuth redirect, or at
+//! once for Mock); `DELETE /v1/connections/{vendor}` revokes it at the vendor
+//! and deletes the tokens.
+
+use connector_core::api::{json, json_body, path_param, request_domain, respond, route, user_id};
+use connector_core::jobs::{last_days, JobReason, SyncJob};
+use connector_core::vendors::mock::mock_user_id;
+use connector_core::{oauth, tokens, App, Error, Result, Vendor};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    return_url: Option<String>,
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(dispatch(app, &req).await)
+}
+
+async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
+    let user = user_id(req)?;
+    let vendor: Vendor = path_param(req, "vendor")?.parse()?;
+    match route(req).split(' ').next() {
+        Some("POST") => connect(app, req, &user, vendor).await,
+        Some("DELETE") => disconnect(app, &user, vendor).await,
+        _ => Err(Error::BadRequest("unsupported method".into())),
+    }
+}
+
+async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {
+    let body: ConnectBody = json_body(req)?;
+    if vendor == Vendor::Mock {
+        let vendor_user_id = mock_user_id(user);
+        let tokens = app.mock.issue_tokens(&vendor_user_id).await?;
+        let sealed = tokens::seal(&app.envelope, user, vendor, &tokens).await?;
+        app.connections
+            .connect(
+                user,
+                vendor,
+                &vendor_user_id,
+                &tokens.scopes,
+                tokens.expires_at,
+                &sealed,
+            )
+            .await?;
+        let (from, to) = last_days(app.config.backfill_days);
+        app.queue
+            .send(&SyncJob::new(user, vendor, from, to, JobReason::Backfill)?)
+            .await?;
+        tracing::info!(user_id = user, %vendor, "connected");
+        return Ok(json(
+            200,
+            &serde_json::json!({ "vendor": vendor, "status": "connected" }),
+        ));
+    }
+    let creds = app.credentials.vendor(vendor).await?;
+    if !creds.supported() {
+        return Err(Error::VendorNotConfigured(vendor));
+    }
+    let return_url = app.config.return_url(body.return_url.as_deref())?;
+    let redirect_uri = app
+        .config
+        .callback_url(vendor, request_domain(req).as_deref())?;
+    let url = oauth::begin(
+        &app.ephemeral,
+        &app.envelope,
+        &creds,
+        user,
+        &redirect_uri,
+        &return_url,
+    )
+    .await?;
+    Ok(json(
+        200,
+        &serde_json::json!({ "vendor": vendor, "redirect_url": url.as_str() }),
+    ))
+}
+
+async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Body>> {
+    let conn = app
+        .connections
+        .get(user, vendor)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
+    let revoked_at_vendor = match app.vendors.get(vendor) {
+        Some(driver) => {
+            let tokens = tokens::open(&app.envelope, &conn).await?;
+            // Keep the tokens when the vendor cannot be reached: deleting them
+            // would leave the grant alive at the vendor with no way to revoke.
+            driver
+                .revoke(&conn.vendor_user_id, &tokens)
+                .await
+                .map_err(|e| e.into_error(vendor))?
+        }
+        None => false,
+    };
+    app.connections.delete(user, vendor).await?;
+    tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
+    let mut body = serde_json::json!({
+        "vendor": vendor,
+        "status": "disconnected",
+        "revoked_at_vendor": revoked_at_vendor,
+    });
+    if !revoked_at_vendor {
+        body["note"] = "this build cannot revoke the grant at the vendor; revoke it in the vendor's app settings".into();
+    }
+    Ok(json(200, &body))
+}

@@ -1,0 +1,149 @@
+//! The data API: `POST /v1/sync` queues a pull, `GET /v1/reports` serves
+//! daily summaries, `GET /v1/metrics` serves series with units and sources.
+
+use chrono::NaiveDate;
+use connector_core::api::{json, json_body, query_param, respond, route, user_id};
+use connector_core::config::MAX_WINDOW_DAYS;
+use connector_core::jobs::{last_days, JobReason, SyncJob};
+use connector_core::model::MetricType;
+use connector_core::tokens::ConnectionStatus;
+use connector_core::{App, Error, Result, Vendor};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+pub const DEFAULT_SYNC_DAYS: u32 = 3;
+pub const DEFAULT_REPORT_DAYS: u32 = 14;
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(dispatch(app, &req).await)
+}
+
+async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
+    let user = user_id(req)?;
+    match route(req).as_str() {
+        "POST /v1/sync" => sync(app, req, &user).await,
+        "GET /v1/reports" => reports(app, req, &user).await,
+        "GET /v1/metrics" => metrics(app, req, &user).await,
+        other => Err(Error::NotFound(format!("route {other:?}"))),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    vendor: Option<String>,
+    days: Option<u32>,
+}
+
+fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
+    let d = value.unwrap_or(default);
+    if (1..=MAX_WINDOW_DAYS).contains(&d) {
+        Ok(d)
+    } else {
+        Err(Error::BadRequest(format!(
+            "{name} must be between 1 and {MAX_WINDOW_DAYS}"
+        )))
+    }
+}
+
+async fn sync(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let body: SyncBody = json_body(req)?;
+    let vendor: Vendor = body
+        .vendor
+        .as_deref()
+        .ok_or_else(|| Error::BadRequest("vendor is required".into()))?
+        .parse()
+        .map_err(|_| Error::BadRequest("vendor is not a known vendor".into()))?;
+    let days = days_in_range("days", body.days, DEFAULT_SYNC_DAYS)?;
+    let conn = app
+        .connections
+        .get(user, vendor)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
+    if conn.status == ConnectionStatus::RefreshFailed
+        || conn.status == ConnectionStatus::Disconnected
+    {
+        return Err(Error::Conflict(format!(
+            "connection to {vendor} needs the user to reconnect"
+        )));
+    }
+    let (from, to) = last_days(days);
+    let job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
+    app.queue.send(&job).await?;
+    Ok(json(
+        202,
+        &serde_json::json!({ "job_id": job.job_id, "vendor": vendor, "from": from, "to": to }),
+    ))
+}
+
+fn parse_u32(req: &Request, name: &str) -> Result<Option<u32>> {
+    query_param(req, name)
+        .map(|v| {
+            v.parse::<u32>()
+                .map_err(|_| Error::BadRequest(format!("{name} must be a whole number")))
+        })
+        .transpose()
+}
+
+async fn reports(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let days = days_in_range("days", parse_u32(req, "days")?, DEFAULT_REPORT_DAYS)?;
+    let (from, to) = last_days(days);
+    let mut rows = app.health.summaries(user, from, to).await?;
+    rows.reverse();
+    Ok(json(
+        200,
+        &serde_json::json!({ "from": from, "to": to, "reports": rows }),
+    ))
+}
+
+fn parse_date(req: &Request, name: &str) -> Result<Option<NaiveDate>> {
+    query_param(req, name)
+        .map(|v| {
+            NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                .map_err(|_| Error::BadRequest(format!("{name} must be a date YYYY-MM-DD")))
+        })
+        .transpose()
+}
+
+async fn metrics(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let types =
+        query_param(req, "types").ok_or_else(|| Error::BadRequest("types is required".into()))?;
+    let metrics = types
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            MetricType::parse(t)
+                .ok_or_else(|| Error::BadRequest(format!("unknown metric type {t:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if metrics.is_empty() {
+        return Err(Error::BadRequest("types is required".into()));
+    }
+    let until = parse_date(req, "until")?.unwrap_or_else(|| last_days(1).1);
+    let since = parse_date(req, "since")?
+        .unwrap_or_else(|| until - chrono::Duration::days(i64::from(DEFAULT_REPORT_DAYS) - 1));
+    if since > until {
+        return Err(Error::BadRequest("since is after until".into()));
+    }
+    if (until - since).num_days() >= i64::from(MAX_WINDOW_DAYS) {
+        return Err(Error::BadRequest(format!(
+            "since..until spans more than {MAX_WINDOW_DAYS} days"
+        )));
+    }
+    let mut series = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let points: Vec<_> = app
+            .health
+            .samples(user, metric, since, until)
+            .await?
+            .into_iter()
+            .map(|s| serde_json::json!({ "date": s.date, "time": s.time, "value": s.value, "source": s.source }))
+            .collect();
+        series.push(serde_json::json!({ "type": metric, "unit": metric.unit(), "points": points }));
+    }
+    Ok(json(
+        200,
+        &serde_json::json!({ "since": since, "until": until, "series": series }),
+    ))
+}

@@ -1,0 +1,105 @@
+//! `GET /v1/oauth/{vendor}/callback?code&state` (public): takes the single-use
+//! state, exchanges the code, stores the sealed tokens, enqueues a backfill,
+//! and sends the user back to the app's return URL with the outcome.
+
+use connector_core::api::{path_param, query_param, respond};
+use connector_core::jobs::{last_days, JobReason, SyncJob};
+use connector_core::{oauth, tokens, App, Error, Result, Vendor};
+use lambda_http::{Body, Request, Response};
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(callback(app, &req).await)
+}
+
+fn redirect(return_url: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>> {
+    let mut url = url_with(return_url)?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(Response::builder()
+        .status(302)
+        .header("location", url.as_str())
+        .header("cache-control", "no-store")
+        .body(Body::Empty)
+        .expect("valid response"))
+}
+
+fn url_with(s: &str) -> Result<oauth2::url::Url> {
+    oauth2::url::Url::parse(s).map_err(|_| Error::Storage("stored return URL is invalid".into()))
+}
+
+async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
+    let vendor: Vendor = path_param(req, "vendor")?.parse()?;
+    if vendor == Vendor::Mock {
+        return Err(Error::BadRequest(
+            "mock connects without OAuth; POST /v1/connections/mock".into(),
+        ));
+    }
+    let state =
+        query_param(req, "state").ok_or_else(|| Error::BadRequest("state is missing".into()))?;
+    let state_item = oauth::take_state(&app.ephemeral, vendor, &state).await?;
+    let return_url = state_item
+        .get("return_url")
+        .cloned()
+        .ok_or_else(|| Error::Storage("OAuth state item lacks return_url".into()))?;
+    let v = vendor.as_str();
+    if let Some(err) = query_param(req, "error") {
+        // The vendor's error code only (e.g. access_denied), never free text.
+        let reason: String = err
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return redirect(
+            &return_url,
+            &[("vendor", v), ("status", "error"), ("reason", &reason)],
+        );
+    }
+    let Some(code) = query_param(req, "code") else {
+        return redirect(
+            &return_url,
+            &[
+                ("vendor", v),
+                ("status", "error"),
+                ("reason", "missing_code"),
+            ],
+        );
+    };
+    let creds = app.credentials.vendor(vendor).await?;
+    let done = match oauth::complete(&app.http, &app.envelope, &creds, &state_item, &code).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(%vendor, error = %e, "code exchange failed");
+            return redirect(
+                &return_url,
+                &[
+                    ("vendor", v),
+                    ("status", "error"),
+                    ("reason", "exchange_failed"),
+                ],
+            );
+        }
+    };
+    let sealed = tokens::seal(&app.envelope, &done.user_id, vendor, &done.tokens).await?;
+    // The vendor's own user id arrives with each vendor's driver (issue 4).
+    app.connections
+        .connect(
+            &done.user_id,
+            vendor,
+            "",
+            &done.tokens.scopes,
+            done.tokens.expires_at,
+            &sealed,
+        )
+        .await?;
+    let (from, to) = last_days(app.config.backfill_days);
+    app.queue
+        .send(&SyncJob::new(
+            &done.user_id,
+            vendor,
+            from,
+            to,
+            JobReason::Backfill,
+        )?)
+        .await?;
+    tracing::info!(user_id = %done.user_id, %vendor, "connected");
+    redirect(&return_url, &[("vendor", v), ("status", "connected")])
+}

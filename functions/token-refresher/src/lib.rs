@@ -1,0 +1,51 @@
+//! Scheduled: refresh every connection whose access token expires within the
+//! next hour. A connection the vendor refuses is marked `refresh_failed`.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use connector_core::refresh::refresh_connection;
+use connector_core::App;
+use serde::Serialize;
+
+pub const HORIZON_SECS: i64 = 3600;
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RefreshReport {
+    pub due: usize,
+    pub refreshed: usize,
+    pub failed: usize,
+}
+
+pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
+    let due = match app
+        .connections
+        .expiring_before(Utc::now() + chrono::Duration::seconds(HORIZON_SECS))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list expiring connections");
+            return RefreshReport::default();
+        }
+    };
+    let mut report = RefreshReport {
+        due: due.len(),
+        ..Default::default()
+    };
+    for conn in &due {
+        match refresh_connection(app, conn).await {
+            Ok(_) => report.refreshed += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(user_id = %conn.user_id, vendor = %conn.vendor, error = %e, "refresh failed");
+            }
+        }
+    }
+    tracing::info!(
+        due = report.due,
+        refreshed = report.refreshed,
+        failed = report.failed,
+        "refresh tick"
+    );
+    report
+}

@@ -1,0 +1,62 @@
+//! Developer commands for the local stack.
+//!
+//!   connector-dev token <sub> [--ttl SECS]          print a dev JWT for user <sub>
+//!   connector-dev mock-webhook <sub> [--date YYYY-MM-DD] [--url URL] [--event-id ID]
+//!                                                   send a signed Mock webhook
+
+use connector_infra::{dev_jwt, mock_webhook, stack::LOCAL_MOCK_WEBHOOK_SECRET};
+
+fn usage() -> ! {
+    eprintln!("usage: connector-dev token <sub> [--ttl SECS]");
+    eprintln!(
+        "       connector-dev mock-webhook <sub> [--date YYYY-MM-DD] [--url URL] [--event-id ID]"
+    );
+    std::process::exit(2)
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match (args.first().map(String::as_str), args.get(1)) {
+        (Some("token"), Some(sub)) => {
+            let ttl = flag(&args, "--ttl")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(3600);
+            println!("{}", dev_jwt::mint(&dev_jwt::secret_from_env(), sub, ttl));
+        }
+        (Some("mock-webhook"), Some(sub)) => {
+            let secret = std::env::var("CONNECTOR_MOCK_WEBHOOK_SECRET")
+                .unwrap_or_else(|_| LOCAL_MOCK_WEBHOOK_SECRET.into());
+            let date = flag(&args, "--date")
+                .unwrap_or_else(|| chrono::Utc::now().date_naive().to_string());
+            let url = flag(&args, "--url").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+            let event_id =
+                flag(&args, "--event-id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let w = mock_webhook::sign(
+                &secret,
+                &event_id,
+                sub,
+                &date,
+                chrono::Utc::now().timestamp(),
+            );
+            let status = tokio::process::Command::new("curl")
+                .args(["-sS", "-X", "POST", "-H", "content-type: application/json"])
+                .args(["-H", &format!("x-mock-timestamp: {}", w.timestamp)])
+                .args(["-H", &format!("x-mock-signature: {}", w.signature)])
+                .args(["--data-binary", &w.body, &format!("{url}/v1/webhooks/mock")])
+                .status()
+                .await;
+            println!();
+            if !status.is_ok_and(|s| s.success()) {
+                std::process::exit(1);
+            }
+        }
+        _ => usage(),
+    }
+}

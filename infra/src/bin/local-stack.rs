@@ -1,0 +1,86 @@
+//! `make run`: the whole connector on this machine.
+
+use connector_infra::stack::{start, workspace_root, StackOptions};
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn wait_for(addr: &str) -> Result<(), BoxError> {
+    for _ in 0..150 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("the AWS emulator did not listen on {addr} within 15 s").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    connector_core::telemetry::init();
+    let mut _emulator = None;
+    let endpoint = match std::env::var("CONNECTOR_AWS_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(e) => e,
+        None => {
+            let moto = std::env::var("CONNECTOR_MOTO_SERVER").unwrap_or_else(|_| {
+                workspace_root()
+                    .join(".venv/bin/moto_server")
+                    .display()
+                    .to_string()
+            });
+            let port = std::env::var("CONNECTOR_EMULATOR_PORT").unwrap_or_else(|_| "4566".into());
+            let child = tokio::process::Command::new(&moto)
+                .args(["-H", "127.0.0.1", "-p", &port])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start the AWS emulator {moto}: {e} (run `make run`, which installs it)"))?;
+            _emulator = Some(child);
+            let addr = format!("127.0.0.1:{port}");
+            wait_for(&addr).await?;
+            format!("http://{addr}")
+        }
+    };
+    let port: u16 = std::env::var("CONNECTOR_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let mut opts = StackOptions::new(
+        &endpoint,
+        &std::env::var("CONNECTOR_STACK_NAME").unwrap_or_else(|_| "connector-local".into()),
+    );
+    opts.bind = ([127, 0, 0, 1], port).into();
+    opts.tick = Some(Duration::from_secs(
+        std::env::var("CONNECTOR_REFRESH_TICK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    ));
+    let stack = start(opts).await?;
+    let url = stack.url();
+    println!();
+    println!("  Wearable connector running at {url}   (AWS emulator: {endpoint})");
+    println!();
+    println!("  Dev token:   TOKEN=$(cargo run -q -p connector-infra --bin connector-dev -- token alice)");
+    println!("  Providers:   curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/providers");
+    println!(
+        "  Connect:     curl -X POST -H \"Authorization: Bearer $TOKEN\" {url}/v1/connections/mock"
+    );
+    println!("  Sync:        curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{{\"vendor\":\"mock\"}}' {url}/v1/sync");
+    println!("  Reports:     curl -H \"Authorization: Bearer $TOKEN\" '{url}/v1/reports?days=14'");
+    println!("  Webhook:     cargo run -q -p connector-infra --bin connector-dev -- mock-webhook alice --url {url}");
+    println!();
+    println!("  Ctrl-C stops everything.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    // Dropping the stack and the emulator child stops them.
+    drop(stack);
+    Ok(())
+}

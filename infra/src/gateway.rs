@@ -1,0 +1,201 @@
+//! The local API gateway: turns HTTP requests into API Gateway HTTP API
+//! (payload 2.0) events for the same handlers the Lambdas run, after checking
+//! the bearer JWT like the HttpApi authorizer on every non-public route.
+
+use crate::dev_jwt;
+use crate::template::Route;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use connector_core::App;
+use lambda_http::Body;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub app: Arc<App>,
+    pub routes: Vec<Route>,
+    pub jwt_secret: String,
+}
+
+pub fn router(gw: Arc<Gateway>) -> axum::Router {
+    axum::Router::new()
+        .route("/connected", axum::routing::get(connected_page))
+        .fallback(dispatch)
+        .with_state(gw)
+}
+
+/// The local stand-in for an app's return URL after OAuth.
+async fn connected_page(uri: Uri) -> String {
+    format!("OAuth finished: {}\n", uri.query().unwrap_or(""))
+}
+
+fn gateway_message(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+}
+
+async fn dispatch(
+    State(gw): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let Some((route, params)) = gw
+        .routes
+        .iter()
+        .find_map(|r| r.matches(method.as_str(), path).map(|p| (r, p)))
+    else {
+        return gateway_message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let claims = if route.public {
+        None
+    } else {
+        match bearer(&headers).and_then(|t| dev_jwt::verify(&gw.jwt_secret, t)) {
+            Some(c) => Some(c),
+            None => return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        }
+    };
+    let event = api_gateway_event(
+        route,
+        &params,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        claims.as_ref(),
+    );
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not build the Lambda request");
+            return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    let app = &gw.app;
+    let response = match route.binary.as_str() {
+        "providers" => providers::handle(app, request).await,
+        "connect" => connect::handle(app, request).await,
+        "oauth-callback" => oauth_callback::handle(app, request).await,
+        "webhook" => webhook::handle(app, request).await,
+        "data" => data::handle(app, request).await,
+        other => {
+            tracing::error!(
+                binary = other,
+                "route names a function the gateway does not know"
+            );
+            return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    to_axum(response)
+}
+
+/// An API Gateway HTTP API payload-2.0 event, as AWS sends it.
+pub fn api_gateway_event(
+    route: &Route,
+    params: &[(String, String)],
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    claims: Option<&HashMap<String, String>>,
+) -> serde_json::Value {
+    let mut hdrs: HashMap<String, String> = HashMap::new();
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).to_string();
+        hdrs.entry(k.as_str().to_lowercase())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let raw_query = uri.query().unwrap_or("");
+    let mut query: HashMap<String, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        query
+            .entry(k.to_string())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v);
+            })
+            .or_insert_with(|| v.to_string());
+    }
+    let now = chrono::Utc::now();
+    let (body_value, is_b64) = match std::str::from_utf8(body) {
+        _ if body.is_empty() => (serde_json::Value::Null, false),
+        Ok(text) => (serde_json::Value::String(text.to_string()), false),
+        Err(_) => (serde_json::Value::String(B64.encode(body)), true),
+    };
+    let host = hdrs
+        .get("host")
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let mut context = serde_json::json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": host,
+        "domainPrefix": "local",
+        "http": {
+            "method": method.as_str(),
+            "path": uri.path(),
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": hdrs.get("user-agent").cloned().unwrap_or_default(),
+        },
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "routeKey": route.route_key(),
+        "stage": "$default",
+        "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+        "timeEpoch": now.timestamp_millis(),
+    });
+    if let Some(c) = claims {
+        context["authorizer"] = serde_json::json!({ "jwt": { "claims": c, "scopes": null } });
+    }
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route.route_key(),
+        "rawPath": uri.path(),
+        "rawQueryString": raw_query,
+        "headers": hdrs,
+        "requestContext": context,
+        "isBase64Encoded": is_b64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = serde_json::json!(query);
+    }
+    if !params.is_empty() {
+        event["pathParameters"] =
+            serde_json::json!(params.iter().cloned().collect::<HashMap<_, _>>());
+    }
+    if !body_value.is_null() {
+        event["body"] = body_value;
+    }
+    event
+}
+
+fn to_axum(resp: lambda_http::Response<Body>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes: Vec<u8> = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(t) => t.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}

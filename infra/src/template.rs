@@ -1,0 +1,249 @@
+//! Reads template.yaml: the resources to create locally, the functions'
+//! environment, and the HTTP routes with their auth — so the local stack is
+//! whatever the template says, not a second copy of it.
+
+use serde_yaml::Value;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+}
+
+pub struct Template {
+    doc: Value,
+}
+
+/// Where an environment value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    Literal(String),
+    Ref(String),
+    GetAtt(String, String),
+}
+
+/// One HTTP route of the HttpApi.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    /// The cargo binary (function) that serves it.
+    pub binary: String,
+    /// No JWT authorizer (Auth.Authorizer: NONE).
+    pub public: bool,
+}
+
+impl Route {
+    /// Path parameters when `path` matches this route's template.
+    pub fn matches(&self, method: &str, path: &str) -> Option<Vec<(String, String)>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let want: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if want.len() != got.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (w, g) in want.iter().zip(&got) {
+            if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                if g.is_empty() {
+                    return None;
+                }
+                params.push((name.to_string(), g.to_string()));
+            } else if w != g {
+                return None;
+            }
+        }
+        Some(params)
+    }
+
+    pub fn route_key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+fn tag_name(t: &serde_yaml::value::TaggedValue) -> String {
+    t.tag.to_string().trim_start_matches('!').to_string()
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_yaml::from_str(text)?;
+        if !doc["Resources"].is_mapping() {
+            return Err(TemplateError::Shape("no Resources".into()));
+        }
+        Ok(Self { doc })
+    }
+
+    /// (logical id, type, properties) of every resource, in template order.
+    pub fn resources(&self) -> Vec<(String, String, Value)> {
+        self.doc["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str()?.to_string(),
+                    v["Type"].as_str()?.to_string(),
+                    v["Properties"].clone(),
+                ))
+            })
+            .collect()
+    }
+
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        scalar(&self.doc["Parameters"][name]["Default"])
+    }
+
+    pub fn is_parameter(&self, name: &str) -> bool {
+        self.doc["Parameters"].get(name).is_some()
+    }
+
+    /// Globals.Function.Environment.Variables.
+    pub fn function_env(&self) -> Result<Vec<(String, ValueSource)>, TemplateError> {
+        let vars = &self.doc["Globals"]["Function"]["Environment"]["Variables"];
+        let Some(map) = vars.as_mapping() else {
+            return Ok(Vec::new());
+        };
+        map.iter()
+            .map(|(k, v)| {
+                let name = k
+                    .as_str()
+                    .ok_or_else(|| TemplateError::Shape("env name".into()))?
+                    .to_string();
+                Ok((
+                    name.clone(),
+                    Self::value_source(v)
+                        .ok_or_else(|| TemplateError::Shape(format!("env {name}")))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub fn value_source(v: &Value) -> Option<ValueSource> {
+        match v {
+            Value::Tagged(t) => match tag_name(t).as_str() {
+                "Ref" => t.value.as_str().map(|s| ValueSource::Ref(s.to_string())),
+                "GetAtt" => {
+                    let s = t.value.as_str()?;
+                    let (res, att) = s.split_once('.')?;
+                    Some(ValueSource::GetAtt(res.to_string(), att.to_string()))
+                }
+                _ => None,
+            },
+            Value::Mapping(m) => {
+                if let Some(r) = m.get("Ref").and_then(Value::as_str) {
+                    return Some(ValueSource::Ref(r.to_string()));
+                }
+                None
+            }
+            other => scalar(other).map(ValueSource::Literal),
+        }
+    }
+
+    /// Every HttpApi route of every function, with its binary and auth.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut out = Vec::new();
+        for (_, ty, props) in self.resources() {
+            if ty != "AWS::Serverless::Function" {
+                continue;
+            }
+            let Some(events) = props["Events"].as_mapping() else {
+                continue;
+            };
+            let binary = self.binary_of(&props);
+            for (_, ev) in events {
+                if ev["Type"].as_str() != Some("HttpApi") {
+                    continue;
+                }
+                let p = &ev["Properties"];
+                let (Some(method), Some(path)) = (p["Method"].as_str(), p["Path"].as_str()) else {
+                    continue;
+                };
+                out.push(Route {
+                    method: method.to_uppercase(),
+                    path: path.to_string(),
+                    binary: binary.clone().unwrap_or_default(),
+                    public: p["Auth"]["Authorizer"].as_str() == Some("NONE"),
+                });
+            }
+        }
+        out
+    }
+
+    fn binary_of(&self, props: &Value) -> Option<String> {
+        // Metadata sits beside Properties; find the function whose Properties these are.
+        self.doc["Resources"]
+            .as_mapping()?
+            .values()
+            .find(|r| &r["Properties"] == props)
+            .and_then(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str())
+            .map(String::from)
+    }
+
+    /// (logical id, binary) of every function.
+    pub fn functions(&self) -> Vec<(String, String)> {
+        self.doc["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+            .filter_map(|(k, r)| {
+                Some((
+                    k.as_str()?.to_string(),
+                    r["Metadata"]["BuildProperties"]["Binary"]
+                        .as_str()?
+                        .to_string(),
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_matching_extracts_parameters() {
+        let r = Route {
+            method: "POST".into(),
+            path: "/v1/connections/{vendor}".into(),
+            binary: "connect".into(),
+            public: false,
+        };
+        assert_eq!(
+            r.matches("POST", "/v1/connections/mock"),
+            Some(vec![("vendor".into(), "mock".into())])
+        );
+        assert_eq!(r.matches("GET", "/v1/connections/mock"), None);
+        assert_eq!(r.matches("POST", "/v1/connections/mock/x"), None);
+        assert_eq!(r.matches("POST", "/v1/connections/"), None);
+    }
+}

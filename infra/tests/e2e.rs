@@ -1,0 +1,493 @@
+//! End to end through the local gateway, on the AWS emulator, as a user of
+//! the API sees it: the acceptance of the walking skeleton.
+
+mod common;
+
+use common::*;
+use connector_core::tokens;
+use connector_core::Vendor;
+
+fn today_row<'a>(reports: &'a serde_json::Value, date: &str) -> Vec<&'a serde_json::Value> {
+    reports["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["date"] == date)
+        .collect()
+}
+
+#[tokio::test]
+async fn providers_without_keys_list_only_mock_as_supported() {
+    let stack = stack("providers").await;
+    let c = Client::new(&stack);
+    let (status, body) = c.get("/v1/providers", "alice").await;
+    assert_eq!(status, 200, "{body}");
+    let providers = body["providers"].as_array().unwrap();
+    let ids: Vec<&str> = providers
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "mock", "whoop", "garmin", "fitbit", "oura", "polar", "strava", "dexcom", "withings",
+            "terra"
+        ]
+    );
+    for p in providers {
+        assert_eq!(p["supported"], p["id"] == "mock", "{p}");
+        assert_eq!(p["connected"], false);
+    }
+}
+
+#[tokio::test]
+async fn providers_with_keys_are_supported() {
+    let mut opts = options("providers-keys");
+    opts.extra_env
+        .insert("CONNECTOR_OURA_CLIENT_ID".into(), "fake-oura-id".into());
+    opts.extra_env.insert(
+        "CONNECTOR_OURA_CLIENT_SECRET".into(),
+        "fake-oura-secret".into(),
+    );
+    opts.extra_env.insert(
+        "CONNECTOR_GARMIN_CLIENT_ID".into(),
+        "fake-garmin-id-only".into(),
+    );
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let (_, body) = Client::new(&stack).get("/v1/providers", "alice").await;
+    let supported = |id: &str| {
+        body["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()["supported"]
+            .clone()
+    };
+    assert_eq!(supported("oura"), true);
+    assert_eq!(
+        supported("garmin"),
+        false,
+        "a client id alone is not enough"
+    );
+    assert_eq!(supported("mock"), true);
+}
+
+#[tokio::test]
+async fn user_routes_need_a_valid_jwt_and_public_ones_do_not() {
+    let stack = stack("auth").await;
+    let c = Client::new(&stack);
+    for (method, path) in [
+        ("GET", "/v1/providers"),
+        ("POST", "/v1/connections/mock"),
+        ("DELETE", "/v1/connections/mock"),
+        ("POST", "/v1/sync"),
+        ("GET", "/v1/reports"),
+        ("GET", "/v1/metrics?types=hrv"),
+    ] {
+        let (status, body) = c.call(method, path, None, None).await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        for bad in [
+            "not-a-jwt".to_string(),
+            connector_infra::dev_jwt::mint("some-other-secret", "alice", 600),
+            connector_infra::dev_jwt::mint(
+                &connector_infra::dev_jwt::secret_from_env(),
+                "alice",
+                -600,
+            ),
+        ] {
+            let resp = c
+                .http
+                .request(method.parse().unwrap(), format!("{}{}", c.base, path))
+                .bearer_auth(bad)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401, "{method} {path}");
+        }
+    }
+    // Public routes reach their function without a JWT (and fail on their own terms).
+    let (status, _) = c
+        .call("GET", "/v1/oauth/whoop/callback?code=x&state=y", None, None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = c.call("POST", "/v1/webhooks/mock", None, Some("{}")).await;
+    assert_eq!(status, 401);
+    let (status, _) = c.call("GET", "/v1/nope", Some("alice"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn connect_sync_and_report_without_duplicates() {
+    let stack = stack("sync").await;
+    let c = Client::new(&stack);
+    let (status, body) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "connected");
+    // The connect enqueued a backfill; drain it.
+    assert_eq!(drain(&stack).await, (1, 0));
+
+    let (status, body) = c.post("/v1/sync", "alice", r#"{"vendor":"mock"}"#).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["job_id"].as_str().is_some());
+    assert_eq!(drain(&stack).await, (1, 0));
+
+    let (status, first) = c.get("/v1/reports?days=14", "alice").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        first["reports"].as_array().unwrap().len(),
+        14,
+        "backfill covers 14 days"
+    );
+    let rows = today_row(&first, &today());
+    assert_eq!(rows.len(), 1, "{first}");
+    for field in [
+        "hrv",
+        "resting_hr",
+        "sleep_score",
+        "stress",
+        "steps",
+        "calories",
+    ] {
+        assert!(rows[0][field].is_number(), "{field} in {}", rows[0]);
+        assert_eq!(rows[0]["sources"][field], "mock");
+    }
+
+    // Syncing again updates the same rows; never a second row for a day.
+    c.post("/v1/sync", "alice", r#"{"vendor":"mock","days":2}"#)
+        .await;
+    drain(&stack).await;
+    let (_, second) = c.get("/v1/reports?days=14", "alice").await;
+    assert_eq!(second["reports"].as_array().unwrap().len(), 14);
+    assert_eq!(today_row(&second, &today()).len(), 1);
+    assert_eq!(
+        first, second,
+        "deterministic mock data re-synced is unchanged"
+    );
+
+    let (_, providers) = c.get("/v1/providers", "alice").await;
+    let mock = &providers["providers"][0];
+    assert_eq!(mock["connected"], true);
+    assert_eq!(mock["status"], "connected");
+    assert!(mock["last_sync_at"].is_string());
+
+    let (status, metrics) = c
+        .get(
+            &format!(
+                "/v1/metrics?types=hrv,steps&since={}&until={}",
+                days_ago(1),
+                today()
+            ),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["series"][0]["type"], "hrv");
+    assert_eq!(metrics["series"][0]["unit"], "ms");
+    assert_eq!(metrics["series"][0]["points"].as_array().unwrap().len(), 2);
+    assert_eq!(metrics["series"][1]["unit"], "count");
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_problems() {
+    let stack = stack("params").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    for (method, path, body) in [
+        ("GET", "/v1/reports?days=0", None),
+        ("GET", "/v1/reports?days=91", None),
+        ("GET", "/v1/reports?days=abc", None),
+        ("GET", "/v1/metrics", None),
+        ("GET", "/v1/metrics?types=hrv,nope", None),
+        ("GET", "/v1/metrics?types=hrv&since=2026-13-01", None),
+        (
+            "GET",
+            "/v1/metrics?types=hrv&since=2026-02-01&until=2026-01-01",
+            None,
+        ),
+        ("POST", "/v1/sync", Some("{")),
+        ("POST", "/v1/sync", Some("{}")),
+        ("POST", "/v1/sync", Some(r#"{"vendor":"apple"}"#)),
+        ("POST", "/v1/sync", Some(r#"{"vendor":"mock","days":0}"#)),
+        ("POST", "/v1/sync", Some(r#"{"vendor":"mock","extra":1}"#)),
+    ] {
+        let (status, problem) = c.call(method, path, Some("alice"), body).await;
+        assert_eq!(status, 400, "{method} {path} {body:?}: {problem}");
+        assert_eq!(problem["status"], 400);
+        assert!(problem["title"].is_string() && problem["detail"].is_string());
+    }
+    let (status, _) = c.post("/v1/connections/apple", "alice", "").await;
+    assert_eq!(status, 404);
+    let (status, problem) = c.post("/v1/connections/whoop", "alice", "").await;
+    assert_eq!(status, 409, "unconfigured vendor: {problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("CONNECTOR_WHOOP_CLIENT_ID"));
+    let big = format!(r#"{{"vendor":"mock","pad":"{}"}}"#, "x".repeat(70 * 1024));
+    let (status, _) = c.post("/v1/sync", "alice", &big).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
+    let stack = stack("webhook").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    // A day the backfill did not cover.
+    let date = days_ago(30);
+    let metrics_path = format!("/v1/metrics?types=hrv&since={date}&until={date}");
+    let (_, before) = c.get(&metrics_path, "alice").await;
+    assert_eq!(before["series"][0]["points"].as_array().unwrap().len(), 0);
+
+    let w = signed_webhook(&stack, "evt-1", "alice", &date);
+    let (status, body) = c
+        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["queued"], 1);
+    assert_eq!(queue_depth(&stack).await, 1);
+
+    // The same delivery again is a no-op.
+    let (status, body) = c
+        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["duplicates"], 1);
+    assert_eq!(queue_depth(&stack).await, 1);
+
+    assert_eq!(drain(&stack).await, (1, 0));
+    let (_, after) = c.get(&metrics_path, "alice").await;
+    assert_eq!(
+        after["series"][0]["points"].as_array().unwrap().len(),
+        1,
+        "{after}"
+    );
+
+    // Tampered body, unsigned, stale, wrong secret: 401 and nothing queued.
+    let fresh = signed_webhook(&stack, "evt-2", "alice", &date);
+    let tampered = fresh.body.replace("evt-2", "evt-3");
+    let stale_ts = (chrono::Utc::now().timestamp() - 301).to_string();
+    let stale_sig = connector_core::webhooks::sign_hex_sha256(
+        stack.env["CONNECTOR_MOCK_WEBHOOK_SECRET"].as_bytes(),
+        &[stale_ts.as_bytes(), b".", fresh.body.as_bytes()],
+    );
+    let forged = connector_infra::mock_webhook::sign(
+        "not-the-secret",
+        "evt-4",
+        "alice",
+        &date,
+        chrono::Utc::now().timestamp(),
+    );
+    for (body, ts, sig, what) in [
+        (
+            tampered.as_str(),
+            Some(fresh.timestamp.as_str()),
+            Some(fresh.signature.as_str()),
+            "tampered",
+        ),
+        (
+            fresh.body.as_str(),
+            Some(fresh.timestamp.as_str()),
+            None,
+            "unsigned",
+        ),
+        (
+            fresh.body.as_str(),
+            None,
+            Some(fresh.signature.as_str()),
+            "no timestamp",
+        ),
+        (
+            fresh.body.as_str(),
+            Some(stale_ts.as_str()),
+            Some(stale_sig.as_str()),
+            "stale",
+        ),
+        (
+            forged.body.as_str(),
+            Some(forged.timestamp.as_str()),
+            Some(forged.signature.as_str()),
+            "wrong secret",
+        ),
+    ] {
+        let (status, problem) = c.webhook(body, ts, sig).await;
+        assert_eq!(status, 401, "{what}: {problem}");
+        assert_eq!(queue_depth(&stack).await, 0, "{what} queued something");
+    }
+    // A forged delivery did not burn the event id: the real one still works.
+    let (status, body) = c
+        .webhook(&fresh.body, Some(&fresh.timestamp), Some(&fresh.signature))
+        .await;
+    assert_eq!(
+        (status, body["queued"].clone()),
+        (200, serde_json::json!(1))
+    );
+}
+
+#[tokio::test]
+async fn users_never_see_each_other() {
+    let stack = stack("isolation").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    let (_, alice) = c.get("/v1/reports?days=14", "alice").await;
+    assert_eq!(alice["reports"].as_array().unwrap().len(), 14);
+
+    let (_, bob) = c.get("/v1/reports?days=14", "bob").await;
+    assert_eq!(bob["reports"].as_array().unwrap().len(), 0);
+    let (_, bob_metrics) = c.get("/v1/metrics?types=hrv", "bob").await;
+    assert_eq!(
+        bob_metrics["series"][0]["points"].as_array().unwrap().len(),
+        0
+    );
+    let (_, bob_providers) = c.get("/v1/providers", "bob").await;
+    assert_eq!(bob_providers["providers"][0]["connected"], false);
+    let (status, _) = c.post("/v1/sync", "bob", r#"{"vendor":"mock"}"#).await;
+    assert_eq!(status, 404);
+    let (status, _) = c
+        .call("DELETE", "/v1/connections/mock", Some("bob"), None)
+        .await;
+    assert_eq!(status, 404);
+    // Alice is untouched by Bob's attempts.
+    let (_, providers) = c.get("/v1/providers", "alice").await;
+    assert_eq!(providers["providers"][0]["connected"], true);
+}
+
+#[tokio::test]
+async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
+    let stack = stack("sealed").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    c.post("/v1/connections/mock", "bob", "").await;
+    let app = &stack.app;
+    let alice = app
+        .connections
+        .get("alice", Vendor::Mock)
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = app
+        .connections
+        .get("bob", Vendor::Mock)
+        .await
+        .unwrap()
+        .unwrap();
+    let alice_tokens = tokens::open(&app.envelope, &alice).await.unwrap();
+    let secrets = [
+        alice_tokens.access_token.expose().to_string(),
+        alice_tokens
+            .refresh_token
+            .clone()
+            .unwrap()
+            .expose()
+            .to_string(),
+    ];
+    assert!(secrets[0].starts_with("mock_at_") && secrets[1].starts_with("mock_rt_"));
+
+    // Scan every table of this stack: no token, not even the token prefixes.
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let mut scanned = 0;
+    for table in ["ConnectionsTable", "EphemeralTable", "HealthDataTable"] {
+        let items = dynamo
+            .scan()
+            .table_name(stack.provisioned.table(table))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        for item in items {
+            scanned += 1;
+            let text = format!("{item:?}");
+            for s in &secrets {
+                assert!(!text.contains(s.as_str()), "plaintext token in {table}");
+            }
+            assert!(
+                !text.contains("mock_at_") && !text.contains("mock_rt_"),
+                "token in {table}: {text}"
+            );
+        }
+    }
+    assert!(scanned >= 4, "scanned {scanned} items");
+
+    // Alice's sealed token copied into Bob's row does not open.
+    let mut moved = bob.clone();
+    moved.sealed_access_token = alice.sealed_access_token.clone();
+    assert!(tokens::open(&app.envelope, &moved).await.is_err());
+    let sealed = connector_core::tokens::SealedTokens {
+        access: alice.sealed_access_token.clone(),
+        refresh: alice.sealed_refresh_token.clone(),
+    };
+    assert!(app
+        .connections
+        .replace_tokens(&bob, bob.token_version, &sealed, bob.expires_at)
+        .await
+        .unwrap());
+    // Bob's sync now fails to open the tokens and is retried, never reading Alice's data.
+    c.post("/v1/sync", "bob", r#"{"vendor":"mock"}"#).await;
+    let stats = stack.pump.once(app, 0).await.unwrap();
+    assert!(stats.failed >= 1, "{stats:?}");
+    let (_, bob_reports) = c.get("/v1/reports?days=3", "bob").await;
+    assert_eq!(bob_reports["reports"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
+    let stack = stack("disconnect").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    let conn = stack
+        .app
+        .connections
+        .get("alice", Vendor::Mock)
+        .await
+        .unwrap()
+        .unwrap();
+    let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let (status, body) = c
+        .call("DELETE", "/v1/connections/mock", Some("alice"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked_at_vendor"], true);
+    assert!(stack
+        .app
+        .connections
+        .get("alice", Vendor::Mock)
+        .await
+        .unwrap()
+        .is_none());
+    // The mock vendor no longer honours the old tokens.
+    let driver = stack.app.vendors.driver(Vendor::Mock).unwrap();
+    let d = chrono::Utc::now().date_naive();
+    let fetch = driver
+        .fetch(connector_core::vendors::FetchRequest {
+            user_id: "alice",
+            vendor_user_id: &conn.vendor_user_id,
+            access_token: tokens.access_token.expose(),
+            from: d,
+            to: d,
+        })
+        .await;
+    assert!(matches!(
+        fetch,
+        Err(connector_core::vendors::VendorError::Unauthorized)
+    ));
+    let refresh = driver
+        .refresh(
+            &conn.vendor_user_id,
+            tokens.refresh_token.as_ref().unwrap().expose(),
+        )
+        .await;
+    assert!(matches!(
+        refresh,
+        Err(connector_core::vendors::VendorError::RefreshRejected)
+    ));
+    // The queued backfill finds no connection and is dropped, not retried.
+    assert_eq!(drain(&stack).await, (1, 0));
+    let (status, _) = c
+        .call("DELETE", "/v1/connections/mock", Some("alice"), None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,155 @@
+//! The events in events/ (the ones `sam local invoke -e` takes) through each
+//! function's handler, against the AWS emulator.
+
+mod common;
+
+use common::*;
+use connector_core::vendors::mock::MockVendor;
+use connector_core::Vendor;
+use lambda_http::{Body, Request};
+use std::path::PathBuf;
+
+fn event_path(name: &str) -> PathBuf {
+    connector_infra::stack::workspace_root()
+        .join("events")
+        .join(name)
+}
+
+fn http_event(name: &str) -> Request {
+    let text = std::fs::read_to_string(event_path(name)).unwrap();
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn json_event<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    serde_json::from_str(&std::fs::read_to_string(event_path(name)).unwrap()).unwrap()
+}
+
+fn body_json(resp: &lambda_http::Response<Body>) -> serde_json::Value {
+    match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        Body::Empty => serde_json::Value::Null,
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+const EVENT_USER: &str = "user-events-1";
+
+#[tokio::test]
+async fn http_events_drive_their_handlers() {
+    let stack = stack("events").await;
+    let app = &stack.app;
+
+    let resp = providers::handle(app, http_event("providers.json")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body_json(&resp)["providers"].as_array().unwrap().len(), 10);
+
+    let resp = connect::handle(app, http_event("connect.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    assert_eq!(body_json(&resp)["status"], "connected");
+    assert!(app
+        .connections
+        .get(EVENT_USER, Vendor::Mock)
+        .await
+        .unwrap()
+        .is_some());
+
+    let resp = data::handle(app, http_event("data.json")).await;
+    assert_eq!(resp.status(), 202, "{:?}", resp.body());
+    drain(&stack).await;
+    let resp = data::handle(app, http_event("data-reports.json")).await;
+    assert_eq!(resp.status(), 200);
+    let reports = body_json(&resp);
+    assert_eq!(reports["reports"][0]["date"], today());
+
+    // The mock has no OAuth: its callback is a clear 400, not a crash.
+    let resp = oauth_callback::handle(app, http_event("oauth-callback.json")).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+
+    // The webhook event is correctly signed, but its timestamp is from 2025:
+    // against the wall clock it is stale (and queues nothing).
+    let before = queue_depth(&stack).await;
+    let resp = webhook::handle(app, http_event("webhook.json")).await;
+    assert_eq!(resp.status(), 401);
+    assert!(body_json(&resp)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("freshness"));
+    assert_eq!(queue_depth(&stack).await, before);
+    let req = http_event("webhook.json");
+    let at = chrono::DateTime::from_timestamp(1_763_900_000, 0).unwrap();
+    let body: &[u8] = req.body().as_ref();
+    assert_eq!(
+        MockVendor::scheme().verify(b"fake-mock-webhook-secret", req.headers(), body, at),
+        Ok(())
+    );
+
+    let resp = connect::handle(app, http_event("connect-delete.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    assert!(app
+        .connections
+        .get(EVENT_USER, Vendor::Mock)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn sqs_event_fails_only_the_malformed_record() {
+    let stack = stack("sqs-event").await;
+    let app = &stack.app;
+    connect::handle(app, http_event("connect.json")).await;
+    let event: aws_lambda_events::sqs::SqsEvent = json_event("sync-worker.json");
+    let malformed = event.records[1].message_id.clone().unwrap();
+    let response = sync_worker::handle(app, event).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![malformed]);
+    // The good record was synced: 2025-11-21..=2025-11-23 for the event user.
+    let rows = app
+        .health
+        .summaries(
+            EVENT_USER,
+            "2025-11-21".parse().unwrap(),
+            "2025-11-23".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn scheduled_event_runs_the_refresher() {
+    let mut opts = options("tick");
+    // Tokens that expire at once are due for refresh on every tick.
+    opts.extra_env
+        .insert("CONNECTOR_MOCK_ACCESS_TTL_SECS".into(), "5".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let app = &stack.app;
+    connect::handle(app, http_event("connect.json")).await;
+    let before = app
+        .connections
+        .get(EVENT_USER, Vendor::Mock)
+        .await
+        .unwrap()
+        .unwrap();
+    let event: aws_lambda_events::eventbridge::EventBridgeEvent =
+        json_event("token-refresher.json");
+    let report = token_refresher::handle(app, event).await;
+    assert_eq!((report.due, report.refreshed, report.failed), (1, 1, 0));
+    let after = app
+        .connections
+        .get(EVENT_USER, Vendor::Mock)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.token_version, before.token_version + 1);
+    assert_ne!(after.sealed_refresh_token, before.sealed_refresh_token);
+    assert_eq!(
+        after.status,
+        connector_core::tokens::ConnectionStatus::Connected
+    );
+}
