@@ -33,8 +33,25 @@ fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
 fn get_time(item: &Item, k: &str) -> Option<DateTime<Utc>> {
     get_n::<i64>(item, k).and_then(|t| Utc.timestamp_opt(t, 0).single())
 }
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
+/// The output of a conditional write, or None when its condition failed.
+fn conditional<T, E, R>(
+    res: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    op: &str,
+) -> Result<Option<T>>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match res {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::storage(op, sdk(e))),
+    }
 }
 
 /// `vendor#vendor_user_id`, the key of the by-vendor-user index.
@@ -262,11 +279,7 @@ impl ConnectionStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(Error::storage("UpdateItem tokens", sdk(e))),
-        }
+        Ok(conditional(res, "UpdateItem tokens")?.is_some())
     }
 
     /// Takes the refresh lease of a connection at `version`: only one
@@ -294,11 +307,7 @@ impl ConnectionStore {
             .expression_attribute_values(":now", n(Utc::now().timestamp()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(Error::storage("UpdateItem refresh lease", sdk(e))),
-        }
+        Ok(conditional(res, "UpdateItem refresh lease")?.is_some())
     }
 
     /// Gives the lease back (only if `owner` still holds it).
@@ -313,11 +322,7 @@ impl ConnectionStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(Error::storage("UpdateItem refresh lease", sdk(e))),
-        }
+        conditional(res, "UpdateItem refresh lease").map(|_| ())
     }
 
     /// Sets status and last error (None clears it) of an existing connection.
@@ -342,11 +347,7 @@ impl ConnectionStore {
                 .expression_attribute_values(":e", s(e)),
             None => req.update_expression("SET #s = :st REMOVE last_error"),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(Error::storage("UpdateItem status", sdk(e))),
-        }
+        conditional(req.send().await, "UpdateItem status").map(|_| ())
     }
 
     pub async fn mark_synced(
@@ -365,11 +366,7 @@ impl ConnectionStore {
             .expression_attribute_values(":t", n(at.timestamp()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(Error::storage("UpdateItem last_sync_at", sdk(e))),
-        }
+        conditional(res, "UpdateItem last_sync_at").map(|_| ())
     }
 
     pub async fn delete(&self, user_id: &str, vendor: Vendor) -> Result<bool> {
@@ -705,11 +702,8 @@ impl EphemeralStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match res {
-            Ok(out) => Ok(out.attributes.map(Self::strings)),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
-            Err(e) => Err(Error::storage("DeleteItem ephemeral", sdk(e))),
-        }
+        Ok(conditional(res, "DeleteItem ephemeral")?
+            .and_then(|out| out.attributes.map(Self::strings)))
     }
 
     /// Claims `pk` until `expires_at`. True for the first claim; false when a
@@ -725,11 +719,7 @@ impl EphemeralStore {
             .expression_attribute_values(":now", n(Utc::now().timestamp()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(Error::storage("PutItem claim", sdk(e))),
-        }
+        Ok(conditional(res, "PutItem claim")?.is_some())
     }
 
     pub async fn delete(&self, pk: &str) -> Result<()> {

@@ -202,17 +202,7 @@ mod tests {
     use http::HeaderValue;
 
     fn mock_scheme() -> SignatureScheme {
-        SignatureScheme {
-            algorithm: Algorithm::HmacSha256,
-            encoding: Encoding::Hex,
-            message: SignedMessage::TimestampDotBody,
-            signature_header: "x-mock-signature",
-            timestamp: Some(TimestampRule {
-                header: "x-mock-timestamp",
-                unit: TimestampUnit::Seconds,
-                tolerance_secs: 300,
-            }),
-        }
+        crate::vendors::mock::MockVendor::scheme()
     }
 
     fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
@@ -356,5 +346,39 @@ mod tests {
             scheme.verify(b"s", &h, b"body", now + chrono::Duration::seconds(120)),
             Err(Rejection::Stale(60))
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_the_exact_signed_delivery_is_accepted(
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            flip in proptest::prelude::any::<usize>(),
+            skew in -300i64..=300,
+        ) {
+            let scheme = mock_scheme();
+            let now = Utc::now();
+            let ts = (now.timestamp() + skew).to_string();
+            let sig = sign_hex_sha256(&secret, &[ts.as_bytes(), b".", &body]);
+            let ok = headers(&[("x-mock-timestamp", ts.clone()), ("x-mock-signature", sig.clone())]);
+            proptest::prop_assert_eq!(scheme.verify(&secret, &ok, &body, now), Ok(()));
+            // Any one bit of the body flipped.
+            if !body.is_empty() {
+                let mut tampered = body.clone();
+                let i = flip % tampered.len();
+                tampered[i] ^= 1 << (flip % 8);
+                proptest::prop_assert_eq!(scheme.verify(&secret, &ok, &tampered, now), Err(Rejection::BadSignature));
+            }
+            // Any one hex digit of the signature changed.
+            let mut forged: Vec<u8> = sig.into_bytes();
+            let i = flip % forged.len();
+            forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
+            let forged = headers(&[("x-mock-timestamp", ts), ("x-mock-signature", String::from_utf8(forged).unwrap())]);
+            proptest::prop_assert_eq!(scheme.verify(&secret, &forged, &body, now), Err(Rejection::BadSignature));
+            // Another secret (appending zero bytes would not do: HMAC pads keys with zeros).
+            let mut other = secret.clone();
+            other[flip % secret.len()] ^= 0x80;
+            proptest::prop_assert_eq!(scheme.verify(&other, &ok, &body, now), Err(Rejection::BadSignature));
+        }
     }
 }

@@ -429,6 +429,11 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     c.post("/v1/sync", "bob", r#"{"vendor":"mock"}"#).await;
     let stats = stack.pump.once(app, 0).await.unwrap();
     assert!(stats.failed >= 1, "{stats:?}");
+    assert_eq!(
+        queue_depth(&stack).await,
+        stats.failed,
+        "failed jobs stay queued for a retry"
+    );
     let (_, bob_reports) = c.get("/v1/reports?days=3", "bob").await;
     assert_eq!(bob_reports["reports"].as_array().unwrap().len(), 0);
 }
