@@ -14,7 +14,7 @@ $(VENV_OK): infra/requirements.txt
 	touch $@
 
 run: $(VENV_OK)
-	CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run --release -p connector-infra --bin local-stack
+	CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run -p connector-infra --bin local-stack
 
 test: $(VENV_OK)
 	$(CARGO) fmt --all --check

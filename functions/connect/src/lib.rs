@@ -2,7 +2,7 @@
 //! once for Mock); `DELETE /v1/connections/{vendor}` revokes it at the vendor
 //! and deletes the tokens.
 
-use connector_core::api::{json, json_body, path_param, request_domain, respond, route, user_id};
+use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
 use connector_core::jobs::{last_days, JobReason, SyncJob};
 use connector_core::vendors::mock::mock_user_id;
 use connector_core::{oauth, tokens, App, Error, Result, Vendor};
@@ -22,10 +22,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     let user = user_id(req)?;
     let vendor: Vendor = path_param(req, "vendor")?.parse()?;
-    match route(req).split(' ').next() {
-        Some("POST") => connect(app, req, &user, vendor).await,
-        Some("DELETE") => disconnect(app, &user, vendor).await,
-        _ => Err(Error::BadRequest("unsupported method".into())),
+    match req.method().as_str() {
+        "POST" => connect(app, req, &user, vendor).await,
+        "DELETE" => disconnect(app, &user, vendor).await,
+        other => Err(Error::BadRequest(format!(
+            "method {other} is not supported here"
+        ))),
     }
 }
 

@@ -2,7 +2,7 @@
 //! dedup on the vendor's event id, enqueue a sync, answer fast.
 
 use chrono::Utc;
-use connector_core::api::{body_bytes, json, path_param, respond, route};
+use connector_core::api::{body_bytes, json, path_param, respond};
 use connector_core::jobs::{JobReason, SyncJob};
 use connector_core::webhooks::{Dedup, Rejection};
 use connector_core::{App, Error, Result, Vendor};
@@ -22,7 +22,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
         .get(vendor)
         .cloned()
         .ok_or_else(|| Error::NotFound(format!("webhook receiver for {vendor}")))?;
-    if !route(req).starts_with("POST") {
+    if req.method() != lambda_http::http::Method::POST {
         return Err(Error::NotFound(format!(
             "subscription handshake for {vendor}"
         )));
