@@ -101,17 +101,24 @@ pub fn problem(err: &Error) -> Response<Body> {
     } else {
         tracing::info!(error = %err, status, "request refused");
     }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "type": "about:blank",
         "title": err.title(),
         "status": status,
         "detail": err.public_detail(),
     });
+    if let Error::InvalidField { field, .. } = err {
+        body["field"] = serde_json::Value::String(field.clone());
+    }
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/problem+json");
-    if let Error::RateLimited { retry_after_secs } = err {
-        builder = builder.header("retry-after", retry_after_secs.to_string());
+    match err {
+        Error::RateLimited { retry_after_secs } => {
+            builder = builder.header("retry-after", retry_after_secs.to_string());
+        }
+        Error::Storage(_) | Error::Queue(_) => builder = builder.header("retry-after", "2"),
+        _ => {}
     }
     builder
         .body(Body::Text(body.to_string()))

@@ -26,6 +26,27 @@ pub struct Config {
     pub backfill_days: u32,
     /// Endpoint of a local AWS emulator; unset in AWS.
     pub aws_endpoint: Option<String>,
+    /// How far a phone push's timestamp may be from now.
+    pub push_window_secs: i64,
+    /// Phone pushes per user per minute.
+    pub push_rate_per_min: u32,
+}
+
+fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    env: &Env,
+    name: &str,
+    default: T,
+    lo: T,
+    hi: T,
+) -> Result<T> {
+    match env.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<T>()
+            .ok()
+            .filter(|x| *x >= lo && *x <= hi)
+            .ok_or_else(|| Error::Config(format!("{name} must be {lo}..={hi}, got {v:?}"))),
+    }
 }
 
 impl Config {
@@ -53,18 +74,13 @@ impl Config {
             .map(|b| Url::parse(&b))
             .transpose()
             .map_err(|e| Error::Config(format!("CONNECTOR_PUBLIC_BASE_URL: {e}")))?;
-        let backfill_days = match env.get("CONNECTOR_BACKFILL_DAYS") {
-            None => DEFAULT_BACKFILL_DAYS,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "CONNECTOR_BACKFILL_DAYS must be 1..={MAX_WINDOW_DAYS}, got {v:?}"
-                    ))
-                })?,
-        };
+        let backfill_days = bounded(
+            env,
+            "CONNECTOR_BACKFILL_DAYS",
+            DEFAULT_BACKFILL_DAYS,
+            1,
+            MAX_WINDOW_DAYS,
+        )?;
         Ok(Self {
             connections_table: required("CONNECTOR_CONNECTIONS_TABLE")?,
             ephemeral_table: required("CONNECTOR_EPHEMERAL_TABLE")?,
@@ -80,6 +96,8 @@ impl Config {
             public_base_url,
             backfill_days,
             aws_endpoint: env.get("CONNECTOR_AWS_ENDPOINT"),
+            push_window_secs: bounded(env, "CONNECTOR_PUSH_WINDOW_SECS", 300, 30, 3600)?,
+            push_rate_per_min: bounded(env, "CONNECTOR_PUSH_RATE_PER_MIN", 30, 1, 6000)?,
         })
     }
 

@@ -16,6 +16,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{field}: {reason}")]
+    InvalidField { field: String, reason: String },
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
     #[error("vendor {0} is not configured: set CONNECTOR_{env}_CLIENT_ID and CONNECTOR_{env}_CLIENT_SECRET", env = .0.env_name())]
@@ -43,7 +45,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::NotFound(_) => 404,
             Error::Conflict(_) | Error::VendorNotConfigured(_) => 409,
-            Error::Unprocessable(_) => 422,
+            Error::Unprocessable(_) | Error::InvalidField { .. } => 422,
             Error::PayloadTooLarge(_) => 413,
             Error::RateLimited { .. } => 429,
             Error::Config(_) | Error::Crypto(_) => 500,
@@ -59,7 +61,7 @@ impl Error {
             Error::NotFound(_) => "Not found",
             Error::Conflict(_) => "Conflict",
             Error::VendorNotConfigured(_) => "Vendor not configured",
-            Error::Unprocessable(_) => "Unprocessable content",
+            Error::Unprocessable(_) | Error::InvalidField { .. } => "Unprocessable content",
             Error::PayloadTooLarge(_) => "Payload too large",
             Error::RateLimited { .. } => "Too many requests",
             Error::Config(_) => "Server misconfigured",

@@ -158,6 +158,20 @@ pub const SUMMARY_METRICS: [MetricType; 6] = [
     MetricType::Calories,
 ];
 
+/// Which source a daily summary shows when several have a value (lower
+/// wins): the phone counts steps all day, worn or not, so Apple Health leads
+/// for steps; for everything else a wearable vendor's measurement leads and
+/// the phone fills in.
+pub fn source_rank(metric: MetricType, source: &str) -> u8 {
+    let phone = source == crate::push::SOURCE;
+    match (metric, phone) {
+        (MetricType::Steps, true) => 0,
+        (MetricType::Steps, false) => 1,
+        (_, false) => 0,
+        (_, true) => 1,
+    }
+}
+
 /// One row of `GET /v1/reports`: a user-local day; `sources` names where
 /// each value came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

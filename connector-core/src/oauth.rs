@@ -111,6 +111,7 @@ pub async fn begin(
             &state_key(&state),
             HashMap::from([
                 ("user_id".to_string(), user_id.to_string()),
+                (crate::store::OWNER.to_string(), user_id.to_string()),
                 ("vendor".to_string(), vendor.as_str().to_string()),
                 (PKCE_FIELD.to_string(), sealed_verifier),
                 ("redirect_uri".to_string(), redirect_uri.to_string()),

@@ -4,7 +4,7 @@
 //! TTL deletion is lazy.
 
 use crate::error::{sdk, Error, Result};
-use crate::model::{DailySummary, MetricType, Sample, SUMMARY_METRICS};
+use crate::model::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
 use crate::tokens::{Connection, ConnectionStatus, SealedTokens};
 use crate::vendors::Vendor;
 use aws_sdk_dynamodb::types::{
@@ -412,11 +412,11 @@ impl ConnectionStore {
 
 #[derive(Clone)]
 pub struct HealthStore {
-    db: Client,
-    table: String,
+    pub(crate) db: Client,
+    pub(crate) table: String,
 }
 
-fn day_key(date: NaiveDate) -> String {
+pub(crate) fn day_key(date: NaiveDate) -> String {
     format!("day#{}", date.format("%Y-%m-%d"))
 }
 
@@ -492,9 +492,13 @@ impl HealthStore {
         Ok(())
     }
 
-    /// Sets the summary values present in `summary`, keeping any others the
-    /// day already has (from other sources).
-    pub async fn upsert_summary(&self, user_id: &str, summary: &DailySummary) -> Result<()> {
+    /// The update that records `summary`'s values, each under its source
+    /// (`<metric>@<source>`), keeping other sources' values for the day.
+    pub(crate) fn summary_update(
+        &self,
+        user_id: &str,
+        summary: &DailySummary,
+    ) -> aws_sdk_dynamodb::types::Update {
         let mut set = vec!["#d = :d".to_string()];
         let mut names = HashMap::from([("#d".to_string(), "date".to_string())]);
         let mut values = HashMap::from([(
@@ -508,21 +512,32 @@ impl HealthStore {
                     .get(metric.as_str())
                     .cloned()
                     .unwrap_or_default();
-                names.insert(format!("#m{i}"), metric.as_str().to_string());
-                names.insert(format!("#s{i}"), format!("{}_source", metric.as_str()));
+                names.insert(format!("#m{i}"), format!("{}@{}", metric.as_str(), source));
                 values.insert(format!(":m{i}"), n(v));
-                values.insert(format!(":s{i}"), s(source));
-                set.push(format!("#m{i} = :m{i}, #s{i} = :s{i}"));
+                set.push(format!("#m{i} = :m{i}"));
             }
         }
-        self.db
-            .update_item()
+        aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key("user_id", s(user_id))
             .key("sk", s(day_key(summary.date)))
             .update_expression(format!("SET {}", set.join(", ")))
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
+            .build()
+            .expect("update has table, key and expression")
+    }
+
+    /// Records the values of `summary` under their sources.
+    pub async fn upsert_summary(&self, user_id: &str, summary: &DailySummary) -> Result<()> {
+        let u = self.summary_update(user_id, summary);
+        self.db
+            .update_item()
+            .table_name(u.table_name())
+            .set_key(Some(u.key().clone()))
+            .update_expression(u.update_expression())
+            .set_expression_attribute_names(u.expression_attribute_names().cloned())
+            .set_expression_attribute_values(u.expression_attribute_values().cloned())
             .send()
             .await
             .map_err(|e| Error::storage("UpdateItem summary", sdk(e)))?;
@@ -570,10 +585,18 @@ impl HealthStore {
                 .ok_or_else(|| Error::Storage("summary item has no valid date".into()))?;
             let mut row = DailySummary::new(date);
             for metric in SUMMARY_METRICS {
-                if let Some(v) = get_n::<f64>(item, metric.as_str()) {
-                    let src =
-                        get_s(item, &format!("{}_source", metric.as_str())).unwrap_or_default();
-                    row.set(metric, v, src);
+                let prefix = format!("{}@", metric.as_str());
+                let best = item
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix(&prefix)?,
+                            v.as_n().ok()?.parse::<f64>().ok()?,
+                        ))
+                    })
+                    .min_by_key(|(source, _)| (source_rank(metric, source), source.to_string()));
+                if let Some((source, value)) = best {
+                    row.set(metric, value, source);
                 }
             }
             rows.push(row);
@@ -613,7 +636,8 @@ impl HealthStore {
 
     /// Deletes every health item of a user; returns how many.
     pub async fn delete_user(&self, user_id: &str) -> Result<usize> {
-        let items = self.query_range(user_id, String::new(), "~".into()).await?;
+        // Every sort key starts with a lowercase word ("day#", "push#", "sample#").
+        let items = self.query_range(user_id, "a".into(), "~".into()).await?;
         let requests: Vec<WriteRequest> = items
             .iter()
             .filter_map(|item| {
@@ -634,14 +658,20 @@ impl HealthStore {
     }
 }
 
+/// The attribute that names whose an ephemeral item is (user id, or a Mock
+/// vendor user id), indexed so that deleting a user finds every item.
+pub const OWNER: &str = "owner";
+
 /// Short-lived items with a TTL: single-use OAuth state and dedup keys.
 #[derive(Clone)]
 pub struct EphemeralStore {
-    db: Client,
-    table: String,
+    pub(crate) db: Client,
+    pub(crate) table: String,
 }
 
 impl EphemeralStore {
+    pub const OWNER_INDEX: &'static str = "by-owner";
+
     pub fn new(db: Client, table: String) -> Self {
         Self { db, table }
     }
@@ -708,18 +738,55 @@ impl EphemeralStore {
 
     /// Claims `pk` until `expires_at`. True for the first claim; false when a
     /// live claim exists (an expired one may be claimed again).
-    pub async fn claim(&self, pk: &str, expires_at: DateTime<Utc>) -> Result<bool> {
-        let res = self
+    pub async fn claim(
+        &self,
+        pk: &str,
+        expires_at: DateTime<Utc>,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let mut req = self
             .db
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pk))
             .item("expires_at", n(expires_at.timestamp()))
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
-            .send()
-            .await;
-        Ok(conditional(res, "PutItem claim")?.is_some())
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        if let Some(o) = owner {
+            req = req.item(OWNER, s(o));
+        }
+        Ok(conditional(req.send().await, "PutItem claim")?.is_some())
+    }
+
+    /// Deletes every live or expired item that names `owner` (through the
+    /// by-owner index); returns how many.
+    pub async fn delete_owned(&self, owner: &str) -> Result<usize> {
+        let mut count = 0;
+        loop {
+            let page = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(Self::OWNER_INDEX)
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", OWNER)
+                .expression_attribute_values(":o", s(owner))
+                .send()
+                .await
+                .map_err(|e| Error::storage("Query by-owner", sdk(e)))?;
+            let pks: Vec<String> = page
+                .items()
+                .iter()
+                .filter_map(|i| get_s(i, "pk").map(String::from))
+                .collect();
+            if pks.is_empty() {
+                return Ok(count);
+            }
+            for pk in pks {
+                self.delete(&pk).await?;
+                count += 1;
+            }
+        }
     }
 
     pub async fn delete(&self, pk: &str) -> Result<()> {

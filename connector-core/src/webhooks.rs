@@ -38,6 +38,8 @@ pub enum SignedMessage {
 pub enum TimestampUnit {
     Seconds,
     Millis,
+    /// Unix seconds or an ISO-8601 / RFC 3339 timestamp (the phone push).
+    SecondsOrRfc3339,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,10 +108,19 @@ impl SignatureScheme {
             None => None,
             Some(rule) => {
                 let raw = header(headers, rule.header)?;
-                let value: i64 = raw.parse().map_err(|_| Rejection::Malformed(rule.header))?;
+                let malformed = || Rejection::Malformed(rule.header);
                 let secs = match rule.unit {
-                    TimestampUnit::Seconds => value,
-                    TimestampUnit::Millis => value.div_euclid(1000),
+                    TimestampUnit::Seconds => raw.parse::<i64>().map_err(|_| malformed())?,
+                    TimestampUnit::Millis => raw
+                        .parse::<i64>()
+                        .map_err(|_| malformed())?
+                        .div_euclid(1000),
+                    TimestampUnit::SecondsOrRfc3339 => match raw.parse::<i64>() {
+                        Ok(s) => s,
+                        Err(_) => DateTime::parse_from_rfc3339(raw)
+                            .map_err(|_| malformed())?
+                            .timestamp(),
+                    },
                 };
                 if (now.timestamp() - secs).abs() > rule.tolerance_secs {
                     return Err(Rejection::Stale(rule.tolerance_secs));
@@ -179,12 +190,19 @@ impl Dedup<'_> {
         format!("webhook#{}#{}", vendor.as_str(), event_id)
     }
 
-    /// True the first time an event id is seen within the TTL.
-    pub async fn first_delivery(&self, vendor: Vendor, event_id: &str) -> Result<bool> {
+    /// True the first time an event id is seen within the TTL. `owner` is
+    /// the user the event is about, so deleting the user deletes the key.
+    pub async fn first_delivery(
+        &self,
+        vendor: Vendor,
+        event_id: &str,
+        owner: Option<&str>,
+    ) -> Result<bool> {
         self.store
             .claim(
                 &Self::key(vendor, event_id),
                 Utc::now() + chrono::Duration::seconds(self.ttl_secs),
+                owner,
             )
             .await
     }
@@ -318,6 +336,41 @@ mod tests {
         assert_eq!(
             scheme.verify(secret, &moved, body, now),
             Err(Rejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn push_timestamps_may_be_iso_8601() {
+        let scheme = SignatureScheme {
+            timestamp: Some(TimestampRule {
+                header: "x-sync-timestamp",
+                unit: TimestampUnit::SecondsOrRfc3339,
+                tolerance_secs: 300,
+            }),
+            signature_header: "x-sync-signature",
+            ..mock_scheme()
+        };
+        let now: DateTime<Utc> = "2026-02-16T23:59:50Z".parse().unwrap();
+        for ts in [
+            "2026-02-16T23:59:45Z",
+            "2026-02-17T00:59:45+01:00",
+            "1771286385",
+        ] {
+            let sig = sign_hex_sha256(b"k", &[ts.as_bytes(), b".", b"{}"]);
+            let h = headers(&[
+                ("x-sync-timestamp", ts.to_string()),
+                ("x-sync-signature", sig),
+            ]);
+            assert_eq!(scheme.verify(b"k", &h, b"{}", now), Ok(()), "{ts}");
+        }
+        let sig = sign_hex_sha256(b"k", &[b"2026-02-16T23:00:00Z.{}"]);
+        let h = headers(&[
+            ("x-sync-timestamp", "2026-02-16T23:00:00Z".to_string()),
+            ("x-sync-signature", sig),
+        ]);
+        assert_eq!(
+            scheme.verify(b"k", &h, b"{}", now),
+            Err(Rejection::Stale(300))
         );
     }
 

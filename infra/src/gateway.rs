@@ -15,6 +15,17 @@ use lambda_http::Body;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The HTTP functions the gateway can invoke (by their cargo binary name).
+pub const HTTP_FUNCTIONS: [&str; 7] = [
+    "account",
+    "providers",
+    "connect",
+    "oauth-callback",
+    "webhook",
+    "data",
+    "health-push",
+];
+
 pub struct Gateway {
     pub app: Arc<App>,
     pub routes: Vec<Route>,
@@ -94,6 +105,8 @@ async fn dispatch(
         "oauth-callback" => oauth_callback::handle(app, request).await,
         "webhook" => webhook::handle(app, request).await,
         "data" => data::handle(app, request).await,
+        "health-push" => health_push::handle(app, request).await,
+        "account" => account::handle(app, request).await,
         other => {
             tracing::error!(
                 binary = other,

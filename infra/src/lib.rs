@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod mock_webhook;
 pub mod provision;
 pub mod pump;
+pub mod push_signer;
 pub mod stack;
 pub mod template;
 pub mod tick;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub const LOCAL_MOCK_WEBHOOK_SECRET: &str = "local-mock-webhook-secret";
+pub const LOCAL_PUSH_SECRET: &str = "local-push-secret";
 
 pub struct StackOptions {
     pub endpoint: String,
@@ -109,6 +110,11 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
         &mut env,
         "CONNECTOR_MOCK_WEBHOOK_SECRET",
         LOCAL_MOCK_WEBHOOK_SECRET.to_string(),
+    );
+    set_default(
+        &mut env,
+        "CONNECTOR_PUSH_SECRET",
+        LOCAL_PUSH_SECRET.to_string(),
     );
     env.insert("CONNECTOR_AWS_ENDPOINT".into(), opts.endpoint.clone());
     env.extend(opts.extra_env.clone());

@@ -87,8 +87,8 @@ async fn ephemeral_items_are_single_use_and_expire_on_read() {
     let stack = stack("ephemeral").await;
     let store = &stack.app.ephemeral;
     let soon = chrono::Utc::now() + chrono::Duration::seconds(60);
-    assert!(store.claim("dedup#a", soon).await.unwrap());
-    assert!(!store.claim("dedup#a", soon).await.unwrap());
+    assert!(store.claim("dedup#a", soon, None).await.unwrap());
+    assert!(!store.claim("dedup#a", soon, None).await.unwrap());
 
     store
         .put(
@@ -124,7 +124,7 @@ async fn ephemeral_items_are_single_use_and_expire_on_read() {
     assert!(store.get("state#2").await.unwrap().is_none());
     assert!(store.take("state#2").await.unwrap().is_none());
     assert!(
-        store.claim("state#2", soon).await.unwrap(),
+        store.claim("state#2", soon, None).await.unwrap(),
         "an expired claim can be taken again"
     );
 }

@@ -95,6 +95,40 @@ async fn http_events_drive_their_handlers() {
 }
 
 #[tokio::test]
+async fn health_push_event_is_signed_and_its_payload_valid() {
+    let stack = stack("push-event").await;
+    let req = http_event("health-push.json");
+    // Signed with the events' test secret at its fixed time.
+    let scheme = connector_core::webhooks::SignatureScheme {
+        signature_header: "x-sync-signature",
+        timestamp: Some(connector_core::webhooks::TimestampRule {
+            header: "x-sync-timestamp",
+            unit: connector_core::webhooks::TimestampUnit::SecondsOrRfc3339,
+            tolerance_secs: 300,
+        }),
+        ..MockVendor::scheme()
+    };
+    let at = chrono::DateTime::from_timestamp(1_771_286_390, 0).unwrap();
+    let body: &[u8] = req.body().as_ref();
+    assert_eq!(
+        scheme.verify(b"fake-push-secret", req.headers(), body, at),
+        Ok(())
+    );
+    let push = connector_core::push::Push::parse(body, "2026-02-16".parse().unwrap()).unwrap();
+    assert_eq!(push.workouts.len(), 1);
+    // Against the wall clock (and another secret) the handler refuses it.
+    let resp = health_push::handle(&stack.app, req).await;
+    assert_eq!(resp.status(), 401);
+    assert!(stack
+        .app
+        .health
+        .push_day(EVENT_USER, push.date)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
 async fn sqs_event_fails_only_the_malformed_record() {
     let stack = stack("sqs-event").await;
     let app = &stack.app;

@@ -87,11 +87,10 @@ async fn resources_match_the_template() {
 
     // Every HTTP route is served by a function the gateway knows.
     let routes = template.routes();
-    assert_eq!(routes.len(), 10);
+    assert_eq!(routes.len(), 12);
     for r in &routes {
         assert!(
-            ["providers", "connect", "oauth-callback", "webhook", "data"]
-                .contains(&r.binary.as_str()),
+            connector_infra::gateway::HTTP_FUNCTIONS.contains(&r.binary.as_str()),
             "{r:?}"
         );
         assert_eq!(
@@ -100,7 +99,7 @@ async fn resources_match_the_template() {
             "{r:?}"
         );
     }
-    assert_eq!(template.functions().len(), 7);
+    assert_eq!(template.functions().len(), 9);
 }
 
 #[tokio::test]

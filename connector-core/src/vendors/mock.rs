@@ -12,7 +12,7 @@
 use super::{FetchRequest, Vendor, VendorDriver, VendorError};
 use crate::error::{Error, Result};
 use crate::model::{MetricType, Sample};
-use crate::store::EphemeralStore;
+use crate::store::{EphemeralStore, OWNER};
 use crate::tokens::{Secret, TokenSet};
 use crate::webhooks::{
     Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit, WebhookEvent,
@@ -76,7 +76,10 @@ impl MockVendor {
         self.store
             .put(
                 &format!("mockvendor#rt#{refresh_hash}"),
-                HashMap::from([("vendor_user_id".to_string(), vendor_user_id.to_string())]),
+                HashMap::from([
+                    ("vendor_user_id".to_string(), vendor_user_id.to_string()),
+                    (OWNER.to_string(), vendor_user_id.to_string()),
+                ]),
                 now + chrono::Duration::seconds(REFRESH_TTL_SECS),
             )
             .await?;
@@ -85,6 +88,7 @@ impl MockVendor {
                 &format!("mockvendor#at#{}", token_hash(&access)),
                 HashMap::from([
                     ("vendor_user_id".to_string(), vendor_user_id.to_string()),
+                    (OWNER.to_string(), vendor_user_id.to_string()),
                     ("refresh_hash".to_string(), refresh_hash),
                 ]),
                 access_exp,
@@ -250,20 +254,13 @@ impl VendorDriver for MockVendor {
         }
     }
 
-    async fn revoke(&self, _vendor_user_id: &str, tokens: &TokenSet) -> Result<bool, VendorError> {
+    /// Revokes the whole grant: every token the mock ever issued to this
+    /// vendor user, expired or not.
+    async fn revoke(&self, vendor_user_id: &str, _tokens: &TokenSet) -> Result<bool, VendorError> {
         self.store
-            .delete(&format!(
-                "mockvendor#at#{}",
-                token_hash(tokens.access_token.expose())
-            ))
+            .delete_owned(vendor_user_id)
             .await
             .map_err(transient)?;
-        if let Some(rt) = &tokens.refresh_token {
-            self.store
-                .delete(&format!("mockvendor#rt#{}", token_hash(rt.expose())))
-                .await
-                .map_err(transient)?;
-        }
         Ok(true)
     }
 }

@@ -52,21 +52,15 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     };
     let (mut queued, mut duplicates, mut unknown_user) = (0, 0, 0);
     for event in events {
-        if !dedup.first_delivery(vendor, &event.event_id).await? {
+        let conn = app
+            .connections
+            .find_by_vendor_user(vendor, &event.vendor_user_id)
+            .await?;
+        let owner = conn.as_ref().map(|c| c.user_id.as_str());
+        if !dedup.first_delivery(vendor, &event.event_id, owner).await? {
             duplicates += 1;
             continue;
         }
-        let conn = match app
-            .connections
-            .find_by_vendor_user(vendor, &event.vendor_user_id)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                dedup.release(vendor, &event.event_id).await?;
-                return Err(e);
-            }
-        };
         let Some(conn) = conn else {
             unknown_user += 1;
             continue;

@@ -3,8 +3,11 @@
 //!   connector-dev token <sub> [--ttl SECS]          print a dev JWT for user <sub>
 //!   connector-dev mock-webhook <sub> [--date YYYY-MM-DD] [--url URL] [--event-id ID]
 //!                                                   send a signed Mock webhook
+//!   connector-dev sign-push <file>                  print TS=… and SIG=… for a phone push body
+//!                                                   (secret: CONNECTOR_PUSH_SECRET or the local default)
 
-use connector_infra::{dev_jwt, mock_webhook, stack::LOCAL_MOCK_WEBHOOK_SECRET};
+use connector_infra::stack::{LOCAL_MOCK_WEBHOOK_SECRET, LOCAL_PUSH_SECRET};
+use connector_infra::{dev_jwt, mock_webhook, push_signer};
 
 fn usage() -> ! {
     eprintln!("usage: connector-dev token <sub> [--ttl SECS]");
@@ -56,6 +59,18 @@ async fn main() {
             if !status.is_ok_and(|s| s.success()) {
                 std::process::exit(1);
             }
+        }
+        (Some("sign-push"), Some(file)) => {
+            let body = std::fs::read(file).unwrap_or_else(|e| {
+                eprintln!("cannot read {file}: {e}");
+                std::process::exit(2)
+            });
+            let secret =
+                std::env::var("CONNECTOR_PUSH_SECRET").unwrap_or_else(|_| LOCAL_PUSH_SECRET.into());
+            let signed =
+                push_signer::sign(&secret, &chrono::Utc::now().timestamp().to_string(), &body);
+            println!("TS={}", signed.timestamp);
+            println!("SIG={}", signed.signature);
         }
         _ => usage(),
     }

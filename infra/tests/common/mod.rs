@@ -22,6 +22,11 @@ pub fn unique_prefix(name: &str) -> String {
 }
 
 pub fn options(name: &str) -> StackOptions {
+    // Log lines go to the test's captured output (shown when it fails).
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
     let mut o = StackOptions::new(&endpoint(), &unique_prefix(name));
     // Tests drive the queue themselves so they can see what was queued.
     o.pump = false;
@@ -181,4 +186,22 @@ pub fn today() -> String {
 
 pub fn days_ago(n: i64) -> String {
     (chrono::Utc::now().date_naive() - chrono::Duration::days(n)).to_string()
+}
+
+/// Every item of every table of the stack, as (table, debug text).
+pub async fn all_items(stack: &Stack) -> Vec<(&'static str, String)> {
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let mut out = Vec::new();
+    for table in ["ConnectionsTable", "EphemeralTable", "HealthDataTable"] {
+        let items = dynamo
+            .scan()
+            .table_name(stack.provisioned.table(table))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        out.extend(items.iter().map(|item| (table, format!("{item:?}"))));
+    }
+    out
 }
