@@ -35,8 +35,8 @@ token:
 
 # Stripped release size of every function binary (what Lambda runs).
 sizes:
-	$(CARGO) build --release -p providers -p connect -p oauth-callback -p webhook -p sync-worker -p token-refresher -p data -p health-push
-	@for f in providers connect oauth-callback webhook sync-worker token-refresher data health-push; do \
+	$(CARGO) build --release -p providers -p connect -p oauth-callback -p webhook -p sync-worker -p token-refresher -p data -p health-push -p account
+	@for f in providers connect oauth-callback webhook sync-worker token-refresher data health-push account; do \
 		printf '%-16s %s\n' $$f "$$(du -h target/release/$$f | cut -f1)"; done
 
 clean-venv:

@@ -544,22 +544,33 @@ impl HealthStore {
         Ok(())
     }
 
+    /// One page of a user's items with `lo <= sk <= hi`.
+    async fn query_page(
+        &self,
+        user_id: &str,
+        (lo, hi): (&str, &str),
+        start: Option<Item>,
+        limit: Option<i32>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        self.db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .set_exclusive_start_key(start)
+            .set_limit(limit)
+            .send()
+            .await
+            .map_err(|e| Error::storage("Query health data", sdk(e)))
+    }
+
     async fn query_range(&self, user_id: &str, lo: String, hi: String) -> Result<Vec<Item>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":u", s(user_id))
-                .expression_attribute_values(":lo", s(lo.clone()))
-                .expression_attribute_values(":hi", s(hi.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| Error::storage("Query health data", sdk(e)))?;
+            let page = self.query_page(user_id, (&lo, &hi), start, None).await?;
             out.extend(page.items().iter().cloned());
             start = page.last_evaluated_key;
             if start.is_none() {
@@ -604,20 +615,33 @@ impl HealthStore {
         Ok(rows)
     }
 
-    /// Samples of one metric on `from..=to` (by their day), oldest first.
-    pub async fn samples(
+    /// One page of samples of a metric on `from..=to` (by their day), oldest
+    /// first, starting after the sort key `after`; with the sort key to
+    /// continue from when there may be more.
+    pub async fn samples_page(
         &self,
         user_id: &str,
         metric: MetricType,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<Sample>> {
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Sample>, Option<String>)> {
         let prefix = format!("sample#{}#", metric.as_str());
         // '~' sorts after every character a time or source uses.
         let lo = format!("{prefix}{}", from.format("%Y-%m-%d"));
         let hi = format!("{prefix}{}~", to.format("%Y-%m-%d"));
-        let items = self.query_range(user_id, lo, hi).await?;
-        items
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("user_id".to_string(), s(user_id)),
+                ("sk".to_string(), s(sk)),
+            ])
+        });
+        let page = self
+            .query_page(user_id, (&lo, &hi), start, Some(limit.max(1)))
+            .await?;
+        let samples = page
+            .items()
             .iter()
             .map(|item| {
                 let bad = || Error::Storage("sample item is malformed".into());
@@ -631,7 +655,13 @@ impl HealthStore {
                     source: get_s(item, "source").ok_or_else(bad)?.to_string(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let next = page
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| get_s(k, "sk"))
+            .map(String::from);
+        Ok((samples, next))
     }
 
     /// Deletes every health item of a user; returns how many.

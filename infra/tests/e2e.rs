@@ -484,3 +484,60 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn metrics_paginate_without_loss_or_overlap() {
+    let stack = stack("pages").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    let range = format!("since={}&until={}", days_ago(13), today());
+    let (_, all) = c
+        .get(&format!("/v1/metrics?types=hrv,steps&{range}"), "alice")
+        .await;
+    assert!(all["next_cursor"].is_null());
+    let want: Vec<serde_json::Value> = (0..2)
+        .flat_map(|i| all["series"][i]["points"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(want.len(), 28);
+
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/v1/metrics?types=hrv,steps&{range}&limit=10");
+        if let Some(cur) = &cursor {
+            path.push_str(&format!("&cursor={cur}"));
+        }
+        let (status, page) = c.get(&path, "alice").await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let n: usize = (0..2)
+            .map(|i| page["series"][i]["points"].as_array().unwrap().len())
+            .sum();
+        assert!(n <= 10, "page of {n}");
+        for i in 0..2 {
+            assert_eq!(page["series"][i]["type"], all["series"][i]["type"]);
+            got.extend(page["series"][i]["points"].as_array().unwrap().clone());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cur) => cursor = Some(cur.to_string()),
+            None => break,
+        }
+        assert!(pages < 10, "pagination does not end");
+    }
+    assert_eq!(got, want);
+    assert_eq!(pages, 3);
+
+    for bad in [
+        "limit=0",
+        "limit=5001",
+        "cursor=not-a-cursor",
+        "cursor=eyJpIjo1fQ",
+    ] {
+        let (status, _) = c
+            .get(&format!("/v1/metrics?types=hrv,steps&{bad}"), "alice")
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+}

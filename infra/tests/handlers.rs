@@ -92,6 +92,19 @@ async fn http_events_drive_their_handlers() {
         .await
         .unwrap()
         .is_none());
+
+    let resp = account::handle(app, http_event("account.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let receipt = body_json(&resp);
+    assert_eq!(receipt["user_id"], EVENT_USER);
+    assert!(receipt["deleted"]["health_items"].as_u64().unwrap() > 0);
+    let (from, to) = ("2000-01-01".parse().unwrap(), "2100-01-01".parse().unwrap());
+    assert!(app
+        .health
+        .summaries(EVENT_USER, from, to)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]

@@ -380,3 +380,51 @@ async fn per_user_rate_limit_answers_429_with_retry_after() {
     let (status, _) = send(&c, &stack, "bob", &b).await;
     assert_eq!(status, 201);
 }
+
+#[tokio::test]
+async fn one_log_line_per_push_without_values_or_signature() {
+    let stack = stack("push-log").await;
+    let c = Client::new(&stack);
+    let d = days_ago(1);
+    let user = "log-user-3c9d";
+    let b = body(
+        &d,
+        &format!("{d}T20:00:00Z"),
+        serde_json::json!({"steps": 87654, "hrv": 123.4}),
+    );
+    let s = push_signer::sign(
+        &stack.env["CONNECTOR_PUSH_SECRET"],
+        &chrono::Utc::now().timestamp().to_string(),
+        b.as_bytes(),
+    );
+    let (status, _) = send_signed(&c, user, &b, Some(&s.timestamp), Some(&s.signature)).await;
+    assert_eq!(status, 201);
+    let (status, _) = send_signed(&c, user, &b, Some(&s.timestamp), Some(&s.signature)).await;
+    assert_eq!(status, 401, "replay");
+    let logs = captured_logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("health push") && l.contains(user))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(
+        lines[0].contains("verification=\"ok\"") || lines[0].contains("verification=ok"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("payload_bytes=")
+            && lines[0].contains("latency_ms=")
+            && lines[0].contains("received_at=")
+    );
+    assert!(lines[0].contains("created"), "{}", lines[0]);
+    assert!(lines[1].contains("replay"), "{}", lines[1]);
+    for secret in [
+        s.signature.as_str(),
+        "87654",
+        "123.4",
+        stack.env["CONNECTOR_PUSH_SECRET"].as_str(),
+    ] {
+        assert!(!logs.contains(secret), "log leaks {secret}");
+    }
+}

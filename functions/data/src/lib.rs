@@ -1,6 +1,8 @@
 //! The data API: `POST /v1/sync` queues a pull, `GET /v1/reports` serves
 //! daily summaries, `GET /v1/metrics` serves series with units and sources.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use chrono::NaiveDate;
 use connector_core::api::{json, json_body, query_param, respond, route, user_id};
 use connector_core::config::MAX_WINDOW_DAYS;
@@ -9,10 +11,12 @@ use connector_core::model::MetricType;
 use connector_core::tokens::ConnectionStatus;
 use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_SYNC_DAYS: u32 = 3;
 pub const DEFAULT_REPORT_DAYS: u32 = 14;
+pub const DEFAULT_PAGE_POINTS: u32 = 1000;
+pub const MAX_PAGE_POINTS: u32 = 5000;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(dispatch(app, &req).await)
@@ -131,19 +135,93 @@ async fn metrics(app: &App, req: &Request, user: &str) -> Result<Response<Body>>
             "since..until spans more than {MAX_WINDOW_DAYS} days"
         )));
     }
+    let limit = match parse_u32(req, "limit")? {
+        None => DEFAULT_PAGE_POINTS,
+        Some(l) if (1..=MAX_PAGE_POINTS).contains(&l) => l,
+        Some(_) => {
+            return Err(Error::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE_POINTS}"
+            )))
+        }
+    };
+    let cursor = query_param(req, "cursor")
+        .map(|c| Cursor::decode(&c, &metrics))
+        .transpose()?
+        .unwrap_or_default();
+    // Series in the order asked; a page fills them one after another.
+    let mut left = limit as usize;
+    let mut next_cursor = None;
     let mut series = Vec::with_capacity(metrics.len());
-    for metric in metrics {
-        let points: Vec<_> = app
-            .health
-            .samples(user, metric, since, until)
-            .await?
-            .into_iter()
-            .map(|s| serde_json::json!({ "date": s.date, "time": s.time, "value": s.value, "source": s.source }))
-            .collect();
+    for (i, metric) in metrics.iter().enumerate() {
+        let mut points = Vec::new();
+        if i >= cursor.index && left > 0 && next_cursor.is_none() {
+            let after = if i == cursor.index {
+                cursor.after.as_deref()
+            } else {
+                None
+            };
+            let (samples, more) = app
+                .health
+                .samples_page(user, *metric, since, until, after, left as i32)
+                .await?;
+            left -= samples.len();
+            points = samples
+                .into_iter()
+                .map(|s| serde_json::json!({ "date": s.date, "time": s.time, "value": s.value, "source": s.source }))
+                .collect();
+            if let Some(sk) = more {
+                next_cursor = Some(
+                    Cursor {
+                        index: i,
+                        after: Some(sk),
+                    }
+                    .encode(),
+                );
+            } else if left == 0 && i + 1 < metrics.len() {
+                next_cursor = Some(
+                    Cursor {
+                        index: i + 1,
+                        after: None,
+                    }
+                    .encode(),
+                );
+            }
+        }
         series.push(serde_json::json!({ "type": metric, "unit": metric.unit(), "points": points }));
     }
     Ok(json(
         200,
-        &serde_json::json!({ "since": since, "until": until, "series": series }),
+        &serde_json::json!({ "since": since, "until": until, "series": series, "next_cursor": next_cursor }),
     ))
+}
+
+/// Where the next page of /v1/metrics starts: the series index and the last
+/// sort key returned (opaque to clients: base64url JSON).
+#[derive(Default, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(rename = "i")]
+    index: usize,
+    #[serde(rename = "k")]
+    after: Option<String>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        B64.encode(serde_json::to_vec(self).expect("cursor serializes"))
+    }
+
+    fn decode(s: &str, metrics: &[MetricType]) -> Result<Self> {
+        let bad =
+            || Error::BadRequest("cursor is not one this API returned for these types".into());
+        let c: Cursor = B64
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(bad)?;
+        let prefix = format!("sample#{}#", metrics.get(c.index).ok_or_else(bad)?.as_str());
+        if c.after.as_deref().is_some_and(|k| !k.starts_with(&prefix)) {
+            return Err(bad());
+        }
+        Ok(c)
+    }
 }

@@ -8,6 +8,26 @@ use connector_infra::stack::{start, Stack, StackOptions};
 use connector_infra::{dev_jwt, mock_webhook};
 use std::time::Duration;
 
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line this test binary has written so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string()
+}
+
 pub fn endpoint() -> String {
     std::env::var("CONNECTOR_TEST_AWS_ENDPOINT").expect(
         "integration tests need the AWS emulator: run `make test`, or start moto_server and set CONNECTOR_TEST_AWS_ENDPOINT",
@@ -22,9 +42,10 @@ pub fn unique_prefix(name: &str) -> String {
 }
 
 pub fn options(name: &str) -> StackOptions {
-    // Log lines go to the test's captured output (shown when it fails).
+    // Log lines go to the test output and to a buffer tests can inspect.
     let _ = tracing_subscriber::fmt()
-        .with_test_writer()
+        .with_writer(|| LogCapture)
+        .with_ansi(false)
         .with_env_filter("info")
         .try_init();
     let mut o = StackOptions::new(&endpoint(), &unique_prefix(name));
