@@ -428,3 +428,37 @@ async fn one_log_line_per_push_without_values_or_signature() {
         assert!(!logs.contains(secret), "log leaks {secret}");
     }
 }
+
+#[tokio::test]
+async fn storage_failure_is_503_with_retry_after_and_the_retry_is_not_a_replay() {
+    let mut opts = options("push-503");
+    // A health table that does not exist: every write fails.
+    opts.extra_env
+        .insert("CONNECTOR_HEALTH_TABLE".into(), "no-such-table".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let c = Client::new(&stack);
+    let d = days_ago(1);
+    let b = body(
+        &d,
+        &format!("{d}T20:00:00Z"),
+        serde_json::json!({"steps": 10}),
+    );
+    let s = push_signer::sign(
+        &stack.env["CONNECTOR_PUSH_SECRET"],
+        &chrono::Utc::now().timestamp().to_string(),
+        b.as_bytes(),
+    );
+    for attempt in 0..2 {
+        let (status, problem) =
+            send_signed(&c, "alice", &b, Some(&s.timestamp), Some(&s.signature)).await;
+        assert_eq!(status, 503, "attempt {attempt}: {problem}");
+        assert!(problem["retry_after"].as_str().is_some(), "{problem}");
+        assert!(
+            !problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no-such-table"),
+            "no internals in the body"
+        );
+    }
+}
