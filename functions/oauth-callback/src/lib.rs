@@ -12,7 +12,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 fn redirect(return_url: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>> {
-    let mut url = url_with(return_url)?;
+    let mut url = url::Url::parse(return_url)
+        .map_err(|_| Error::Storage("stored return URL is invalid".into()))?;
     url.query_pairs_mut().extend_pairs(pairs);
     Ok(Response::builder()
         .status(302)
@@ -20,10 +21,6 @@ fn redirect(return_url: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>> 
         .header("cache-control", "no-store")
         .body(Body::Empty)
         .expect("valid response"))
-}
-
-fn url_with(s: &str) -> Result<oauth2::url::Url> {
-    oauth2::url::Url::parse(s).map_err(|_| Error::Storage("stored return URL is invalid".into()))
 }
 
 async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
