@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use connector_infra::push_signer;
 
 async fn items_naming(stack: &connector_infra::stack::Stack, needle: &str) -> Vec<String> {
     all_items(stack)
@@ -12,30 +11,6 @@ async fn items_naming(stack: &connector_infra::stack::Stack, needle: &str) -> Ve
         .filter(|(_, text)| text.contains(needle))
         .map(|(table, text)| format!("{table}: {text}"))
         .collect()
-}
-
-async fn push(c: &Client, stack: &connector_infra::stack::Stack, user: &str) {
-    let d = today();
-    let body = format!(
-        r#"{{"date":"{d}","steps":1234,"generated_at":"{}"}}"#,
-        chrono::Utc::now().to_rfc3339()
-    );
-    let s = push_signer::sign(
-        &stack.env["CONNECTOR_PUSH_SECRET"],
-        &chrono::Utc::now().timestamp().to_string(),
-        body.as_bytes(),
-    );
-    let resp = c
-        .http
-        .post(format!("{}/v1/health/push", c.base))
-        .bearer_auth(token(user))
-        .header("x-sync-timestamp", s.timestamp)
-        .header("x-sync-signature", s.signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
 }
 
 #[tokio::test]
@@ -52,7 +27,12 @@ async fn delete_me_removes_every_trace_and_is_idempotent() {
     let user = "user-to-delete-7f3a";
     for u in [user, "bystander"] {
         c.post("/v1/connections/mock", u, "").await;
-        push(&c, &stack, u).await;
+        let d = today();
+        let body = format!(
+            r#"{{"date":"{d}","steps":1234,"generated_at":"{}"}}"#,
+            chrono::Utc::now().to_rfc3339()
+        );
+        assert_eq!(c.push(&stack, u, &body).await.0, 201);
         // An OAuth flow left unfinished (state item).
         let (status, _) = c.post("/v1/connections/whoop", u, "").await;
         assert_eq!(status, 200);

@@ -14,52 +14,6 @@ fn body(date: &str, generated_at: &str, fields: serde_json::Value) -> String {
     v.to_string()
 }
 
-async fn send(
-    c: &Client,
-    stack: &connector_infra::stack::Stack,
-    user: &str,
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let s = push_signer::sign(
-        &stack.env["CONNECTOR_PUSH_SECRET"],
-        &chrono::Utc::now().timestamp().to_string(),
-        body.as_bytes(),
-    );
-    send_signed(c, user, body, Some(&s.timestamp), Some(&s.signature)).await
-}
-
-async fn send_signed(
-    c: &Client,
-    user: &str,
-    body: &str,
-    ts: Option<&str>,
-    sig: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let mut req = c
-        .http
-        .post(format!("{}/v1/health/push", c.base))
-        .bearer_auth(token(user))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(t) = ts {
-        req = req.header("x-sync-timestamp", t);
-    }
-    if let Some(s) = sig {
-        req = req.header("x-sync-signature", s);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let mut json: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-    if let Some(r) = retry {
-        json["retry_after"] = r.into();
-    }
-    (status, json)
-}
-
 async fn record(
     stack: &connector_infra::stack::Stack,
     user: &str,
@@ -85,7 +39,7 @@ async fn created_merged_unchanged_with_newest_wins_backfill_and_workout_dedup() 
         &format!("{d}T20:00:00Z"),
         serde_json::json!({"steps": 9000, "hrv": 46.2, "workouts": run}),
     );
-    let (status, r) = send(&c, &stack, "alice", &first).await;
+    let (status, r) = c.push(&stack, "alice", &first).await;
     assert_eq!(
         (status, r["result"].as_str()),
         (201, Some("created")),
@@ -97,14 +51,14 @@ async fn created_merged_unchanged_with_newest_wins_backfill_and_workout_dedup() 
         &chrono::Utc::now().to_rfc3339(),
         first.as_bytes(),
     );
-    let (status, r) = send_signed(
-        &c,
-        "alice",
-        &first,
-        Some(&later.timestamp),
-        Some(&later.signature),
-    )
-    .await;
+    let (status, r) = c
+        .push_with(
+            "alice",
+            &first,
+            Some(&later.timestamp),
+            Some(&later.signature),
+        )
+        .await;
     assert_eq!(
         (status, r["result"].as_str()),
         (200, Some("unchanged")),
@@ -120,14 +74,14 @@ async fn created_merged_unchanged_with_newest_wins_backfill_and_workout_dedup() 
         &format!("{d}T23:59:45Z"),
         serde_json::json!({"steps": 9234, "workouts": run_again}),
     );
-    let (_, r) = send(&c, &stack, "alice", &newer).await;
+    let (_, r) = c.push(&stack, "alice", &newer).await;
     assert_eq!(r["result"], "merged");
     let older = body(
         &d,
         &format!("{d}T12:00:00Z"),
         serde_json::json!({"steps": 5000, "resting_hr": 58, "hrv": 10}),
     );
-    let (_, r) = send(&c, &stack, "alice", &older).await;
+    let (_, r) = c.push(&stack, "alice", &older).await;
     assert_eq!(r["result"], "merged", "backfilled resting_hr");
 
     let rec = record(&stack, "alice", &d).await.unwrap();
@@ -179,7 +133,7 @@ async fn pushed_and_vendor_days_merge_with_per_value_provenance() {
         &chrono::Utc::now().to_rfc3339(),
         serde_json::json!({"steps": 4321, "hrv": 99.0}),
     );
-    let (status, _) = send(&c, &stack, "alice", &push).await;
+    let (status, _) = c.push(&stack, "alice", &push).await;
     assert_eq!(status, 201);
     let (_, reports) = c.get("/v1/reports?days=1", "alice").await;
     let rows = reports["reports"].as_array().unwrap();
@@ -263,21 +217,24 @@ async fn forged_stale_replayed_and_unsigned_pushes_write_nothing() {
             Some(good.signature.as_str()),
         ),
     ] {
-        let (status, problem) = send_signed(&c, "alice", body, ts, sig).await;
+        let (status, problem) = c.push_with("alice", body, ts, sig).await;
         assert_eq!(status, 401, "{what}: {problem}");
         assert!(record(&stack, "alice", &d).await.is_none(), "{what} wrote");
     }
-    let (status, problem) =
-        send_signed(&c, "alice", &b, Some("yesterday"), Some(&good.signature)).await;
+    let (status, problem) = c
+        .push_with("alice", &b, Some("yesterday"), Some(&good.signature))
+        .await;
     assert_eq!(status, 401, "{problem}");
 
     // ISO-8601 timestamps work; the same (timestamp, signature) again is a replay.
-    let (status, _) =
-        send_signed(&c, "alice", &b, Some(&iso.timestamp), Some(&iso.signature)).await;
+    let (status, _) = c
+        .push_with("alice", &b, Some(&iso.timestamp), Some(&iso.signature))
+        .await;
     assert_eq!(status, 201);
     let before = record(&stack, "alice", &d).await;
-    let (status, problem) =
-        send_signed(&c, "alice", &b, Some(&iso.timestamp), Some(&iso.signature)).await;
+    let (status, problem) = c
+        .push_with("alice", &b, Some(&iso.timestamp), Some(&iso.signature))
+        .await;
     assert_eq!(status, 401);
     assert!(
         problem["detail"].as_str().unwrap().contains("replay"),
@@ -334,13 +291,13 @@ async fn bounds_name_the_field_and_oversize_is_413() {
         ),
     ] {
         let b = body(date, &g, fields);
-        let (status, problem) = send(&c, &stack, "alice", &b).await;
+        let (status, problem) = c.push(&stack, "alice", &b).await;
         assert_eq!(status, 422, "{b}: {problem}");
         assert_eq!(problem["field"], field, "{problem}");
         assert!(problem["detail"].as_str().unwrap().starts_with(field));
     }
     let big = body(&d, &g, serde_json::json!({"pad": "x".repeat(65 * 1024)}));
-    let (status, _) = send(&c, &stack, "alice", &big).await;
+    let (status, _) = c.push(&stack, "alice", &big).await;
     assert_eq!(status, 413);
     assert!(record(&stack, "alice", &d).await.is_none());
 }
@@ -359,7 +316,7 @@ async fn per_user_rate_limit_answers_429_with_retry_after() {
             &format!("{d}T20:00:0{i}Z"),
             serde_json::json!({"steps": 100 + i}),
         );
-        let (status, r) = send(&c, &stack, "alice", &b).await;
+        let (status, r) = c.push(&stack, "alice", &b).await;
         assert!(status == 200 || status == 201, "{r}");
     }
     let b = body(
@@ -367,7 +324,7 @@ async fn per_user_rate_limit_answers_429_with_retry_after() {
         &format!("{d}T21:00:00Z"),
         serde_json::json!({"steps": 999}),
     );
-    let (status, r) = send(&c, &stack, "alice", &b).await;
+    let (status, r) = c.push(&stack, "alice", &b).await;
     assert_eq!(status, 429, "{r}");
     let retry: u64 = r["retry_after"].as_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
@@ -377,7 +334,7 @@ async fn per_user_rate_limit_answers_429_with_retry_after() {
         102.0
     );
     // Another user has their own bucket.
-    let (status, _) = send(&c, &stack, "bob", &b).await;
+    let (status, _) = c.push(&stack, "bob", &b).await;
     assert_eq!(status, 201);
 }
 
@@ -397,9 +354,13 @@ async fn one_log_line_per_push_without_values_or_signature() {
         &chrono::Utc::now().timestamp().to_string(),
         b.as_bytes(),
     );
-    let (status, _) = send_signed(&c, user, &b, Some(&s.timestamp), Some(&s.signature)).await;
+    let (status, _) = c
+        .push_with(user, &b, Some(&s.timestamp), Some(&s.signature))
+        .await;
     assert_eq!(status, 201);
-    let (status, _) = send_signed(&c, user, &b, Some(&s.timestamp), Some(&s.signature)).await;
+    let (status, _) = c
+        .push_with(user, &b, Some(&s.timestamp), Some(&s.signature))
+        .await;
     assert_eq!(status, 401, "replay");
     let logs = captured_logs();
     let lines: Vec<&str> = logs
@@ -449,8 +410,9 @@ async fn storage_failure_is_503_with_retry_after_and_the_retry_is_not_a_replay()
         b.as_bytes(),
     );
     for attempt in 0..2 {
-        let (status, problem) =
-            send_signed(&c, "alice", &b, Some(&s.timestamp), Some(&s.signature)).await;
+        let (status, problem) = c
+            .push_with("alice", &b, Some(&s.timestamp), Some(&s.signature))
+            .await;
         assert_eq!(status, 503, "attempt {attempt}: {problem}");
         assert!(problem["retry_after"].as_str().is_some(), "{problem}");
         assert!(

@@ -115,6 +115,41 @@ impl Client {
         self.call("POST", path, Some(user), Some(body)).await
     }
 
+    /// POSTs a JSON body with extra headers (a None value leaves the header
+    /// out). A Retry-After header comes back as "retry_after" in the JSON.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        user: Option<&str>,
+        body: &str,
+        headers: &[(&str, Option<&str>)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(u) = user {
+            req = req.bearer_auth(token(u));
+        }
+        for (name, value) in headers {
+            if let Some(v) = value {
+                req = req.header(*name, *v);
+            }
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut json: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        if let Some(r) = retry {
+            json["retry_after"] = r.into();
+        }
+        (status, json)
+    }
+
     /// Sends a Mock webhook with the given headers (None leaves one out).
     pub async fn webhook(
         &self,
@@ -122,20 +157,39 @@ impl Client {
         timestamp: Option<&str>,
         signature: Option<&str>,
     ) -> (u16, serde_json::Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/webhooks/mock", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(t) = timestamp {
-            req = req.header("x-mock-timestamp", t);
-        }
-        if let Some(s) = signature {
-            req = req.header("x-mock-signature", s);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+        let headers = [
+            ("x-mock-timestamp", timestamp),
+            ("x-mock-signature", signature),
+        ];
+        self.post_with("/v1/webhooks/mock", None, body, &headers)
+            .await
+    }
+
+    /// Sends a phone push with the given envelope (None leaves a header out).
+    pub async fn push_with(
+        &self,
+        user: &str,
+        body: &str,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let headers = [
+            ("x-sync-timestamp", timestamp),
+            ("x-sync-signature", signature),
+        ];
+        self.post_with("/v1/health/push", Some(user), body, &headers)
+            .await
+    }
+
+    /// Sends a phone push signed now with the stack's push secret.
+    pub async fn push(&self, stack: &Stack, user: &str, body: &str) -> (u16, serde_json::Value) {
+        let s = connector_infra::push_signer::sign(
+            &stack.env["CONNECTOR_PUSH_SECRET"],
+            &chrono::Utc::now().timestamp().to_string(),
+            body.as_bytes(),
+        );
+        self.push_with(user, body, Some(&s.timestamp), Some(&s.signature))
+            .await
     }
 }
 
