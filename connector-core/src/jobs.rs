@@ -74,10 +74,6 @@ impl SyncJob {
         }
         Ok(())
     }
-
-    pub fn dates(&self) -> impl Iterator<Item = NaiveDate> + '_ {
-        self.from.iter_days().take_while(move |d| *d <= self.to)
-    }
 }
 
 /// The `days` user-local dates ending today (UTC until users carry a zone).
@@ -131,7 +127,11 @@ mod tests {
             r#"{"job_id":"j","user_id":"u","vendor":"mock","from":"2026-11-21","to":"2026-11-23","reason":"manual"}"#,
         )
         .unwrap();
-        assert_eq!(job.dates().count(), 3);
+        assert_eq!(
+            (job.to - job.from).num_days() + 1,
+            3,
+            "three days inclusive"
+        );
         assert!(SyncJob::parse("not json").is_err());
         assert!(SyncJob::parse(r#"{"job_id":"j","user_id":"u","vendor":"nope","from":"2026-11-21","to":"2026-11-23","reason":"manual"}"#).is_err());
         assert!(SyncJob::new(

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod credentials;
 pub mod crypto;
 pub mod env;

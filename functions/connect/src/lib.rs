@@ -3,9 +3,8 @@
 //! and deletes the tokens.
 
 use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
-use connector_core::jobs::{last_days, JobReason, SyncJob};
 use connector_core::vendors::mock::mock_user_id;
-use connector_core::{oauth, tokens, App, Error, Result, Vendor};
+use connector_core::{connections, oauth, tokens, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -36,22 +35,7 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
     if vendor == Vendor::Mock {
         let vendor_user_id = mock_user_id(user);
         let tokens = app.mock.issue_tokens(&vendor_user_id).await?;
-        let sealed = tokens::seal(&app.envelope, user, vendor, &tokens).await?;
-        app.connections
-            .connect(
-                user,
-                vendor,
-                &vendor_user_id,
-                &tokens.scopes,
-                tokens.expires_at,
-                &sealed,
-            )
-            .await?;
-        let (from, to) = last_days(app.config.backfill_days);
-        app.queue
-            .send(&SyncJob::new(user, vendor, from, to, JobReason::Backfill)?)
-            .await?;
-        tracing::info!(user_id = user, %vendor, "connected");
+        connections::establish(app, user, vendor, &vendor_user_id, &tokens).await?;
         return Ok(json(
             200,
             &serde_json::json!({ "vendor": vendor, "status": "connected" }),

@@ -3,8 +3,7 @@
 //! and sends the user back to the app's return URL with the outcome.
 
 use connector_core::api::{path_param, query_param, respond};
-use connector_core::jobs::{last_days, JobReason, SyncJob};
-use connector_core::{oauth, tokens, App, Error, Result, Vendor};
+use connector_core::{connections, oauth, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -75,28 +74,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             );
         }
     };
-    let sealed = tokens::seal(&app.envelope, &done.user_id, vendor, &done.tokens).await?;
     // The vendor's own user id arrives with each vendor's driver (issue 4).
-    app.connections
-        .connect(
-            &done.user_id,
-            vendor,
-            "",
-            &done.tokens.scopes,
-            done.tokens.expires_at,
-            &sealed,
-        )
-        .await?;
-    let (from, to) = last_days(app.config.backfill_days);
-    app.queue
-        .send(&SyncJob::new(
-            &done.user_id,
-            vendor,
-            from,
-            to,
-            JobReason::Backfill,
-        )?)
-        .await?;
-    tracing::info!(user_id = %done.user_id, %vendor, "connected");
+    connections::establish(app, &done.user_id, vendor, "", &done.tokens).await?;
     redirect(&return_url, &[("vendor", v), ("status", "connected")])
 }
