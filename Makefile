@@ -6,7 +6,7 @@ VENV_OK   := $(VENV)/.installed
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run test lint fmt token sizes clean-venv
+.PHONY: run run-sim test lint fmt token sizes clean-venv
 
 $(VENV_OK): infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(VENV_OK): infra/requirements.txt
 
 run: $(VENV_OK)
 	CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run -p connector-infra --bin local-stack
+
+# `make run` plus the vendor simulator: real vendors' OAuth, data and
+# webhooks, locally, with fake app credentials.
+run-sim: $(VENV_OK)
+	CONNECTOR_SIMULATOR=1 CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run -p connector-infra --bin local-stack
 
 test: $(VENV_OK)
 	$(CARGO) fmt --all --check

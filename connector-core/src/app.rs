@@ -10,7 +10,7 @@ use crate::jobs::JobQueue;
 use crate::store::{ConnectionStore, EphemeralStore, HealthStore};
 use crate::throttle::VendorThrottle;
 use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
-use crate::vendors::Registry;
+use crate::vendors::{Registry, Vendor, VendorCtx, VendorDriver};
 use std::sync::Arc;
 
 pub struct App {
@@ -49,6 +49,16 @@ pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
 }
 
 impl App {
+    /// A vendor's driver with what it needs to call the vendor.
+    pub async fn driver(&self, vendor: Vendor) -> Result<(Arc<dyn VendorDriver>, VendorCtx)> {
+        let driver = self.vendors.driver(vendor)?.clone();
+        let ctx = VendorCtx {
+            http: self.http.clone(),
+            creds: self.credentials.vendor(vendor).await?,
+        };
+        Ok((driver, ctx))
+    }
+
     pub async fn from_env() -> Result<Self> {
         Self::new(Env::process()).await
     }
@@ -88,7 +98,7 @@ impl App {
                 config.sync_queue_url.clone(),
             ),
             credentials: Credentials::new(env, secrets),
-            vendors: Registry::default().with(mock.clone()),
+            vendors: Registry::real_vendors().with(mock.clone()),
             http: crate::oauth::http_client(),
             throttle: VendorThrottle::default(),
             ephemeral,

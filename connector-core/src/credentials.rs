@@ -5,7 +5,7 @@
 use crate::env::Env;
 use crate::error::{sdk, Error, Result};
 use crate::tokens::Secret;
-use crate::vendors::catalog::{oauth_defaults, ClientAuth};
+use crate::vendors::catalog::{oauth_defaults, ClientAuth, TokenResponseShape};
 use crate::vendors::Vendor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub struct VendorCredentials {
     pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     pub extra_auth_params: Vec<(String, String)>,
+    pub extra_token_params: Vec<(String, String)>,
+    pub token_response: TokenResponseShape,
 }
 
 impl VendorCredentials {
@@ -137,6 +139,15 @@ impl Credentials {
                         .collect()
                 })
                 .unwrap_or_default(),
+            extra_token_params: defaults
+                .map(|d| {
+                    d.extra_token_params
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token_response: defaults.map_or(TokenResponseShape::Standard, |d| d.token_response),
         })
     }
 }

@@ -26,6 +26,8 @@ pub enum MetricType {
     WorkoutDistance,
     WorkoutPace,
     WorkoutPower,
+    WorkoutDuration,
+    WorkoutCalories,
     Readiness,
     Strain,
     Recovery,
@@ -34,7 +36,7 @@ pub enum MetricType {
 }
 
 impl MetricType {
-    pub const ALL: [MetricType; 23] = [
+    pub const ALL: [MetricType; 25] = [
         MetricType::HeartRate,
         MetricType::RestingHr,
         MetricType::Hrv,
@@ -53,6 +55,8 @@ impl MetricType {
         MetricType::WorkoutDistance,
         MetricType::WorkoutPace,
         MetricType::WorkoutPower,
+        MetricType::WorkoutDuration,
+        MetricType::WorkoutCalories,
         MetricType::Readiness,
         MetricType::Strain,
         MetricType::Recovery,
@@ -80,6 +84,8 @@ impl MetricType {
             MetricType::WorkoutDistance => "workout_distance",
             MetricType::WorkoutPace => "workout_pace",
             MetricType::WorkoutPower => "workout_power",
+            MetricType::WorkoutDuration => "workout_duration",
+            MetricType::WorkoutCalories => "workout_calories",
             MetricType::Readiness => "readiness",
             MetricType::Strain => "strain",
             MetricType::Recovery => "recovery",
@@ -97,8 +103,10 @@ impl MetricType {
             MetricType::HeartRate | MetricType::RestingHr => "bpm",
             MetricType::Hrv => "ms",
             MetricType::Steps => "count",
-            MetricType::Calories => "kcal",
-            MetricType::SleepDuration | MetricType::SleepStage => "min",
+            MetricType::Calories | MetricType::WorkoutCalories => "kcal",
+            MetricType::SleepDuration | MetricType::SleepStage | MetricType::WorkoutDuration => {
+                "min"
+            }
             MetricType::SleepScore | MetricType::Readiness => "score_0_100",
             MetricType::Stress => "score_0_10",
             MetricType::Spo2 | MetricType::BodyFat | MetricType::Recovery => "percent",
@@ -124,6 +132,10 @@ pub struct Sample {
     pub time: Option<DateTime<Utc>>,
     pub value: f64,
     pub source: String,
+    /// What the value is about where the metric alone does not say (a
+    /// workout's sport, a sleep stage's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Sample {
@@ -134,7 +146,27 @@ impl Sample {
             time: None,
             value,
             source: source.to_string(),
+            label: None,
         }
+    }
+
+    /// An intraday value at `time`, on the user-local day `date`.
+    pub fn at(
+        metric: MetricType,
+        date: NaiveDate,
+        time: DateTime<Utc>,
+        value: f64,
+        source: &str,
+    ) -> Self {
+        Self {
+            time: Some(time),
+            ..Self::daily(metric, date, value, source)
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
     }
 
     /// The natural key inside one user's partition: metric, time, source.

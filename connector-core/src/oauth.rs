@@ -7,18 +7,23 @@ use crate::crypto::{Binding, Envelope};
 use crate::error::{Error, Result};
 use crate::store::EphemeralStore;
 use crate::tokens::{Secret, TokenSet};
-use crate::vendors::catalog::ClientAuth;
+use crate::vendors::catalog::{ClientAuth, TokenResponseShape};
 use crate::vendors::{Vendor, VendorError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::Utc;
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    Scope, TokenResponse, TokenUrl,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use url::Url;
@@ -27,7 +32,55 @@ use url::Url;
 pub const STATE_TTL_SECS: i64 = 600;
 const PKCE_FIELD: &str = "pkce_verifier";
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// The fields of a token response beyond RFC 6749's, which vendors use to
+/// name the user (Strava `athlete`, Polar `x_user_id`, Withings `userid`).
+#[derive(Clone, Default, Deserialize, Serialize)]
+pub struct ExtraFields {
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for ExtraFields {
+    // Vendors may put an id_token or similar in here: names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.fields.keys()).finish()
+    }
+}
+
+impl ExtraTokenFields for ExtraFields {}
+
+type VendorTokenResponse = StandardTokenResponse<ExtraFields, BasicTokenType>;
+
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    VendorTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// A token response: the tokens, and whatever else the vendor sent with them.
+#[derive(Debug)]
+pub struct Grant {
+    pub tokens: TokenSet,
+    pub extra: ExtraFields,
+}
+
+impl Grant {
+    /// A top-level extra field as a string (numbers are written out).
+    pub fn extra_str(&self, key: &str) -> Option<String> {
+        match self.extra.fields.get(key)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
 
 fn client(creds: &VendorCredentials, redirect_uri: Option<&Url>) -> Result<Client> {
     let vendor = creds.vendor;
@@ -35,7 +88,7 @@ fn client(creds: &VendorCredentials, redirect_uri: Option<&Url>) -> Result<Clien
     let id = creds.client_id.clone().ok_or_else(not_configured)?;
     let secret = creds.client_secret.as_ref().ok_or_else(not_configured)?;
     let bad_url = |what: &str| Error::Config(format!("{what} of {vendor} is not a valid URL"));
-    let mut c = BasicClient::new(ClientId::new(id))
+    let mut c = oauth2::Client::new(ClientId::new(id))
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(
             AuthUrl::new(creds.auth_url.clone().ok_or_else(not_configured)?)
@@ -128,7 +181,7 @@ pub async fn begin(
 pub struct Completed {
     pub user_id: String,
     pub return_url: String,
-    pub tokens: TokenSet,
+    pub grant: Grant,
 }
 
 /// The state of a callback, consumed: it works exactly once, within its TTL,
@@ -178,16 +231,24 @@ pub async fn complete(
             },
         )
         .await?;
-    let resp = client(creds, Some(&redirect_uri))?
+    let client = client(creds, Some(&redirect_uri))?;
+    let mut req = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
-        .request_async(http)
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
+    for (k, v) in &creds.extra_token_params {
+        req = req.add_extra_param(k.clone(), v.clone());
+    }
+    let resp = req
+        .request_async(&TokenHttp::new(http, creds))
         .await
         .map_err(|e| token_error(e).into_error(vendor))?;
     Ok(Completed {
         user_id,
         return_url: field("return_url")?,
-        tokens: token_set(&resp, None),
+        grant: Grant {
+            tokens: token_set(&resp, None),
+            extra: resp.extra_fields().clone(),
+        },
     })
 }
 
@@ -199,15 +260,138 @@ pub async fn refresh(
     refresh_token: &str,
 ) -> Result<TokenSet, VendorError> {
     let client = client(creds, None).map_err(|e| VendorError::Permanent(e.to_string()))?;
-    let resp = client
-        .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
-        .request_async(http)
+    let refresh_token = RefreshToken::new(refresh_token.to_string());
+    let mut req = client.exchange_refresh_token(&refresh_token);
+    for (k, v) in &creds.extra_token_params {
+        req = req.add_extra_param(k.clone(), v.clone());
+    }
+    let resp = req
+        .request_async(&TokenHttp::new(http, creds))
         .await
         .map_err(token_error)?;
-    Ok(token_set(&resp, Some(refresh_token)))
+    Ok(token_set(&resp, Some(refresh_token.secret())))
 }
 
-fn token_set(resp: &BasicTokenResponse, old_refresh: Option<&str>) -> TokenSet {
+/// Why the token endpoint could not be used, before any OAuth error body.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenHttpError {
+    #[error("token endpoint unreachable")]
+    Unreachable,
+    #[error("token endpoint rate limited")]
+    RateLimited(u64),
+    #[error("token endpoint answered {0}")]
+    Unavailable(u16),
+    #[error("token endpoint answered a malformed body")]
+    Malformed,
+}
+
+/// The HTTP client of token requests: reqwest, plus what no OAuth library
+/// knows — 429 and 5xx become retryable errors, and a vendor that wraps its
+/// token response (Withings `{status, body}`) is unwrapped into RFC 6749's.
+struct TokenHttp {
+    http: reqwest::Client,
+    shape: TokenResponseShape,
+}
+
+impl TokenHttp {
+    fn new(http: &reqwest::Client, creds: &VendorCredentials) -> Self {
+        Self {
+            http: http.clone(),
+            shape: creds.token_response,
+        }
+    }
+}
+
+type TokenHttpFuture<'c> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = std::result::Result<oauth2::HttpResponse, TokenHttpError>>
+            + Send
+            + 'c,
+    >,
+>;
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = TokenHttpError;
+    type Future = TokenHttpFuture<'c>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(token_http(self.http.clone(), self.shape, request))
+    }
+}
+
+async fn token_http(
+    http: reqwest::Client,
+    shape: TokenResponseShape,
+    req: oauth2::HttpRequest,
+) -> std::result::Result<oauth2::HttpResponse, TokenHttpError> {
+    let (parts, body) = req.into_parts();
+    let resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|_| TokenHttpError::Unreachable)?;
+    let status = resp.status();
+    if status.as_u16() == 429 {
+        return Err(TokenHttpError::RateLimited(
+            crate::vendors::client::retry_after(resp.headers(), Utc::now()),
+        ));
+    }
+    if status.is_server_error() {
+        return Err(TokenHttpError::Unavailable(status.as_u16()));
+    }
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|_| TokenHttpError::Unreachable)?;
+    let (status, bytes) = match shape {
+        TokenResponseShape::Standard => (status, bytes.to_vec()),
+        TokenResponseShape::StatusBody => unwrap_status_body(&bytes)?,
+    };
+    let mut out = http::Response::builder().status(status);
+    if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
+        out = out.header(http::header::CONTENT_TYPE, ct);
+    }
+    if shape == TokenResponseShape::StatusBody {
+        out = out.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    out.body(bytes).map_err(|_| TokenHttpError::Malformed)
+}
+
+/// `{"status":0,"body":{…tokens…}}` → 200 with the tokens; another status →
+/// an OAuth error: 601 (too many requests) is retryable, 5xx-like internal
+/// codes are retryable, anything else means the code or token was refused.
+fn unwrap_status_body(
+    bytes: &[u8],
+) -> std::result::Result<(http::StatusCode, Vec<u8>), TokenHttpError> {
+    #[derive(Deserialize)]
+    struct Wrapped {
+        status: i64,
+        #[serde(default)]
+        body: serde_json::Value,
+    }
+    let w: Wrapped = serde_json::from_slice(bytes).map_err(|_| TokenHttpError::Malformed)?;
+    match w.status {
+        0 => {
+            let mut body = w.body;
+            // Withings sends a token type only sometimes; RFC 6749 needs one.
+            if let Some(o) = body.as_object_mut() {
+                o.entry("token_type").or_insert("Bearer".into());
+            }
+            Ok((http::StatusCode::OK, body.to_string().into_bytes()))
+        }
+        601 => Err(TokenHttpError::RateLimited(60)),
+        2554 | 2555 | 522 => Err(TokenHttpError::Unavailable(500)),
+        _ => Ok((
+            http::StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_grant"}"#.to_vec(),
+        )),
+    }
+}
+
+fn token_set(resp: &VendorTokenResponse, old_refresh: Option<&str>) -> TokenSet {
     TokenSet {
         access_token: Secret::new(resp.access_token().secret().as_str()),
         refresh_token: resp
@@ -226,17 +410,18 @@ fn token_set(resp: &BasicTokenResponse, old_refresh: Option<&str>) -> TokenSet {
 }
 
 /// Maps a token-endpoint failure without echoing the response body.
-fn token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, oauth2::StandardErrorResponse<BasicErrorResponseType>>,
+fn token_error(
+    e: RequestTokenError<TokenHttpError, oauth2::StandardErrorResponse<BasicErrorResponseType>>,
 ) -> VendorError {
     match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => VendorError::RefreshRejected,
             other => VendorError::Permanent(format!("token endpoint answered {}", other.as_ref())),
         },
-        RequestTokenError::Request(_) => {
-            VendorError::Transient("token endpoint unreachable".into())
-        }
+        RequestTokenError::Request(TokenHttpError::RateLimited(secs)) => VendorError::RateLimited {
+            retry_after_secs: secs,
+        },
+        RequestTokenError::Request(e) => VendorError::Transient(e.to_string()),
         RequestTokenError::Parse(_, _) => {
             VendorError::Permanent("token endpoint answered malformed JSON".into())
         }
@@ -257,6 +442,36 @@ mod tests {
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         assert_eq!(challenge.method().as_str(), "S256");
+    }
+
+    #[test]
+    fn withings_status_body_responses_unwrap_or_become_oauth_errors() {
+        let ok = include_bytes!("../fixtures/vendors/withings/oauth2_requesttoken_response.json");
+        let (status, body) = unwrap_status_body(ok).unwrap();
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["access_token"], "fake-withings-access-token-0001");
+        assert_eq!(v["userid"], 9990001);
+        let parsed: VendorTokenResponse = serde_json::from_slice(&body).unwrap();
+        let grant = Grant {
+            tokens: token_set(&parsed, None),
+            extra: parsed.extra_fields().clone(),
+        };
+        assert_eq!(grant.extra_str("userid").as_deref(), Some("9990001"));
+        assert!(!format!("{grant:?}").contains("fake-withings"));
+
+        let refused = include_bytes!("../fixtures/vendors/withings/error_invalid_token.json");
+        let (status, body) = unwrap_status_body(refused).unwrap();
+        assert_eq!(status, 400);
+        assert_eq!(body, br#"{"error":"invalid_grant"}"#);
+        assert!(matches!(
+            unwrap_status_body(br#"{"status":601,"body":{}}"#),
+            Err(TokenHttpError::RateLimited(_))
+        ));
+        assert!(matches!(
+            unwrap_status_body(b"<html>"),
+            Err(TokenHttpError::Malformed)
+        ));
     }
 
     #[test]

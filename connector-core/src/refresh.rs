@@ -55,7 +55,7 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
 
 async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
-    let driver = app.vendors.driver(vendor)?;
+    let (driver, ctx) = app.driver(vendor).await?;
     let current = tokens::open(&app.envelope, conn).await?;
     let Some(refresh_token) = current.refresh_token.clone() else {
         return Err(Error::Vendor {
@@ -65,7 +65,7 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
     };
     app.throttle.acquire(vendor).await;
     match driver
-        .refresh(&conn.vendor_user_id, refresh_token.expose())
+        .refresh(&ctx, &conn.vendor_user_id, refresh_token.expose())
         .await
     {
         Ok(fresh) => {

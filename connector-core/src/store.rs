@@ -6,7 +6,7 @@
 use crate::error::{sdk, Error, Result};
 use crate::model::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
 use crate::tokens::{Connection, ConnectionStatus, SealedTokens};
-use crate::vendors::Vendor;
+use crate::vendors::{RawRecord, Vendor};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnValue, WriteRequest,
 };
@@ -416,6 +416,24 @@ pub struct HealthStore {
     pub(crate) table: String,
 }
 
+/// Raw vendor records larger than this keep only their size.
+pub const MAX_RAW_BYTES: usize = 32 * 1024;
+
+fn raw_key(vendor: Vendor, r: &RawRecord) -> String {
+    format!("raw#{}#{}#{}", vendor.as_str(), r.kind, r.id)
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item set"),
+        )
+        .build()
+}
+
 pub(crate) fn day_key(date: NaiveDate) -> String {
     format!("day#{}", date.format("%Y-%m-%d"))
 }
@@ -449,17 +467,67 @@ impl HealthStore {
                 if let Some(t) = smp.time {
                     item.insert("time".into(), n(t.timestamp()));
                 }
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(item))
-                            .build()
-                            .expect("item set"),
-                    )
-                    .build()
+                if let Some(l) = &smp.label {
+                    item.insert("label".into(), s(l));
+                }
+                put_request(item)
             })
             .collect();
         self.batch_write(requests).await
+    }
+
+    /// Keeps vendor records as received, by (source, kind, id): a record
+    /// fetched again overwrites itself. Bodies over MAX_RAW_BYTES are not
+    /// kept, only their size, so one huge record cannot fill the table.
+    pub async fn put_raw(&self, user_id: &str, vendor: Vendor, raw: &[RawRecord]) -> Result<()> {
+        let mut by_key: HashMap<String, &RawRecord> = HashMap::new();
+        for r in raw {
+            by_key.insert(raw_key(vendor, r), r);
+        }
+        let now = Utc::now().timestamp();
+        let requests = by_key
+            .into_iter()
+            .map(|(sk, r)| {
+                let mut item = HashMap::from([
+                    ("user_id".to_string(), s(user_id)),
+                    ("sk".to_string(), s(sk)),
+                    ("date".to_string(), s(r.date.format("%Y-%m-%d").to_string())),
+                    ("fetched_at".to_string(), n(now)),
+                    ("bytes".to_string(), n(r.json.len() as i64)),
+                ]);
+                if r.json.len() <= MAX_RAW_BYTES {
+                    item.insert("json".into(), s(&r.json));
+                } else {
+                    item.insert("truncated".into(), AttributeValue::Bool(true));
+                }
+                put_request(item)
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    /// The kept raw records of a vendor for a user: (kind, id, json).
+    pub async fn raw_records(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        let prefix = format!("raw#{}#", vendor.as_str());
+        let items = self
+            .query_range(user_id, prefix.clone(), format!("{prefix}~"))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let sk = get_s(item, "sk")?.strip_prefix(&prefix)?;
+                let (kind, id) = sk.split_once('#')?;
+                Some((
+                    kind.to_string(),
+                    id.to_string(),
+                    get_s(item, "json").map(String::from),
+                ))
+            })
+            .collect())
     }
 
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
@@ -628,9 +696,17 @@ impl HealthStore {
         limit: i32,
     ) -> Result<(Vec<Sample>, Option<String>)> {
         let prefix = format!("sample#{}#", metric.as_str());
+        // Intraday keys carry the UTC time, which can fall a day either side
+        // of the user-local date: query a day wider, keep the local dates.
         // '~' sorts after every character a time or source uses.
-        let lo = format!("{prefix}{}", from.format("%Y-%m-%d"));
-        let hi = format!("{prefix}{}~", to.format("%Y-%m-%d"));
+        let lo = format!(
+            "{prefix}{}",
+            (from - chrono::Duration::days(1)).format("%Y-%m-%d")
+        );
+        let hi = format!(
+            "{prefix}{}~",
+            (to + chrono::Duration::days(1)).format("%Y-%m-%d")
+        );
         let start = after.map(|sk| {
             HashMap::from([
                 ("user_id".to_string(), s(user_id)),
@@ -653,8 +729,10 @@ impl HealthStore {
                     time: get_time(item, "time"),
                     value: get_n(item, "value").ok_or_else(bad)?,
                     source: get_s(item, "source").ok_or_else(bad)?.to_string(),
+                    label: get_s(item, "label").map(String::from),
                 })
             })
+            .filter(|s| !matches!(s, Ok(x) if x.date < from || x.date > to))
             .collect::<Result<Vec<_>>>()?;
         let next = page
             .last_evaluated_key

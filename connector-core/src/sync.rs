@@ -37,16 +37,17 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             "connection needs the user to reconnect",
         ));
     }
-    let driver = match app.vendors.driver(vendor) {
-        Ok(d) => d.clone(),
-        Err(e) => return record_permanent(app, job, e).await,
+    let (driver, ctx) = match app.driver(vendor).await {
+        Ok(d) => d,
+        Err(e @ Error::Vendor { .. }) => return record_permanent(app, job, e).await,
+        Err(e) => return Err(e),
     };
     let mut tokens = tokens::open(&app.envelope, &conn).await?;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
         (conn, tokens) = refresh_connection(app, &conn).await?;
     }
     let mut refreshed_on_401 = false;
-    let samples = loop {
+    let fetched = loop {
         app.throttle.acquire(vendor).await;
         let req = FetchRequest {
             user_id: &job.user_id,
@@ -55,7 +56,7 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             from: job.from,
             to: job.to,
         };
-        match driver.fetch(req).await {
+        match driver.fetch(&ctx, req).await {
             Ok(s) => break s,
             Err(VendorError::Unauthorized) if !refreshed_on_401 => {
                 refreshed_on_401 = true;
@@ -67,7 +68,11 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             Err(e) => return Err(e.into_error(vendor)),
         }
     };
+    let samples = fetched.samples;
     app.health.put_samples(&job.user_id, &samples).await?;
+    app.health
+        .put_raw(&job.user_id, vendor, &fetched.raw)
+        .await?;
     let summaries = DailySummary::from_samples(&samples);
     for summary in &summaries {
         app.health.upsert_summary(&job.user_id, summary).await?;

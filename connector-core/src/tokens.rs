@@ -51,6 +51,8 @@ pub enum ConnectionStatus {
     Disconnected,
     Error,
     RefreshFailed,
+    /// The user withdrew the grant at the vendor.
+    Revoked,
 }
 
 impl ConnectionStatus {
@@ -60,6 +62,7 @@ impl ConnectionStatus {
             ConnectionStatus::Disconnected => "disconnected",
             ConnectionStatus::Error => "error",
             ConnectionStatus::RefreshFailed => "refresh_failed",
+            ConnectionStatus::Revoked => "revoked",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -68,6 +71,7 @@ impl ConnectionStatus {
             ConnectionStatus::Disconnected,
             ConnectionStatus::Error,
             ConnectionStatus::RefreshFailed,
+            ConnectionStatus::Revoked,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)

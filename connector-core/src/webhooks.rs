@@ -146,6 +146,37 @@ impl SignatureScheme {
     }
 }
 
+impl SignatureScheme {
+    /// The signature header value a sender computes for `body` (and the
+    /// timestamp header value, where the scheme has one) — what a vendor
+    /// does; used by the vendor simulator and tests.
+    pub fn sign(&self, secret: &[u8], timestamp: Option<&str>, body: &[u8]) -> String {
+        let ts = timestamp.unwrap_or_default().as_bytes();
+        let parts: &[&[u8]] = match self.message {
+            SignedMessage::Body => &[body],
+            SignedMessage::TimestampBody => &[ts, body],
+            SignedMessage::TimestampDotBody => &[ts, b".", body],
+        };
+        let mac = match self.algorithm {
+            Algorithm::HmacSha256 => mac_bytes::<Hmac<sha2::Sha256>>(secret, parts),
+            Algorithm::HmacSha1 => mac_bytes::<Hmac<sha1::Sha1>>(secret, parts),
+        };
+        match self.encoding {
+            Encoding::Hex => hex::encode(mac),
+            Encoding::Base64 => B64.encode(mac),
+        }
+    }
+}
+
+fn mac_bytes<M: Mac + hmac::digest::KeyInit>(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 fn verify_mac<M: Mac + hmac::digest::KeyInit>(
     secret: &[u8],
     parts: &[&[u8]],
@@ -170,13 +201,53 @@ pub fn sign_hex_sha256(secret: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// One event from a verified webhook: what to sync, and the vendor's id for
-/// the delivery (the dedup key).
+/// What a webhook event asks of the connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// New or changed data: pull it with the user's own token.
+    DataChanged,
+    /// The user withdrew the grant at the vendor: mark the connection revoked.
+    Deauthorized,
+}
+
+/// One event from an authenticated webhook: whose, about which user-local
+/// day, and the vendor's id for the delivery (the dedup key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEvent {
     pub event_id: String,
     pub vendor_user_id: String,
     pub date: NaiveDate,
+    pub kind: EventKind,
+}
+
+/// Checks a delivery against an HMAC scheme with the configured secret; a
+/// missing secret refuses everything (never "verified by default").
+pub fn authenticate(
+    vendor: Vendor,
+    scheme: &SignatureScheme,
+    secret: Option<&crate::tokens::Secret>,
+    req: &crate::vendors::WebhookRequest<'_>,
+) -> Result<()> {
+    let Some(secret) = secret else {
+        tracing::warn!(%vendor, "webhook secret not configured; rejecting delivery");
+        return Err(Rejection::BadSignature.into());
+    };
+    scheme
+        .verify(secret.expose().as_bytes(), req.headers, req.body, req.now)
+        .map_err(|rejection| {
+            tracing::warn!(%vendor, reason = %rejection, bytes = req.body.len(), "webhook rejected");
+            rejection.into()
+        })
+}
+
+/// Constant-time equality of a presented shared secret (a bearer secret, a
+/// verify token) with the configured one; a missing one never matches.
+pub fn secret_matches(given: Option<&str>, configured: Option<&crate::tokens::Secret>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (given, configured) {
+        (Some(g), Some(c)) => bool::from(g.as_bytes().ct_eq(c.expose().as_bytes())),
+        _ => false,
+    }
 }
 
 /// Dedup of webhook deliveries on the vendor's event id.

@@ -1,6 +1,7 @@
 //! The connector's local stack and developer tools: template.yaml-driven
 //! provisioning on an AWS emulator, an API-Gateway-shaped local gateway, the
-//! SQS pump, the refresher tick, dev JWTs and signed Mock webhooks.
+//! SQS pump, the refresher tick, dev JWTs, signed Mock webhooks, and a
+//! simulator of the real vendors' clouds.
 
 pub mod dev_jwt;
 pub mod gateway;
@@ -8,6 +9,7 @@ pub mod mock_webhook;
 pub mod provision;
 pub mod pump;
 pub mod push_signer;
+pub mod simulator;
 pub mod stack;
 pub mod template;
 pub mod tick;

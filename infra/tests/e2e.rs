@@ -452,16 +452,19 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
         .unwrap()
         .is_none());
     // The mock vendor no longer honours the old tokens.
-    let driver = stack.app.vendors.driver(Vendor::Mock).unwrap();
+    let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
     let d = chrono::Utc::now().date_naive();
     let fetch = driver
-        .fetch(connector_core::vendors::FetchRequest {
-            user_id: "alice",
-            vendor_user_id: &conn.vendor_user_id,
-            access_token: tokens.access_token.expose(),
-            from: d,
-            to: d,
-        })
+        .fetch(
+            &ctx,
+            connector_core::vendors::FetchRequest {
+                user_id: "alice",
+                vendor_user_id: &conn.vendor_user_id,
+                access_token: tokens.access_token.expose(),
+                from: d,
+                to: d,
+            },
+        )
         .await;
     assert!(matches!(
         fetch,
@@ -469,6 +472,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
     ));
     let refresh = driver
         .refresh(
+            &ctx,
             &conn.vendor_user_id,
             tokens.refresh_token.as_ref().unwrap().expose(),
         )

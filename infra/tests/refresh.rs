@@ -41,9 +41,13 @@ async fn expiring_token_is_refreshed_and_rotated_before_sync() {
     assert_eq!(after.token_version, before.token_version + 1, "one refresh");
     assert!(after.last_sync_at.is_some());
     // The old refresh token was single-use.
-    let driver = stack.app.vendors.driver(Vendor::Mock).unwrap();
+    let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
     let reuse = driver
-        .refresh(&before.vendor_user_id, old.refresh_token.unwrap().expose())
+        .refresh(
+            &ctx,
+            &before.vendor_user_id,
+            old.refresh_token.unwrap().expose(),
+        )
         .await;
     assert!(matches!(reuse, Err(VendorError::RefreshRejected)));
     let (_, reports) = c.get("/v1/reports?days=14", "alice").await;
@@ -111,8 +115,11 @@ async fn rejected_refresh_marks_the_connection_and_stops_syncs() {
         .unwrap();
     // The user revoked access at the vendor: both tokens are dead there.
     let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
-    let driver = stack.app.vendors.driver(Vendor::Mock).unwrap();
-    assert!(driver.revoke(&conn.vendor_user_id, &tokens).await.unwrap());
+    let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
+    assert!(driver
+        .revoke(&ctx, &conn.vendor_user_id, &tokens)
+        .await
+        .unwrap());
 
     let err = refresh_connection(&stack.app, &conn).await.unwrap_err();
     assert!(err.to_string().contains("refresh token rejected"), "{err}");

@@ -12,6 +12,15 @@ pub enum ClientAuth {
     Body,
 }
 
+/// How the token endpoint shapes its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenResponseShape {
+    /// RFC 6749 §5.1 JSON.
+    Standard,
+    /// `{"status": 0, "body": {…RFC 6749 fields…}}` (Withings).
+    StatusBody,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct OAuthDefaults {
     pub auth_url: &'static str,
@@ -21,11 +30,15 @@ pub struct OAuthDefaults {
     pub client_auth: ClientAuth,
     /// Extra query parameters the authorize URL needs.
     pub extra_auth_params: &'static [(&'static str, &'static str)],
+    /// Extra form parameters every token request needs.
+    pub extra_token_params: &'static [(&'static str, &'static str)],
+    pub token_response: TokenResponseShape,
 }
 
 /// OAuth defaults of a real vendor; None for Mock, which connects without OAuth.
 pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
     use ClientAuth::*;
+    use TokenResponseShape::*;
     let d = match vendor {
         Vendor::Mock => return None,
         Vendor::Whoop => OAuthDefaults {
@@ -43,6 +56,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             ],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Garmin => OAuthDefaults {
             auth_url: "https://connect.garmin.com/oauth2Confirm",
@@ -51,6 +66,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &[],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Fitbit => OAuthDefaults {
             auth_url: "https://accounts.google.com/o/oauth2/v2/auth",
@@ -64,6 +81,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             ],
             client_auth: Body,
             extra_auth_params: &[("access_type", "offline"), ("prompt", "consent")],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Oura => OAuthDefaults {
             auth_url: "https://cloud.ouraring.com/oauth/authorize",
@@ -72,6 +91,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &["personal", "daily", "heartrate", "workout", "session", "spo2"],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Polar => OAuthDefaults {
             auth_url: "https://flow.polar.com/oauth2/authorization",
@@ -80,6 +101,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &["accesslink.read_all"],
             client_auth: Basic,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Strava => OAuthDefaults {
             auth_url: "https://www.strava.com/oauth/authorize",
@@ -88,6 +111,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &["read", "activity:read_all"],
             client_auth: Body,
             extra_auth_params: &[("approval_prompt", "auto")],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Dexcom => OAuthDefaults {
             auth_url: "https://api.dexcom.com/v2/oauth2/login",
@@ -96,6 +121,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &["offline_access"],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
         Vendor::Withings => OAuthDefaults {
             auth_url: "https://account.withings.com/oauth2_user/authorize2",
@@ -104,6 +131,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &["user.info", "user.metrics", "user.activity", "user.sleepevents"],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[("action", "requesttoken")],
+            token_response: StatusBody,
         },
         Vendor::Terra => OAuthDefaults {
             auth_url: "https://api.tryterra.co/v2/auth/authenticateUser",
@@ -112,6 +141,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             scopes: &[],
             client_auth: Body,
             extra_auth_params: &[],
+            extra_token_params: &[],
+            token_response: Standard,
         },
     };
     Some(d)

@@ -9,13 +9,18 @@
 //! = lowercase hex HMAC-SHA256(secret, timestamp + "." + raw body); body
 //! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
 
-use super::{FetchRequest, Vendor, VendorDriver, VendorError};
+use super::{
+    FetchRequest, Fetched, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
+    WebhookRequest,
+};
 use crate::error::{Error, Result};
 use crate::model::{MetricType, Sample};
+use crate::oauth::Grant;
 use crate::store::{EphemeralStore, OWNER};
 use crate::tokens::{Secret, TokenSet};
 use crate::webhooks::{
-    Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit, WebhookEvent,
+    authenticate, Algorithm, Encoding, EventKind, SignatureScheme, SignedMessage, TimestampRule,
+    TimestampUnit, WebhookEvent,
 };
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -199,44 +204,42 @@ impl VendorDriver for MockVendor {
         Vendor::Mock
     }
 
-    fn webhook_scheme(&self) -> Option<SignatureScheme> {
-        Some(Self::scheme())
+    async fn identify(&self, _ctx: &VendorCtx, _grant: &Grant) -> Result<String, VendorError> {
+        Err(VendorError::Permanent(
+            "mock connects without OAuth; POST /v1/connections/mock".into(),
+        ))
     }
 
-    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>> {
-        let w: MockWebhook = serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("mock webhook body: {e}")))?;
-        if w.kind != "data.updated" {
-            return Err(Error::BadRequest(format!(
-                "mock webhook type {:?} is not data.updated",
-                w.kind
-            )));
+    async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {
+        if req.method != http::Method::POST {
+            return Err(Error::NotFound("mock has no subscription handshake".into()));
         }
-        if w.event_id.is_empty() || w.event_id.len() > 128 {
-            return Err(Error::BadRequest(
-                "mock webhook event_id must be 1..=128 characters".into(),
-            ));
-        }
-        Ok(vec![WebhookEvent {
-            event_id: w.event_id,
-            vendor_user_id: w.user_id,
-            date: w.date,
-        }])
+        authenticate(
+            Vendor::Mock,
+            &Self::scheme(),
+            ctx.creds.webhook_secret.as_ref(),
+            req,
+        )?;
+        Ok(WebhookReply::Events(Self::parse_webhook(req.body)?))
     }
 
-    async fn fetch(&self, req: FetchRequest<'_>) -> Result<Vec<Sample>, VendorError> {
+    async fn fetch(&self, _ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
         self.check_access(req.vendor_user_id, req.access_token)
             .await?;
-        Ok(req
-            .from
-            .iter_days()
-            .take_while(|d| *d <= req.to)
-            .flat_map(|d| self.day(req.vendor_user_id, d))
-            .collect())
+        Ok(Fetched {
+            samples: req
+                .from
+                .iter_days()
+                .take_while(|d| *d <= req.to)
+                .flat_map(|d| self.day(req.vendor_user_id, d))
+                .collect(),
+            raw: Vec::new(),
+        })
     }
 
     async fn refresh(
         &self,
+        _ctx: &VendorCtx,
         vendor_user_id: &str,
         refresh_token: &str,
     ) -> Result<TokenSet, VendorError> {
@@ -256,12 +259,42 @@ impl VendorDriver for MockVendor {
 
     /// Revokes the whole grant: every token the mock ever issued to this
     /// vendor user, expired or not.
-    async fn revoke(&self, vendor_user_id: &str, _tokens: &TokenSet) -> Result<bool, VendorError> {
+    async fn revoke(
+        &self,
+        _ctx: &VendorCtx,
+        vendor_user_id: &str,
+        _tokens: &TokenSet,
+    ) -> Result<bool, VendorError> {
         self.store
             .delete_owned(vendor_user_id)
             .await
             .map_err(transient)?;
         Ok(true)
+    }
+}
+
+impl MockVendor {
+    /// The events of an authenticated Mock webhook body.
+    pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>> {
+        let w: MockWebhook = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("mock webhook body: {e}")))?;
+        if w.kind != "data.updated" {
+            return Err(Error::BadRequest(format!(
+                "mock webhook type {:?} is not data.updated",
+                w.kind
+            )));
+        }
+        if w.event_id.is_empty() || w.event_id.len() > 128 {
+            return Err(Error::BadRequest(
+                "mock webhook event_id must be 1..=128 characters".into(),
+            ));
+        }
+        Ok(vec![WebhookEvent {
+            event_id: w.event_id,
+            vendor_user_id: w.user_id,
+            date: w.date,
+            kind: EventKind::DataChanged,
+        }])
     }
 }
 
@@ -319,9 +352,7 @@ mod tests {
 
     #[test]
     fn webhook_body_is_parsed_strictly() {
-        let mock = offline_mock(false);
-        let ev = mock
-            .parse_webhook(br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#)
+        let ev = MockVendor::parse_webhook(br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#)
             .unwrap();
         assert_eq!(ev[0].vendor_user_id, "mock-alice");
         assert_eq!(ev[0].date.to_string(), "2026-11-23");
@@ -331,7 +362,7 @@ mod tests {
             br#"{"event_id":"","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#,
             b"not json",
         ] {
-            assert_eq!(mock.parse_webhook(bad).unwrap_err().status(), 400);
+            assert_eq!(MockVendor::parse_webhook(bad).unwrap_err().status(), 400);
         }
     }
 }

@@ -4,12 +4,17 @@
 pub mod catalog;
 pub mod mock;
 
-use crate::error::Error;
+pub mod client;
+pub mod whoop;
+
+use crate::credentials::VendorCredentials;
+use crate::error::{Error, Result};
 use crate::model::Sample;
+use crate::oauth::Grant;
 use crate::tokens::TokenSet;
-use crate::webhooks::{SignatureScheme, WebhookEvent};
+use crate::webhooks::WebhookEvent;
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -100,7 +105,7 @@ impl fmt::Display for Vendor {
 
 impl FromStr for Vendor {
     type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    fn from_str(s: &str) -> Result<Self> {
         Vendor::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
@@ -137,6 +142,27 @@ impl VendorError {
     }
 }
 
+/// What a driver needs to call its vendor: the shared HTTP client and the
+/// app's registration with the vendor (ids, secrets, URLs).
+#[derive(Clone)]
+pub struct VendorCtx {
+    pub http: reqwest::Client,
+    pub creds: VendorCredentials,
+}
+
+impl VendorCtx {
+    /// The vendor's API origin with `path` appended exactly as documented.
+    pub fn api_url(&self, path: &str) -> Result<url::Url, VendorError> {
+        let base = self
+            .creds
+            .api_base
+            .as_deref()
+            .ok_or_else(|| VendorError::Permanent("API base URL is not configured".into()))?;
+        url::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+            .map_err(|_| VendorError::Permanent("API base URL is not a valid URL".into()))
+    }
+}
+
 /// What the driver knows about the connection it syncs.
 pub struct FetchRequest<'a> {
     pub user_id: &'a str,
@@ -146,28 +172,80 @@ pub struct FetchRequest<'a> {
     pub to: NaiveDate,
 }
 
+/// One vendor record as received, kept (bounded) for audit and re-processing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRecord {
+    /// The vendor's record type, e.g. "recovery" or "sleep".
+    pub kind: String,
+    /// The vendor's id of the record (or its date where it has none).
+    pub id: String,
+    /// The user-local date the record belongs to.
+    pub date: NaiveDate,
+    pub json: String,
+}
+
+/// What one fetch produced: normalized samples and the raw records behind them.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub samples: Vec<Sample>,
+    pub raw: Vec<RawRecord>,
+}
+
+/// A webhook delivery as the webhook function received it.
+pub struct WebhookRequest<'a> {
+    pub method: &'a http::Method,
+    pub headers: &'a http::HeaderMap,
+    pub query: &'a HashMap<String, String>,
+    pub body: &'a [u8],
+    pub now: DateTime<Utc>,
+}
+
+/// What a driver made of a webhook delivery.
+#[derive(Debug, PartialEq)]
+pub enum WebhookReply {
+    /// A subscription handshake, answered exactly as the vendor requires.
+    Handshake {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    /// Authenticated events to dedup and act on.
+    Events(Vec<WebhookEvent>),
+}
+
 #[async_trait]
 pub trait VendorDriver: Send + Sync {
     fn vendor(&self) -> Vendor;
 
-    /// How the vendor signs its webhooks; None when it sends none.
-    fn webhook_scheme(&self) -> Option<SignatureScheme>;
+    /// The vendor's id of the user who just granted access, after any
+    /// registration the vendor requires once a token is issued.
+    async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError>;
 
-    /// The events in a verified webhook body.
-    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, Error>;
+    /// Authenticates a webhook delivery (signature, freshness, or what an
+    /// unsigned vendor does send) and reads its events, or answers a
+    /// subscription handshake.
+    async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply>;
 
-    /// Daily samples for the user-local dates `from..=to`.
-    async fn fetch(&self, req: FetchRequest<'_>) -> Result<Vec<Sample>, VendorError>;
+    /// Samples for the user-local dates `from..=to`, with their raw records.
+    async fn fetch(&self, ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError>;
 
     /// A new token set for a refresh token (which may rotate).
     async fn refresh(
         &self,
-        vendor_user_id: &str,
+        ctx: &VendorCtx,
+        _vendor_user_id: &str,
         refresh_token: &str,
-    ) -> Result<TokenSet, VendorError>;
+    ) -> Result<TokenSet, VendorError> {
+        crate::oauth::refresh(&ctx.http, &ctx.creds, refresh_token).await
+    }
 
     /// Revokes the grant at the vendor. Ok(false) when the vendor has no revoke.
-    async fn revoke(&self, vendor_user_id: &str, tokens: &TokenSet) -> Result<bool, VendorError>;
+    async fn revoke(
+        &self,
+        ctx: &VendorCtx,
+        vendor_user_id: &str,
+        tokens: &TokenSet,
+    ) -> Result<bool, VendorError>;
 }
 
 /// The drivers available in this build, by vendor.
@@ -177,6 +255,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every real vendor's driver in this build (Mock needs its store: add it with `with`).
+    pub fn real_vendors() -> Self {
+        Self::default().with(Arc::new(whoop::Whoop))
+    }
+
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {
         self.drivers.insert(driver.vendor(), driver);
         self

@@ -6,7 +6,7 @@
 //! Idempotent: a second call finds nothing and succeeds.
 
 use connector_core::api::{json, respond, user_id};
-use connector_core::{tokens, App, Result};
+use connector_core::{connections, App, Error, Result};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
@@ -42,18 +42,12 @@ async fn delete_me(app: &App, req: &Request) -> Result<Response<Body>> {
     };
     for conn in app.connections.list(&user).await? {
         let vendor = conn.vendor;
-        let revoked_at_vendor = match app.vendors.get(vendor) {
-            Some(driver) => match tokens::open(&app.envelope, &conn).await {
-                Ok(t) => driver
-                    .revoke(&conn.vendor_user_id, &t)
-                    .await
-                    .map_err(|e| e.into_error(vendor))?,
-                Err(e) => {
-                    tracing::warn!(user_id = %user, %vendor, error = %e, "tokens do not open; cannot revoke at the vendor");
-                    false
-                }
-            },
-            None => false,
+        let revoked_at_vendor = match connections::revoke_at_vendor(app, &conn).await {
+            Err(Error::Crypto(e)) => {
+                tracing::warn!(user_id = %user, %vendor, error = %e, "tokens do not open; cannot revoke at the vendor");
+                false
+            }
+            other => other?,
         };
         app.connections.delete(&user, vendor).await?;
         receipt.deleted.connections += 1;

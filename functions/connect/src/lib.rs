@@ -4,7 +4,7 @@
 
 use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
 use connector_core::vendors::mock::mock_user_id;
-use connector_core::{connections, oauth, tokens, App, Error, Result, Vendor};
+use connector_core::{connections, oauth, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -70,18 +70,7 @@ async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Bo
         .get(user, vendor)
         .await?
         .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
-    let revoked_at_vendor = match app.vendors.get(vendor) {
-        Some(driver) => {
-            let tokens = tokens::open(&app.envelope, &conn).await?;
-            // Keep the tokens when the vendor cannot be reached: deleting them
-            // would leave the grant alive at the vendor with no way to revoke.
-            driver
-                .revoke(&conn.vendor_user_id, &tokens)
-                .await
-                .map_err(|e| e.into_error(vendor))?
-        }
-        None => false,
-    };
+    let revoked_at_vendor = connections::revoke_at_vendor(app, &conn).await?;
     app.connections.delete(user, vendor).await?;
     tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
     let mut body = serde_json::json!({

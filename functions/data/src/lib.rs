@@ -167,7 +167,13 @@ async fn metrics(app: &App, req: &Request, user: &str) -> Result<Response<Body>>
             left -= samples.len();
             points = samples
                 .into_iter()
-                .map(|s| serde_json::json!({ "date": s.date, "time": s.time, "value": s.value, "source": s.source }))
+                .map(|s| {
+                    let mut p = serde_json::json!({ "date": s.date, "time": s.time, "value": s.value, "source": s.source });
+                    if let Some(l) = s.label {
+                        p["label"] = l.into();
+                    }
+                    p
+                })
                 .collect();
             if let Some(sk) = more {
                 next_cursor = Some(

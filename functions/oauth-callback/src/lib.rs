@@ -74,7 +74,29 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             );
         }
     };
-    // The vendor's own user id arrives with each vendor's driver (issue 4).
-    connections::establish(app, &done.user_id, vendor, "", &done.tokens).await?;
+    let (driver, ctx) = app.driver(vendor).await?;
+    let vendor_user_id = match driver.identify(&ctx, &done.grant).await {
+        Ok(id) if !id.is_empty() => id,
+        outcome => {
+            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            tracing::warn!(%vendor, error, "could not identify the vendor user");
+            return redirect(
+                &return_url,
+                &[
+                    ("vendor", v),
+                    ("status", "error"),
+                    ("reason", "identify_failed"),
+                ],
+            );
+        }
+    };
+    connections::establish(
+        app,
+        &done.user_id,
+        vendor,
+        &vendor_user_id,
+        &done.grant.tokens,
+    )
+    .await?;
     redirect(&return_url, &[("vendor", v), ("status", "connected")])
 }

@@ -1,5 +1,6 @@
 //! `make run`: the whole connector on this machine.
 
+use connector_infra::simulator::Simulator;
 use connector_infra::stack::{start, workspace_root, StackOptions};
 use std::time::Duration;
 
@@ -60,6 +61,19 @@ async fn main() -> Result<(), BoxError> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),
     ));
+    // CONNECTOR_SIMULATOR=1 (make run-sim): the vendor simulator, with every
+    // simulated vendor's URLs and fake app credentials pointed at it.
+    let simulator = if std::env::var("CONNECTOR_SIMULATOR").is_ok_and(|v| v == "1") {
+        let sim_port: u16 = std::env::var("CONNECTOR_SIMULATOR_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(3001);
+        let sim = Simulator::start(([127, 0, 0, 1], sim_port).into()).await?;
+        opts.extra_env.extend(sim.env());
+        Some(sim)
+    } else {
+        None
+    };
     let stack = start(opts).await?;
     let url = stack.url();
     println!();
@@ -73,6 +87,19 @@ async fn main() -> Result<(), BoxError> {
     println!("  Sync:        curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{{\"vendor\":\"mock\"}}' {url}/v1/sync");
     println!("  Reports:     curl -H \"Authorization: Bearer $TOKEN\" '{url}/v1/reports?days=14'");
     println!("  Webhook:     cargo run -q -p connector-infra --bin connector-dev -- mock-webhook alice --url {url}");
+    if let Some(sim) = &simulator {
+        let mut simulated: Vec<_> = sim.vendors.0.keys().map(|v| v.as_str()).collect();
+        simulated.sort();
+        println!();
+        println!(
+            "  Vendor simulator at http://{} for: {}",
+            sim.addr,
+            simulated.join(", ")
+        );
+        println!("  Connect:     curl -X POST -H \"Authorization: Bearer $TOKEN\" {url}/v1/connections/whoop");
+        println!("               then open redirect_url in a browser (or follow it with curl -i)");
+        println!("  Webhook:     curl -X POST 'http://{}/whoop/_sim/webhook?user=<whoop user id>&target={url}/v1/webhooks/whoop'", sim.addr);
+    }
     println!();
     println!("  Ctrl-C stops everything.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -82,5 +109,6 @@ async fn main() -> Result<(), BoxError> {
     }
     // Dropping the stack and the emulator child stops them.
     drop(stack);
+    drop(simulator);
     Ok(())
 }

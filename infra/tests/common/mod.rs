@@ -280,3 +280,75 @@ pub async fn all_items(stack: &Stack) -> Vec<(&'static str, String)> {
     }
     out
 }
+
+/// A vendor simulator and a stack whose vendors point at it.
+pub async fn sim_stack(name: &str) -> (connector_infra::simulator::Simulator, Stack) {
+    sim_stack_with(name, &[]).await
+}
+
+pub async fn sim_stack_with(
+    name: &str,
+    extra: &[(&str, &str)],
+) -> (connector_infra::simulator::Simulator, Stack) {
+    let sim = connector_infra::simulator::Simulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts");
+    let mut opts = options(name);
+    opts.extra_env.extend(sim.env());
+    for (k, v) in extra {
+        opts.extra_env.insert(k.to_string(), v.to_string());
+    }
+    (sim, start(opts).await.expect("local stack starts"))
+}
+
+pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+impl Client {
+    /// `POST /v1/connections/{vendor}` → the vendor's authorize URL.
+    pub async fn begin_connect(&self, vendor: &str, user: &str) -> String {
+        let (status, body) = self
+            .post(&format!("/v1/connections/{vendor}"), user, "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["redirect_url"].as_str().unwrap().to_string()
+    }
+
+    /// GETs `url` without following redirects: (status, Location).
+    pub async fn visit(&self, url: &str) -> (u16, Option<String>) {
+        let resp = self.http.get(url).send().await.expect("answers");
+        let loc = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (resp.status().as_u16(), loc)
+    }
+
+    /// The browser's part of a consent: the vendor's authorize URL (which
+    /// the simulator answers at once), then the gateway's callback; returns
+    /// the query of the final redirect to the app.
+    pub async fn consent(&self, authorize_url: &str) -> std::collections::HashMap<String, String> {
+        let (status, callback) = self.visit(authorize_url).await;
+        assert_eq!(status, 302, "vendor consent redirects: {callback:?}");
+        let callback = callback.unwrap();
+        assert!(callback.starts_with(&self.base), "{callback}");
+        let (status, back) = self.visit(&callback).await;
+        assert_eq!(status, 302);
+        query_of(&back.unwrap())
+    }
+
+    /// Connects `user` to `vendor` through the simulator, end to end.
+    pub async fn connect_via_sim(
+        &self,
+        vendor: &str,
+        user: &str,
+    ) -> std::collections::HashMap<String, String> {
+        let url = self.begin_connect(vendor, user).await;
+        self.consent(&url).await
+    }
+}

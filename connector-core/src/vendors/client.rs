@@ -1,0 +1,188 @@
+//! Calls to vendor APIs: bearer auth, bounded JSON bodies, and the vendor's
+//! answer mapped onto what the sync worker does next — refresh on 401, wait
+//! as long as the vendor says on 429, retry 5xx and timeouts later. Response
+//! bodies never reach an error message (they can echo tokens).
+
+use super::VendorError;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// Larger vendor answers are refused rather than buffered.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Wait this long on a 429 that says nothing about when to come back.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 60;
+
+/// A vendor's answer: status, headers and the (bounded) body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, VendorError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| VendorError::Permanent(format!("{what}: unexpected response shape ({e})")))
+    }
+}
+
+/// Sends a request and reads the answer, whatever its status.
+pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, VendorError> {
+    let mut resp = req.send().await.map_err(|e| {
+        VendorError::Transient(if e.is_timeout() {
+            "vendor API timed out".into()
+        } else {
+            "vendor API unreachable".into()
+        })
+    })?;
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(VendorError::Permanent("vendor response too large".into()));
+    }
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| VendorError::Transient("vendor response interrupted".into()))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(VendorError::Permanent("vendor response too large".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Sends a request and accepts only a 2xx answer.
+pub async fn send_ok(req: reqwest::RequestBuilder, what: &str) -> Result<Answer, VendorError> {
+    let answer = send(req).await?;
+    check_status(&answer, what, Utc::now())?;
+    Ok(answer)
+}
+
+/// GET with the user's bearer token, expecting JSON.
+pub async fn get_json<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    access_token: &str,
+    url: url::Url,
+    what: &str,
+) -> Result<T, VendorError> {
+    send_ok(http.get(url).bearer_auth(access_token), what)
+        .await?
+        .json(what)
+}
+
+/// Maps a non-2xx answer onto the worker's next step.
+pub fn check_status(answer: &Answer, what: &str, now: DateTime<Utc>) -> Result<(), VendorError> {
+    let status = answer.status;
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(match status.as_u16() {
+        401 => VendorError::Unauthorized,
+        429 => VendorError::RateLimited {
+            retry_after_secs: retry_after(&answer.headers, now),
+        },
+        s if s >= 500 => VendorError::Transient(format!("{what}: vendor answered {s}")),
+        s => VendorError::Permanent(format!("{what}: vendor answered {s}")),
+    })
+}
+
+/// How long a vendor asks us to wait: `Retry-After` (seconds or an HTTP
+/// date), else `X-RateLimit-Reset` (seconds to go, or a unix time when it is
+/// larger than a day), else a minute. Never less than one second.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> u64 {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let from_retry_after = value("retry-after").and_then(|v| {
+        v.parse::<u64>().ok().or_else(|| {
+            DateTime::parse_from_rfc2822(v)
+                .ok()
+                .map(|t| (t.timestamp() - now.timestamp()).max(0) as u64)
+        })
+    });
+    let from_reset = || {
+        value("x-ratelimit-reset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|n| {
+                if n > 86_400 {
+                    n.saturating_sub(now.timestamp().max(0) as u64)
+                } else {
+                    n
+                }
+            })
+    };
+    from_retry_after
+        .or_else(from_reset)
+        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn answer(status: u16, headers: &[(&'static str, &str)]) -> Answer {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: h,
+            body: br#"{"access_token":"must-not-leak"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_next_steps_without_echoing_bodies() {
+        let now = Utc::now();
+        assert!(check_status(&answer(200, &[]), "x", now).is_ok());
+        assert!(matches!(
+            check_status(&answer(401, &[]), "x", now),
+            Err(VendorError::Unauthorized)
+        ));
+        assert!(matches!(
+            check_status(&answer(503, &[]), "x", now),
+            Err(VendorError::Transient(_))
+        ));
+        let e = check_status(&answer(400, &[]), "sleep", now).unwrap_err();
+        assert!(matches!(e, VendorError::Permanent(_)));
+        assert!(!e.to_string().contains("must-not-leak"), "{e}");
+    }
+
+    #[test]
+    fn rate_limit_waits_follow_the_vendor_headers() {
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let wait = |h: &[(&'static str, &str)]| match check_status(&answer(429, h), "x", now) {
+            Err(VendorError::RateLimited { retry_after_secs }) => retry_after_secs,
+            other => panic!("{:?}", other.err()),
+        };
+        assert_eq!(wait(&[("retry-after", "17")]), 17);
+        assert_eq!(
+            wait(&[("retry-after", "Mon, 23 Nov 2026 12:01:30 GMT")]),
+            90
+        );
+        assert_eq!(wait(&[("x-ratelimit-reset", "42")]), 42);
+        assert_eq!(
+            wait(&[("x-ratelimit-reset", &(now.timestamp() + 300).to_string())]),
+            300
+        );
+        assert_eq!(wait(&[]), DEFAULT_RETRY_AFTER_SECS);
+        assert_eq!(wait(&[("retry-after", "0")]), 1);
+    }
+}

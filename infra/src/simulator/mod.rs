@@ -1,0 +1,225 @@
+//! A local stand-in for the vendors' clouds: one HTTP server that speaks
+//! each simulated vendor's OAuth and data endpoints as its docs describe,
+//! under `/<vendor>` (so `CONNECTOR_<VENDOR>_API_BASE=http://…/<vendor>` and
+//! paths are appended exactly as the vendor documents them). It enforces
+//! PKCE, rotates single-use refresh tokens, paginates, answers 429 with the
+//! vendor's own rate-limit headers past its limit, and sends correctly
+//! signed webhooks on command (`POST /_sim/<vendor>/webhook`).
+
+pub mod limits;
+pub mod oauth;
+pub mod whoop;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use connector_core::Vendor;
+use limits::Limiter;
+use oauth::{OAuthBook, OAuthPolicy};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// The app registration the simulator knows the connector by. Values are
+/// obviously fake; they only ever work against the simulator.
+#[derive(Clone, Debug)]
+pub struct AppRegistration {
+    pub client_id: String,
+    pub client_secret: String,
+    pub webhook_secret: String,
+}
+
+impl AppRegistration {
+    pub fn fake(vendor: Vendor) -> Self {
+        let v = vendor.as_str();
+        Self {
+            client_id: format!("sim-{v}-client"),
+            client_secret: format!("sim-{v}-client-secret"),
+            webhook_secret: format!("sim-{v}-webhook-secret"),
+        }
+    }
+}
+
+/// Counters tests read to see what reached the vendor.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub tokens_issued: AtomicU32,
+    pub refresh_requests: AtomicU32,
+    /// Refresh attempts with an already-spent rotating refresh token.
+    pub refresh_reuse: AtomicU32,
+    pub pkce_failures: AtomicU32,
+    pub api_requests: AtomicU32,
+    pub rate_limited: AtomicU32,
+    pub revocations: AtomicU32,
+}
+
+/// A simulated account at the vendor.
+#[derive(Clone, Debug)]
+pub struct SimUser {
+    /// The user's UTC offset in minutes (WHOOP's `timezone_offset`).
+    pub utc_offset_minutes: i32,
+}
+
+/// One simulated vendor.
+pub struct VendorSim {
+    pub vendor: Vendor,
+    pub app: AppRegistration,
+    pub oauth_policy: OAuthPolicy,
+    pub oauth: Mutex<OAuthBook>,
+    pub limiter: Limiter,
+    pub users: Mutex<HashMap<String, SimUser>>,
+    pub stats: Stats,
+    pub new_user_id: fn(&VendorSim) -> String,
+    next_user: AtomicU32,
+}
+
+impl VendorSim {
+    pub fn new(
+        vendor: Vendor,
+        oauth_policy: OAuthPolicy,
+        limiter: Limiter,
+        new_user_id: fn(&VendorSim) -> String,
+    ) -> Self {
+        Self {
+            vendor,
+            app: AppRegistration::fake(vendor),
+            oauth_policy,
+            oauth: Mutex::new(OAuthBook::default()),
+            limiter,
+            users: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+            new_user_id,
+            next_user: AtomicU32::new(1),
+        }
+    }
+
+    /// A fresh sequence number for new account ids.
+    pub fn next_user_number(&self) -> u32 {
+        self.next_user
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Creates the account on first sight (in UTC-5, like the fixtures).
+    pub fn ensure_user(&self, id: &str) -> SimUser {
+        self.users
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_insert(SimUser {
+                utc_offset_minutes: -300,
+            })
+            .clone()
+    }
+
+    /// The account behind `Authorization: Bearer <token>`, if it is live.
+    pub fn bearer_user(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let token = headers
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.oauth
+            .lock()
+            .unwrap()
+            .user_of(token, chrono::Utc::now())
+    }
+}
+
+pub fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// The simulated vendors, by vendor.
+#[derive(Clone, Default)]
+pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
+
+impl Vendors {
+    pub fn all() -> Self {
+        let mut m = HashMap::new();
+        m.insert(Vendor::Whoop, Arc::new(whoop::sim()));
+        Self(m)
+    }
+
+    pub fn get(&self, v: Vendor) -> &Arc<VendorSim> {
+        self.0
+            .get(&v)
+            .unwrap_or_else(|| panic!("{v} is not simulated"))
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    pub addr: SocketAddr,
+    pub vendors: Vendors,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Simulator {
+    pub async fn start(bind: SocketAddr) -> std::io::Result<Self> {
+        let vendors = Vendors::all();
+        let mut router = Router::new();
+        for (vendor, sim) in &vendors.0 {
+            let routes = match vendor {
+                Vendor::Whoop => whoop::router(sim.clone()),
+                _ => continue,
+            };
+            router = router.nest(&format!("/{}", vendor.as_str()), routes);
+        }
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "vendor simulator stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            vendors,
+            task,
+        })
+    }
+
+    pub fn base(&self, vendor: Vendor) -> String {
+        format!("http://{}/{}", self.addr, vendor.as_str())
+    }
+
+    pub fn sim(&self, vendor: Vendor) -> &Arc<VendorSim> {
+        self.vendors.get(vendor)
+    }
+
+    /// The connector configuration that points every simulated vendor here.
+    pub fn env(&self) -> HashMap<String, String> {
+        let mut env = HashMap::new();
+        for (vendor, sim) in &self.vendors.0 {
+            let p = format!("CONNECTOR_{}", vendor.env_name());
+            let base = self.base(*vendor);
+            let (auth, token) = match vendor {
+                Vendor::Whoop => whoop::OAUTH_PATHS,
+                _ => continue,
+            };
+            env.insert(format!("{p}_CLIENT_ID"), sim.app.client_id.clone());
+            env.insert(format!("{p}_CLIENT_SECRET"), sim.app.client_secret.clone());
+            env.insert(
+                format!("{p}_WEBHOOK_SECRET"),
+                sim.app.webhook_secret.clone(),
+            );
+            env.insert(format!("{p}_AUTH_URL"), format!("{base}{auth}"));
+            env.insert(format!("{p}_TOKEN_URL"), format!("{base}{token}"));
+            env.insert(format!("{p}_API_BASE"), base);
+        }
+        env
+    }
+}
