@@ -29,6 +29,7 @@ pub struct AppRegistration {
     pub client_id: String,
     pub client_secret: String,
     pub webhook_secret: String,
+    pub verify_token: String,
 }
 
 impl AppRegistration {
@@ -38,6 +39,7 @@ impl AppRegistration {
             client_id: format!("sim-{v}-client"),
             client_secret: format!("sim-{v}-client-secret"),
             webhook_secret: format!("sim-{v}-webhook-secret"),
+            verify_token: format!("sim-{v}-verify-token"),
         }
     }
 }
@@ -62,9 +64,16 @@ pub struct SimUser {
     pub utc_offset_minutes: i32,
 }
 
+/// A vendor's rate-limit headers for a verdict, given its (limit, seconds) windows.
+pub type RateHeaders = fn(&limits::Verdict, &[(u32, u64)]) -> Vec<(&'static str, String)>;
+
 /// One simulated vendor.
 pub struct VendorSim {
     pub vendor: Vendor,
+    /// (authorize path, token path) under the vendor's base URL.
+    pub oauth_paths: (&'static str, &'static str),
+    /// The vendor's HTTP routes, mounted under `/<vendor>`.
+    pub router: fn(Arc<VendorSim>) -> Router,
     pub app: AppRegistration,
     pub oauth_policy: OAuthPolicy,
     pub oauth: Mutex<OAuthBook>,
@@ -78,12 +87,16 @@ pub struct VendorSim {
 impl VendorSim {
     pub fn new(
         vendor: Vendor,
+        oauth_paths: (&'static str, &'static str),
+        router: fn(Arc<VendorSim>) -> Router,
         oauth_policy: OAuthPolicy,
         limiter: Limiter,
         new_user_id: fn(&VendorSim) -> String,
     ) -> Self {
         Self {
             vendor,
+            oauth_paths,
+            router,
             app: AppRegistration::fake(vendor),
             oauth_policy,
             oauth: Mutex::new(OAuthBook::default()),
@@ -111,6 +124,40 @@ impl VendorSim {
                 utc_offset_minutes: -300,
             })
             .clone()
+    }
+
+    /// What every simulated API call goes through: the vendor's quota first
+    /// (429 with its headers past it), then the bearer token (401). On
+    /// success: the account and the rate-limit headers to send back.
+    pub fn guard(
+        &self,
+        headers: &axum::http::HeaderMap,
+        rate_headers: RateHeaders,
+    ) -> Result<(String, axum::http::HeaderMap), Box<Response>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let verdict = self.limiter.check();
+        let mut out = axum::http::HeaderMap::new();
+        for (k, v) in rate_headers(&verdict, &self.limiter.describe()) {
+            out.insert(k, v.parse().expect("header value"));
+        }
+        if !verdict.allowed {
+            self.stats.rate_limited.fetch_add(1, SeqCst);
+            return Err(Box::new(
+                (StatusCode::TOO_MANY_REQUESTS, out, "Too Many Requests").into_response(),
+            ));
+        }
+        self.stats.api_requests.fetch_add(1, SeqCst);
+        match self.bearer_user(headers) {
+            Some(user) => Ok((user, out)),
+            None => Err(Box::new(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    out,
+                    "invalid or expired access token",
+                )
+                    .into_response(),
+            )),
+        }
     }
 
     /// The account behind `Authorization: Bearer <token>`, if it is live.
@@ -141,10 +188,10 @@ pub fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
 pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 
 impl Vendors {
+    /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let mut m = HashMap::new();
-        m.insert(Vendor::Whoop, Arc::new(whoop::sim()));
-        Self(m)
+        let sims = [whoop::sim()];
+        Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
     pub fn get(&self, v: Vendor) -> &Arc<VendorSim> {
@@ -172,11 +219,7 @@ impl Simulator {
         let vendors = Vendors::all();
         let mut router = Router::new();
         for (vendor, sim) in &vendors.0 {
-            let routes = match vendor {
-                Vendor::Whoop => whoop::router(sim.clone()),
-                _ => continue,
-            };
-            router = router.nest(&format!("/{}", vendor.as_str()), routes);
+            router = router.nest(&format!("/{}", vendor.as_str()), (sim.router)(sim.clone()));
         }
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
@@ -206,16 +249,14 @@ impl Simulator {
         for (vendor, sim) in &self.vendors.0 {
             let p = format!("CONNECTOR_{}", vendor.env_name());
             let base = self.base(*vendor);
-            let (auth, token) = match vendor {
-                Vendor::Whoop => whoop::OAUTH_PATHS,
-                _ => continue,
-            };
+            let (auth, token) = sim.oauth_paths;
             env.insert(format!("{p}_CLIENT_ID"), sim.app.client_id.clone());
             env.insert(format!("{p}_CLIENT_SECRET"), sim.app.client_secret.clone());
             env.insert(
                 format!("{p}_WEBHOOK_SECRET"),
                 sim.app.webhook_secret.clone(),
             );
+            env.insert(format!("{p}_VERIFY_TOKEN"), sim.app.verify_token.clone());
             env.insert(format!("{p}_AUTH_URL"), format!("{base}{auth}"));
             env.insert(format!("{p}_TOKEN_URL"), format!("{base}{token}"));
             env.insert(format!("{p}_API_BASE"), base);

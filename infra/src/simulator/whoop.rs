@@ -5,7 +5,7 @@
 //! 10,000 a day with `X-RateLimit-*` headers; revoke by DELETE; webhooks
 //! signed base64 HMAC-SHA256(client secret, ms timestamp + body).
 
-use super::limits::{Limiter, Window};
+use super::limits::{Limiter, Verdict, Window};
 use super::oauth::{self, OAuthPolicy, Pkce};
 use super::{json_response, VendorSim};
 use axum::extract::{Query, State};
@@ -31,6 +31,8 @@ pub const MAX_LIMIT: usize = 25;
 pub fn sim() -> VendorSim {
     VendorSim::new(
         Vendor::Whoop,
+        OAUTH_PATHS,
+        router,
         OAuthPolicy {
             client_auth: ClientAuth::Body,
             pkce: Pkce::Optional,
@@ -81,39 +83,25 @@ pub fn router(sim: Arc<VendorSim>) -> Router {
         .with_state(sim)
 }
 
-/// Rate limit first (as WHOOP does), then the bearer token.
-fn guard(sim: &VendorSim, headers: &HeaderMap) -> Result<(String, HeaderMap), Box<Response>> {
-    let v = sim.limiter.check();
-    let mut out = HeaderMap::new();
-    let windows: Vec<String> = sim
-        .limiter
-        .describe()
+/// WHOOP's rate-limit headers: `X-RateLimit-Limit: 100, 100;window=60, 10000;window=86400`,
+/// `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds to go).
+fn rate_headers(v: &Verdict, windows: &[(u32, u64)]) -> Vec<(&'static str, String)> {
+    let ws: Vec<String> = windows
         .iter()
         .map(|(l, s)| format!("{l};window={s}"))
         .collect();
-    let set = |h: &mut HeaderMap, k: &'static str, v: String| {
-        h.insert(k, v.parse().expect("header value"));
-    };
-    set(
-        &mut out,
-        "x-ratelimit-limit",
-        format!("{}, {}", v.limit, windows.join(", ")),
-    );
-    set(&mut out, "x-ratelimit-remaining", v.remaining.to_string());
-    set(&mut out, "x-ratelimit-reset", v.reset_secs.to_string());
-    if !v.allowed {
-        sim.stats.rate_limited.fetch_add(1, SeqCst);
-        return Err(Box::new(
-            (StatusCode::TOO_MANY_REQUESTS, out, "Too Many Requests").into_response(),
-        ));
-    }
-    sim.stats.api_requests.fetch_add(1, SeqCst);
-    match sim.bearer_user(headers) {
-        Some(user) => Ok((user, out)),
-        None => Err(Box::new(
-            (StatusCode::UNAUTHORIZED, out, "Authorization was not valid").into_response(),
-        )),
-    }
+    vec![
+        (
+            "x-ratelimit-limit",
+            format!("{}, {}", v.limit, ws.join(", ")),
+        ),
+        ("x-ratelimit-remaining", v.remaining.to_string()),
+        ("x-ratelimit-reset", v.reset_secs.to_string()),
+    ]
+}
+
+fn guard(sim: &VendorSim, headers: &HeaderMap) -> Result<(String, HeaderMap), Box<Response>> {
+    sim.guard(headers, rate_headers)
 }
 
 async fn profile(State(sim): State<Arc<VendorSim>>, headers: HeaderMap) -> Response {
