@@ -31,6 +31,9 @@ pub struct VendorCredentials {
     pub client_secret: Option<Secret>,
     pub webhook_secret: Option<Secret>,
     pub verify_token: Option<Secret>,
+    /// The id of the app's webhook subscription at the vendor, where an
+    /// unsigned vendor sends it with every event (Strava `subscription_id`).
+    pub subscription_id: Option<String>,
     pub auth_url: Option<String>,
     pub token_url: Option<String>,
     pub api_base: Option<String>,
@@ -124,6 +127,10 @@ impl Credentials {
             client_secret: self.value(&get("CLIENT_SECRET")).await?,
             webhook_secret: self.value(&get("WEBHOOK_SECRET")).await?,
             verify_token: self.value(&get("VERIFY_TOKEN")).await?,
+            subscription_id: self
+                .value(&get("SUBSCRIPTION_ID"))
+                .await?
+                .map(|s| s.expose().to_string()),
             auth_url: url("AUTH_URL", defaults.map(|d| d.auth_url)),
             token_url: url("TOKEN_URL", defaults.map(|d| d.token_url)),
             api_base: url("API_BASE", defaults.map(|d| d.api_base)),

@@ -30,6 +30,7 @@ pub struct AppRegistration {
     pub client_secret: String,
     pub webhook_secret: String,
     pub verify_token: String,
+    pub subscription_id: String,
 }
 
 impl AppRegistration {
@@ -40,6 +41,7 @@ impl AppRegistration {
             client_secret: format!("sim-{v}-client-secret"),
             webhook_secret: format!("sim-{v}-webhook-secret"),
             verify_token: format!("sim-{v}-verify-token"),
+            subscription_id: "120475".to_string(),
         }
     }
 }
@@ -257,6 +259,10 @@ impl Simulator {
                 sim.app.webhook_secret.clone(),
             );
             env.insert(format!("{p}_VERIFY_TOKEN"), sim.app.verify_token.clone());
+            env.insert(
+                format!("{p}_SUBSCRIPTION_ID"),
+                sim.app.subscription_id.clone(),
+            );
             env.insert(format!("{p}_AUTH_URL"), format!("{base}{auth}"));
             env.insert(format!("{p}_TOKEN_URL"), format!("{base}{token}"));
             env.insert(format!("{p}_API_BASE"), base);
