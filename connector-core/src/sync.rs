@@ -55,6 +55,7 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             access_token: tokens.access_token.expose(),
             from: job.from,
             to: job.to,
+            reason: job.reason,
         };
         match driver.fetch(&ctx, req).await {
             Ok(s) => break s,

@@ -463,6 +463,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
                 access_token: tokens.access_token.expose(),
                 from: d,
                 to: d,
+                reason: connector_core::jobs::JobReason::Manual,
             },
         )
         .await;

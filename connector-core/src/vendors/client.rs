@@ -81,6 +81,19 @@ pub async fn get_json<T: DeserializeOwned>(
         .json(what)
 }
 
+/// DELETE `path` on the vendor's API with the user's bearer token, expecting 2xx
+/// (WHOOP's revoke, Garmin's deregistration).
+pub async fn delete_with_token(
+    ctx: &super::VendorCtx,
+    access_token: &str,
+    path: &str,
+    what: &str,
+) -> Result<(), VendorError> {
+    let url = ctx.api_url(path)?;
+    send_ok(ctx.http.delete(url).bearer_auth(access_token), what).await?;
+    Ok(())
+}
+
 /// Maps a non-2xx answer onto the worker's next step.
 pub fn check_status(answer: &Answer, what: &str, now: DateTime<Utc>) -> Result<(), VendorError> {
     let status = answer.status;

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod mock;
 
 pub mod client;
+pub mod garmin;
 pub mod whoop;
 
 use crate::credentials::VendorCredentials;
@@ -170,6 +171,9 @@ pub struct FetchRequest<'a> {
     pub access_token: &'a str,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// Why the job runs: a vendor that pushes history asynchronously (Garmin's
+    /// backfill) asks for it on Backfill/Manual and pulls on Webhook.
+    pub reason: crate::jobs::JobReason,
 }
 
 /// One vendor record as received, kept (bounded) for audit and re-processing.
@@ -257,7 +261,9 @@ pub struct Registry {
 impl Registry {
     /// Every real vendor's driver in this build (Mock needs its store: add it with `with`).
     pub fn real_vendors() -> Self {
-        Self::default().with(Arc::new(whoop::Whoop))
+        Self::default()
+            .with(Arc::new(whoop::Whoop))
+            .with(Arc::new(garmin::Garmin))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

@@ -13,7 +13,7 @@
 //!   Records carry `timezone_offset`, which decides the user-local day.
 //! - Revoke: `DELETE /developer/v2/user/access` → 204.
 
-use super::client::{get_json, send_ok};
+use super::client::{delete_with_token, get_json};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -486,11 +486,10 @@ impl VendorDriver for Whoop {
         _vendor_user_id: &str,
         tokens: &TokenSet,
     ) -> Result<bool, VendorError> {
-        let url = ctx.api_url("/developer/v2/user/access")?;
-        send_ok(
-            ctx.http
-                .delete(url)
-                .bearer_auth(tokens.access_token.expose()),
+        delete_with_token(
+            ctx,
+            tokens.access_token.expose(),
+            "/developer/v2/user/access",
             "revoke",
         )
         .await?;

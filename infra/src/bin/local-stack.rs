@@ -76,6 +76,9 @@ async fn main() -> Result<(), BoxError> {
     };
     let stack = start(opts).await?;
     let url = stack.url();
+    if let Some(sim) = &simulator {
+        sim.deliver_webhooks_to(&url);
+    }
     println!();
     println!("  Wearable connector running at {url}   (AWS emulator: {endpoint})");
     println!();

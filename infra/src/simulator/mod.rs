@@ -6,6 +6,7 @@
 //! vendor's own rate-limit headers past its limit, and sends correctly
 //! signed webhooks on command (`POST /_sim/<vendor>/webhook`).
 
+pub mod garmin;
 pub mod limits;
 pub mod oauth;
 pub mod whoop;
@@ -84,6 +85,10 @@ pub struct VendorSim {
     pub stats: Stats,
     pub new_user_id: fn(&VendorSim) -> String,
     next_user: AtomicU32,
+    /// Where the vendor delivers webhooks (its app-level endpoint setting).
+    pub webhook_target: Mutex<Option<String>>,
+    /// The vendor module's own state (downcast with `extra::<T>()`).
+    extra: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl VendorSim {
@@ -107,7 +112,25 @@ impl VendorSim {
             stats: Stats::default(),
             new_user_id,
             next_user: AtomicU32::new(1),
+            webhook_target: Mutex::new(None),
+            extra: Box::new(()),
         }
+    }
+
+    /// Gives the vendor module a state of its own.
+    pub fn with_extra<T: std::any::Any + Send + Sync>(mut self, extra: T) -> Self {
+        self.extra = Box::new(extra);
+        self
+    }
+
+    pub fn extra<T: std::any::Any>(&self) -> &T {
+        self.extra
+            .downcast_ref()
+            .expect("vendor module state of the type it set")
+    }
+
+    pub fn webhook_target(&self) -> Option<String> {
+        self.webhook_target.lock().unwrap().clone()
     }
 
     /// A fresh sequence number for new account ids.
@@ -192,7 +215,7 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim()];
+        let sims = [whoop::sim(), garmin::sim()];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
@@ -243,6 +266,15 @@ impl Simulator {
 
     pub fn sim(&self, vendor: Vendor) -> &Arc<VendorSim> {
         self.vendors.get(vendor)
+    }
+
+    /// Points every simulated vendor's webhooks at a gateway's
+    /// `/v1/webhooks/<vendor>` (what a developer sets in the vendor's portal).
+    pub fn deliver_webhooks_to(&self, gateway: &str) {
+        for (vendor, sim) in &self.vendors.0 {
+            *sim.webhook_target.lock().unwrap() =
+                Some(format!("{gateway}/v1/webhooks/{}", vendor.as_str()));
+        }
     }
 
     /// The connector configuration that points every simulated vendor here.
