@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod mock;
 
 pub mod client;
+pub mod fitbit;
 pub mod garmin;
 pub mod whoop;
 
@@ -264,6 +265,7 @@ impl Registry {
         Self::default()
             .with(Arc::new(whoop::Whoop))
             .with(Arc::new(garmin::Garmin))
+            .with(Arc::new(fitbit::Fitbit))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

@@ -62,6 +62,14 @@ impl OAuthBook {
             .map(|(u, _)| u.clone())
     }
 
+    /// The user an access or refresh token (live or not) was issued to.
+    pub fn owner_of(&self, token: &str) -> Option<String> {
+        self.access
+            .get(token)
+            .map(|(u, _)| u.clone())
+            .or_else(|| self.refresh.get(token).map(|(u, _)| u.clone()))
+    }
+
     /// Forgets every token of `user` (revocation / deregistration).
     pub fn revoke_user(&mut self, user: &str) -> usize {
         let before = self.access.len() + self.refresh.len();
