@@ -16,6 +16,8 @@ pub enum JobReason {
     Backfill,
     /// A vendor webhook said there is new data.
     Webhook,
+    /// The schedule pulls a vendor that sends no webhooks.
+    Poll,
 }
 
 /// Pull `vendor` data of `user_id` for the user-local dates `from..=to`.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod jobs;
 pub mod model;
 pub mod oauth;
+pub mod polling;
 pub mod push;
 pub mod push_store;
 pub mod ratelimit;

@@ -382,6 +382,40 @@ impl ConnectionStore {
         Ok(out.attributes.is_some())
     }
 
+    /// Connected connections to `vendor` not synced since `before`.
+    pub async fn stale_of_vendor(
+        &self,
+        vendor: Vendor,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Connection>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .db
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "#s = :st AND vendor = :v AND (attribute_not_exists(last_sync_at) OR last_sync_at < :b)",
+                )
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
+                .expression_attribute_values(":v", s(vendor.as_str()))
+                .expression_attribute_values(":b", n(before.timestamp()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::storage("Scan connections", sdk(e)))?;
+            for item in page.items() {
+                out.push(Self::from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Connected connections whose access token expires before `before`.
     pub async fn expiring_before(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
         let mut out = Vec::new();

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod mock;
 
 pub mod client;
+pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
 pub mod whoop;
@@ -251,6 +252,12 @@ pub trait VendorDriver: Send + Sync {
         vendor_user_id: &str,
         tokens: &TokenSet,
     ) -> Result<bool, VendorError>;
+
+    /// How often to pull without being told, for a vendor that sends no
+    /// webhooks (Dexcom); None for vendors that notify.
+    fn poll_every(&self) -> Option<chrono::Duration> {
+        None
+    }
 }
 
 /// The drivers available in this build, by vendor.
@@ -266,6 +273,7 @@ impl Registry {
             .with(Arc::new(whoop::Whoop))
             .with(Arc::new(garmin::Garmin))
             .with(Arc::new(fitbit::Fitbit))
+            .with(Arc::new(dexcom::Dexcom))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {
@@ -275,6 +283,11 @@ impl Registry {
 
     pub fn get(&self, vendor: Vendor) -> Option<&Arc<dyn VendorDriver>> {
         self.drivers.get(&vendor)
+    }
+
+    /// Every driver in this build.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn VendorDriver>> {
+        self.drivers.values()
     }
 
     pub fn driver(&self, vendor: Vendor) -> Result<&Arc<dyn VendorDriver>, Error> {

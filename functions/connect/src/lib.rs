@@ -79,7 +79,7 @@ async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Bo
         "revoked_at_vendor": revoked_at_vendor,
     });
     if !revoked_at_vendor {
-        body["note"] = "this build cannot revoke the grant at the vendor; revoke it in the vendor's app settings".into();
+        body["note"] = "the grant could not be revoked from here (the vendor offers no revoke, or this build has no driver for it); revoke it in the vendor's app or account settings".into();
     }
     Ok(json(200, &body))
 }

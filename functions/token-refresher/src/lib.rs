@@ -1,5 +1,6 @@
 //! Scheduled: refresh every connection whose access token expires within the
-//! next hour. A connection the vendor refuses is marked `refresh_failed`.
+//! next hour (a connection the vendor refuses is marked `refresh_failed`),
+//! then queue the pulls of vendors that send no webhooks (polling.rs).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
@@ -14,6 +15,7 @@ pub struct RefreshReport {
     pub due: usize,
     pub refreshed: usize,
     pub failed: usize,
+    pub polls_queued: usize,
 }
 
 pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
@@ -41,10 +43,15 @@ pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
             }
         }
     }
+    match connector_core::polling::enqueue_due(app, Utc::now()).await {
+        Ok(n) => report.polls_queued = n,
+        Err(e) => tracing::error!(error = %e, "could not queue polls"),
+    }
     tracing::info!(
         due = report.due,
         refreshed = report.refreshed,
         failed = report.failed,
+        polls_queued = report.polls_queued,
         "refresh tick"
     );
     report

@@ -6,6 +6,7 @@
 //! vendor's own rate-limit headers past its limit, and sends correctly
 //! signed webhooks on command (`POST /_sim/<vendor>/webhook`).
 
+pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
 pub mod limits;
@@ -216,7 +217,7 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim(), garmin::sim(), fitbit::sim()];
+        let sims = [whoop::sim(), garmin::sim(), fitbit::sim(), dexcom::sim()];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
