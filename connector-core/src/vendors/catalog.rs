@@ -104,11 +104,14 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             extra_token_params: &[],
             token_response: Standard,
         },
+        // Strava wants scopes comma-separated: one entry, so the oauth2 crate
+        // sends it as is. Data paths (/api/v3/...) and /oauth/deauthorize are
+        // both under the origin.
         Vendor::Strava => OAuthDefaults {
             auth_url: "https://www.strava.com/oauth/authorize",
-            token_url: "https://www.strava.com/oauth/token",
-            api_base: "https://www.strava.com/api",
-            scopes: &["read", "activity:read_all"],
+            token_url: "https://www.strava.com/api/v3/oauth/token",
+            api_base: "https://www.strava.com",
+            scopes: &["read,activity:read_all"],
             client_auth: Body,
             extra_auth_params: &[("approval_prompt", "auto")],
             extra_token_params: &[],
