@@ -131,7 +131,9 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             auth_url: "https://account.withings.com/oauth2_user/authorize2",
             token_url: "https://wbsapi.withings.net/v2/oauth2",
             api_base: "https://wbsapi.withings.net",
-            scopes: &["user.info", "user.metrics", "user.activity", "user.sleepevents"],
+            // Comma-separated, one entry (see Strava). `user.info` needs a
+            // contract with Withings; bed in/out events are not used.
+            scopes: &["user.metrics,user.activity"],
             client_auth: Body,
             extra_auth_params: &[],
             extra_token_params: &[("action", "requesttoken")],

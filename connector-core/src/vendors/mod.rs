@@ -7,6 +7,7 @@ pub mod mock;
 pub mod client;
 pub mod strava;
 pub mod whoop;
+pub mod withings;
 
 use crate::credentials::VendorCredentials;
 use crate::error::{Error, Result};
@@ -261,6 +262,7 @@ impl Registry {
         Self::default()
             .with(Arc::new(whoop::Whoop))
             .with(Arc::new(strava::Strava))
+            .with(Arc::new(withings::Withings))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

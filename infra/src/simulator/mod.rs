@@ -10,6 +10,7 @@ pub mod limits;
 pub mod oauth;
 pub mod strava;
 pub mod whoop;
+pub mod withings;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -84,6 +85,8 @@ pub struct VendorSim {
     pub users: Mutex<HashMap<String, SimUser>>,
     pub stats: Stats,
     pub new_user_id: fn(&VendorSim) -> String,
+    /// Vendor-specific bookkeeping by key (e.g. Withings notify subscriptions).
+    pub state: Mutex<HashMap<String, serde_json::Value>>,
     next_user: AtomicU32,
 }
 
@@ -107,6 +110,7 @@ impl VendorSim {
             users: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             new_user_id,
+            state: Mutex::new(HashMap::new()),
             next_user: AtomicU32::new(1),
         }
     }
@@ -193,7 +197,7 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim(), strava::sim()];
+        let sims = [whoop::sim(), strava::sim(), withings::sim()];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
