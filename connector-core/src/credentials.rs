@@ -34,6 +34,11 @@ pub struct VendorCredentials {
     /// The id of the app's webhook subscription at the vendor, where an
     /// unsigned vendor sends it with every event (Strava `subscription_id`).
     pub subscription_id: Option<String>,
+    /// This connector's public webhook URL for the vendor, where a vendor
+    /// needs it to subscribe a user (Withings notify):
+    /// `CONNECTOR_<VENDOR>_WEBHOOK_URL`, else `CONNECTOR_PUBLIC_BASE_URL` +
+    /// `/v1/webhooks/<vendor>`.
+    pub webhook_url: Option<String>,
     pub auth_url: Option<String>,
     pub token_url: Option<String>,
     pub api_base: Option<String>,
@@ -131,6 +136,15 @@ impl Credentials {
                 .value(&get("SUBSCRIPTION_ID"))
                 .await?
                 .map(|s| s.expose().to_string()),
+            webhook_url: self.env.get(&get("WEBHOOK_URL")).or_else(|| {
+                self.env.get("CONNECTOR_PUBLIC_BASE_URL").map(|b| {
+                    format!(
+                        "{}/v1/webhooks/{}",
+                        b.trim_end_matches('/'),
+                        vendor.as_str()
+                    )
+                })
+            }),
             auth_url: url("AUTH_URL", defaults.map(|d| d.auth_url)),
             token_url: url("TOKEN_URL", defaults.map(|d| d.token_url)),
             api_base: url("API_BASE", defaults.map(|d| d.api_base)),

@@ -104,11 +104,14 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             extra_token_params: &[],
             token_response: Standard,
         },
+        // Strava wants scopes comma-separated: one entry, so the oauth2 crate
+        // sends it as is. Data paths (/api/v3/...) and /oauth/deauthorize are
+        // both under the origin.
         Vendor::Strava => OAuthDefaults {
             auth_url: "https://www.strava.com/oauth/authorize",
-            token_url: "https://www.strava.com/oauth/token",
-            api_base: "https://www.strava.com/api",
-            scopes: &["read", "activity:read_all"],
+            token_url: "https://www.strava.com/api/v3/oauth/token",
+            api_base: "https://www.strava.com",
+            scopes: &["read,activity:read_all"],
             client_auth: Body,
             extra_auth_params: &[("approval_prompt", "auto")],
             extra_token_params: &[],
@@ -128,7 +131,9 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             auth_url: "https://account.withings.com/oauth2_user/authorize2",
             token_url: "https://wbsapi.withings.net/v2/oauth2",
             api_base: "https://wbsapi.withings.net",
-            scopes: &["user.info", "user.metrics", "user.activity", "user.sleepevents"],
+            // Comma-separated, one entry (see Strava). `user.info` needs a
+            // contract with Withings; bed in/out events are not used.
+            scopes: &["user.metrics,user.activity"],
             client_auth: Body,
             extra_auth_params: &[],
             extra_token_params: &[("action", "requesttoken")],

@@ -8,7 +8,9 @@ pub mod client;
 pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
+pub mod strava;
 pub mod whoop;
+pub mod withings;
 
 use crate::credentials::VendorCredentials;
 use crate::error::{Error, Result};
@@ -274,6 +276,8 @@ impl Registry {
             .with(Arc::new(garmin::Garmin))
             .with(Arc::new(fitbit::Fitbit))
             .with(Arc::new(dexcom::Dexcom))
+            .with(Arc::new(strava::Strava))
+            .with(Arc::new(withings::Withings))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

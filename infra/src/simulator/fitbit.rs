@@ -54,7 +54,8 @@ fn token_response(_sim: &VendorSim, i: &Issued) -> Value {
         "token_type": "Bearer",
         "scope": i.scope,
     });
-    if let Some(r) = &i.refresh_token {
+    // Google sends a refresh token with the code exchange only.
+    if let (Some(r), false) = (&i.refresh_token, i.refreshed) {
         v["refresh_token"] = json!(r);
     }
     v

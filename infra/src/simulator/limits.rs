@@ -80,6 +80,16 @@ impl Limiter {
             .collect()
     }
 
+    /// Every window as (limit, used so far).
+    pub fn usage(&self) -> Vec<(u32, u32)> {
+        self.windows
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| (w.limit, w.used))
+            .collect()
+    }
+
     pub fn check(&self) -> Verdict {
         let now = Instant::now();
         let mut ws = self.windows.lock().unwrap();

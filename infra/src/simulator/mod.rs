@@ -11,7 +11,9 @@ pub mod fitbit;
 pub mod garmin;
 pub mod limits;
 pub mod oauth;
+pub mod strava;
 pub mod whoop;
+pub mod withings;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -86,6 +88,8 @@ pub struct VendorSim {
     pub users: Mutex<HashMap<String, SimUser>>,
     pub stats: Stats,
     pub new_user_id: fn(&VendorSim) -> String,
+    /// Vendor-specific bookkeeping by key (e.g. Withings notify subscriptions).
+    pub state: Mutex<HashMap<String, serde_json::Value>>,
     next_user: AtomicU32,
     /// Where the vendor delivers webhooks (its app-level endpoint setting).
     pub webhook_target: Mutex<Option<String>>,
@@ -113,6 +117,7 @@ impl VendorSim {
             users: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             new_user_id,
+            state: Mutex::new(HashMap::new()),
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
             extra: Box::new(()),
@@ -217,7 +222,14 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim(), garmin::sim(), fitbit::sim(), dexcom::sim()];
+        let sims = [
+            whoop::sim(),
+            garmin::sim(),
+            fitbit::sim(),
+            dexcom::sim(),
+            strava::sim(),
+            withings::sim(),
+        ];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 

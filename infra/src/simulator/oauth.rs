@@ -20,6 +20,8 @@ use std::sync::Arc;
 pub enum Pkce {
     Required,
     Optional,
+    /// The vendor does not support PKCE: a challenge is ignored, never checked.
+    Unsupported,
 }
 
 /// What a vendor's OAuth server insists on.
@@ -138,6 +140,7 @@ pub async fn authorize(
             .into_response();
     }
     let challenge = match (q.get("code_challenge"), get("code_challenge_method")) {
+        _ if matches!(policy.pkce, Pkce::Unsupported) => None,
         (Some(c), "S256") => Some(c.clone()),
         (Some(_), _) => {
             return (StatusCode::BAD_REQUEST, "only S256 challenges").into_response();
@@ -202,6 +205,8 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     pub expires_in: i64,
     pub scope: String,
+    /// Issued for a refresh-token grant (not a code exchange).
+    pub refreshed: bool,
 }
 
 /// `POST <token_url>`: the authorization-code and refresh-token grants.
@@ -222,6 +227,7 @@ pub fn token(
     }
     let now = Utc::now();
     let mut book = sim.oauth.lock().unwrap();
+    let refreshed = form.get("grant_type").map(String::as_str) == Some("refresh_token");
     let (user, scope) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(pending) = form.get("code").and_then(|c| book.codes.remove(c)) else {
@@ -300,6 +306,7 @@ pub fn token(
         refresh_token: refresh,
         expires_in: policy.access_ttl_secs,
         scope,
+        refreshed,
     };
     json_response(StatusCode::OK, respond(sim, &issued))
 }
