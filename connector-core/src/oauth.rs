@@ -159,21 +159,47 @@ pub async fn begin(
             },
         )
         .await?;
+    save_state(
+        store,
+        &state,
+        vendor,
+        user_id,
+        redirect_uri,
+        return_url,
+        Some(sealed_verifier),
+    )
+    .await?;
+    Ok(url)
+}
+
+/// Stores a single-use state for `user_id` (with the sealed PKCE verifier
+/// of an OAuth flow; without one for a vendor's hosted connect flow).
+pub async fn save_state(
+    store: &EphemeralStore,
+    state: &str,
+    vendor: Vendor,
+    user_id: &str,
+    redirect_uri: &Url,
+    return_url: &Url,
+    sealed_verifier: Option<String>,
+) -> Result<()> {
+    let mut item = HashMap::from([
+        ("user_id".to_string(), user_id.to_string()),
+        (crate::store::OWNER.to_string(), user_id.to_string()),
+        ("vendor".to_string(), vendor.as_str().to_string()),
+        ("redirect_uri".to_string(), redirect_uri.to_string()),
+        ("return_url".to_string(), return_url.to_string()),
+    ]);
+    if let Some(v) = sealed_verifier {
+        item.insert(PKCE_FIELD.to_string(), v);
+    }
     store
         .put(
-            &state_key(&state),
-            HashMap::from([
-                ("user_id".to_string(), user_id.to_string()),
-                (crate::store::OWNER.to_string(), user_id.to_string()),
-                ("vendor".to_string(), vendor.as_str().to_string()),
-                (PKCE_FIELD.to_string(), sealed_verifier),
-                ("redirect_uri".to_string(), redirect_uri.to_string()),
-                ("return_url".to_string(), return_url.to_string()),
-            ]),
+            &state_key(state),
+            item,
             Utc::now() + chrono::Duration::seconds(STATE_TTL_SECS),
         )
-        .await?;
-    Ok(url)
+        .await
 }
 
 /// A finished authorization: whose it was and where to send the user back.

@@ -9,6 +9,7 @@ pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
 pub mod strava;
+pub mod terra;
 pub mod whoop;
 pub mod withings;
 
@@ -131,6 +132,9 @@ pub enum VendorError {
     Transient(String),
     #[error("{0}")]
     Permanent(String),
+    /// The request to the connector lacks what this vendor needs.
+    #[error("{field}: {reason}")]
+    BadInput { field: &'static str, reason: String },
 }
 
 impl VendorError {
@@ -139,6 +143,10 @@ impl VendorError {
             VendorError::RateLimited { retry_after_secs } => {
                 Error::RateLimited { retry_after_secs }
             }
+            VendorError::BadInput { field, reason } => Error::InvalidField {
+                field: field.to_string(),
+                reason,
+            },
             other => Error::Vendor {
                 vendor,
                 detail: other.to_string(),
@@ -260,6 +268,39 @@ pub trait VendorDriver: Send + Sync {
     fn poll_every(&self) -> Option<chrono::Duration> {
         None
     }
+
+    /// A vendor with its own hosted connect flow instead of an OAuth code
+    /// flow (Terra) returns the URL to send the user to; `state` is stored
+    /// and comes back on the callback. None: the standard OAuth flow.
+    async fn hosted_connect(
+        &self,
+        _ctx: &VendorCtx,
+        _req: &HostedConnect<'_>,
+    ) -> Result<Option<url::Url>, VendorError> {
+        Ok(None)
+    }
+
+    /// Completes a hosted connect flow from the callback's query (the state
+    /// already taken): the vendor user id and the tokens to keep, after
+    /// checking with the vendor that the user is the one the state was made
+    /// for. None: the standard code exchange.
+    async fn hosted_callback(
+        &self,
+        _ctx: &VendorCtx,
+        _state: &str,
+        _query: &HashMap<String, String>,
+    ) -> Result<Option<(String, TokenSet)>, VendorError> {
+        Ok(None)
+    }
+}
+
+/// What a hosted connect flow needs.
+pub struct HostedConnect<'a> {
+    /// The single-use state to hand the vendor (it comes back on the callback).
+    pub state: &'a str,
+    pub callback_url: &'a url::Url,
+    /// The provider behind an aggregator the user asked for (Terra), if any.
+    pub provider: Option<&'a str>,
 }
 
 /// The drivers available in this build, by vendor.
@@ -278,6 +319,7 @@ impl Registry {
             .with(Arc::new(dexcom::Dexcom))
             .with(Arc::new(strava::Strava))
             .with(Arc::new(withings::Withings))
+            .with(Arc::new(terra::Terra))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

@@ -4,6 +4,7 @@
 
 use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
 use connector_core::vendors::mock::mock_user_id;
+use connector_core::vendors::HostedConnect;
 use connector_core::{connections, oauth, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -12,6 +13,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct ConnectBody {
     return_url: Option<String>,
+    /// For an aggregator (Terra): the wearable to connect through it, e.g. "GARMIN".
+    provider: Option<String>,
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -49,15 +52,54 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
     let redirect_uri = app
         .config
         .callback_url(vendor, request_domain(req).as_deref())?;
-    let url = oauth::begin(
-        &app.ephemeral,
-        &app.envelope,
-        &creds,
-        user,
-        &redirect_uri,
-        &return_url,
-    )
-    .await?;
+    if let Some(p) = &body.provider {
+        if p.is_empty() || p.len() > 32 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::InvalidField {
+                field: "provider".into(),
+                reason: "provider must be 1-32 letters, digits or underscores".into(),
+            });
+        }
+    }
+    let (driver, ctx) = app.driver(vendor).await?;
+    let state = oauth::new_state();
+    let hosted = driver
+        .hosted_connect(
+            &ctx,
+            &HostedConnect {
+                state: &state,
+                callback_url: &redirect_uri,
+                provider: body.provider.as_deref(),
+            },
+        )
+        .await
+        .map_err(|e| e.into_error(vendor))?;
+    let url = match hosted {
+        Some(url) => {
+            oauth::save_state(
+                &app.ephemeral,
+                &state,
+                vendor,
+                user,
+                &redirect_uri,
+                &return_url,
+                None,
+            )
+            .await?;
+            url
+        }
+        None => {
+            oauth::begin(
+                &app.ephemeral,
+                &app.envelope,
+                &creds,
+                user,
+                &redirect_uri,
+                &return_url,
+            )
+            .await?
+        }
+    };
     Ok(json(
         200,
         &serde_json::json!({ "vendor": vendor, "redirect_url": url.as_str() }),

@@ -4,7 +4,8 @@
 
 use connector_core::api::{path_param, query_param, respond};
 use connector_core::{connections, oauth, App, Error, Result, Vendor};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::collections::HashMap;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(callback(app, &req).await)
@@ -29,8 +30,10 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             "mock connects without OAuth; POST /v1/connections/mock".into(),
         ));
     }
-    let state =
-        query_param(req, "state").ok_or_else(|| Error::BadRequest("state is missing".into()))?;
+    // A hosted connect flow (Terra) hands our state back as `reference_id`.
+    let state = query_param(req, "state")
+        .or_else(|| query_param(req, "reference_id"))
+        .ok_or_else(|| Error::BadRequest("state is missing".into()))?;
     let state_item = oauth::take_state(&app.ephemeral, vendor, &state).await?;
     let return_url = state_item
         .get("return_url")
@@ -48,6 +51,37 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             &return_url,
             &[("vendor", v), ("status", "error"), ("reason", &reason)],
         );
+    }
+    let (driver, ctx) = app.driver(vendor).await?;
+    let query: HashMap<String, String> = req
+        .query_string_parameters_ref()
+        .map(|q| {
+            q.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let user_id = state_item
+        .get("user_id")
+        .cloned()
+        .ok_or_else(|| Error::Storage("OAuth state item lacks user_id".into()))?;
+    match driver.hosted_callback(&ctx, &state, &query).await {
+        Ok(None) => {}
+        Ok(Some((vendor_user_id, tokens))) => {
+            connections::establish(app, &user_id, vendor, &vendor_user_id, &tokens).await?;
+            return redirect(&return_url, &[("vendor", v), ("status", "connected")]);
+        }
+        Err(e) => {
+            tracing::warn!(%vendor, error = %e, "hosted connect could not be confirmed");
+            return redirect(
+                &return_url,
+                &[
+                    ("vendor", v),
+                    ("status", "error"),
+                    ("reason", "identify_failed"),
+                ],
+            );
+        }
     }
     let Some(code) = query_param(req, "code") else {
         return redirect(
@@ -74,7 +108,6 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             );
         }
     };
-    let (driver, ctx) = app.driver(vendor).await?;
     let vendor_user_id = match driver.identify(&ctx, &done.grant).await {
         Ok(id) if !id.is_empty() => id,
         outcome => {

@@ -12,6 +12,7 @@ pub mod garmin;
 pub mod limits;
 pub mod oauth;
 pub mod strava;
+pub mod terra;
 pub mod whoop;
 pub mod withings;
 
@@ -229,6 +230,7 @@ impl Vendors {
             dexcom::sim(),
             strava::sim(),
             withings::sim(),
+            terra::sim(),
         ];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
