@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod mock;
 
 pub mod client;
+pub mod oura;
 pub mod whoop;
 
 use crate::credentials::VendorCredentials;
@@ -257,7 +258,9 @@ pub struct Registry {
 impl Registry {
     /// Every real vendor's driver in this build (Mock needs its store: add it with `with`).
     pub fn real_vendors() -> Self {
-        Self::default().with(Arc::new(whoop::Whoop))
+        Self::default()
+            .with(Arc::new(whoop::Whoop))
+            .with(Arc::new(oura::Oura))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

@@ -8,6 +8,7 @@
 
 pub mod limits;
 pub mod oauth;
+pub mod oura;
 pub mod whoop;
 
 use axum::http::StatusCode;
@@ -192,7 +193,7 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim()];
+        let sims = [whoop::sim(), oura::sim()];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
