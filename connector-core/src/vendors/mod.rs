@@ -6,6 +6,7 @@ pub mod mock;
 
 pub mod client;
 pub mod oura;
+pub mod polar;
 pub mod whoop;
 
 use crate::credentials::VendorCredentials;
@@ -247,6 +248,18 @@ pub trait VendorDriver: Send + Sync {
         vendor_user_id: &str,
         tokens: &TokenSet,
     ) -> Result<bool, VendorError>;
+
+    /// `identify` for the connector's user `user_id`: what the OAuth
+    /// callback calls. Vendors that register the user under the partner's
+    /// own id for them (Polar `member-id`) override it; the rest identify.
+    async fn identify_user(
+        &self,
+        ctx: &VendorCtx,
+        grant: &Grant,
+        _user_id: &str,
+    ) -> Result<String, VendorError> {
+        self.identify(ctx, grant).await
+    }
 }
 
 /// The drivers available in this build, by vendor.
@@ -261,6 +274,7 @@ impl Registry {
         Self::default()
             .with(Arc::new(whoop::Whoop))
             .with(Arc::new(oura::Oura))
+            .with(Arc::new(polar::Polar))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

@@ -9,6 +9,7 @@
 pub mod limits;
 pub mod oauth;
 pub mod oura;
+pub mod polar;
 pub mod whoop;
 
 use axum::http::StatusCode;
@@ -85,6 +86,9 @@ pub struct VendorSim {
     pub stats: Stats,
     pub new_user_id: fn(&VendorSim) -> String,
     next_user: AtomicU32,
+    /// Accounts registered with the partner app, by account: the partner's
+    /// id for them (Polar `POST /v3/users` `member-id`).
+    pub registrations: Mutex<HashMap<String, String>>,
 }
 
 impl VendorSim {
@@ -108,6 +112,7 @@ impl VendorSim {
             stats: Stats::default(),
             new_user_id,
             next_user: AtomicU32::new(1),
+            registrations: Mutex::new(HashMap::new()),
         }
     }
 
@@ -193,7 +198,7 @@ pub struct Vendors(pub HashMap<Vendor, Arc<VendorSim>>);
 impl Vendors {
     /// Every simulated vendor: one line per vendor module.
     pub fn all() -> Self {
-        let sims = [whoop::sim(), oura::sim()];
+        let sims = [whoop::sim(), oura::sim(), polar::sim()];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
 
