@@ -9,9 +9,10 @@ mod common;
 
 use chrono::{Duration, FixedOffset, Utc};
 use common::*;
+use connector_core::model::MetricType;
 use connector_core::oauth;
 use connector_core::tokens::{self, ConnectionStatus};
-use connector_core::vendors::VendorError;
+use connector_core::vendors::{FetchRequest, VendorError};
 use connector_core::Vendor;
 use connector_infra::simulator::oura::{day, deliver_handshake, deliver_webhook, Event};
 use std::sync::atomic::Ordering::SeqCst;
@@ -133,6 +134,42 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(series[0]["points"][0]["value"], w.2 as f64, "{m}");
     assert_eq!(series[0]["points"][0]["label"], "running");
     assert_eq!(series[1]["points"][0]["value"], w.3);
+
+    // A long window is cut to Oura's limits: heart rate is refused past
+    // 30 days by the simulator, yet a 75-day pull goes through.
+    let base = sim.base(Vendor::Oura);
+    let wide = reqwest::Client::new()
+        .get(format!("{base}/v2/usercollection/heartrate"))
+        .query(&[
+            ("start_datetime", "2026-01-01T00:00:00Z"),
+            ("end_datetime", "2026-02-01T00:00:00Z"),
+        ])
+        .bearer_auth(t.access_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wide.status().as_u16(), 400);
+    let (driver, ctx) = stack.app.driver(Vendor::Oura).await.unwrap();
+    let long = driver
+        .fetch(
+            &ctx,
+            FetchRequest {
+                user_id: "olivia",
+                vendor_user_id: &vendor_user,
+                access_token: t.access_token.expose(),
+                from: local_today() - Duration::days(75),
+                to: local_today(),
+            },
+        )
+        .await
+        .unwrap();
+    let days: std::collections::BTreeSet<_> = long
+        .samples
+        .iter()
+        .filter(|s| s.metric == MetricType::HeartRate)
+        .map(|s| s.date)
+        .collect();
+    assert!(days.len() >= 75, "{} days of heart rate", days.len());
 
     // Raw records are kept for audit and re-processing.
     let raw = stack

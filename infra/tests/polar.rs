@@ -11,8 +11,10 @@ mod common;
 
 use chrono::{Duration, FixedOffset, Utc};
 use common::*;
+use connector_core::model::MetricType;
 use connector_core::tokens::{self, ConnectionStatus};
 use connector_core::vendors::polar::member_id;
+use connector_core::vendors::FetchRequest;
 use connector_core::Vendor;
 use connector_infra::simulator::polar::{day, deliver_ping, deliver_webhook, payload};
 use std::sync::atomic::Ordering::SeqCst;
@@ -139,6 +141,46 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(series[0]["points"][0]["value"], minutes, "{m}");
     assert_eq!(series[0]["points"][0]["label"], "RUNNING");
     assert_eq!(series[1]["points"][0]["value"], x.3 as f64);
+
+    // Activities are refused past 28 days a request or 365 days back; a
+    // 400-day pull is cut to fit.
+    let base = sim.base(Vendor::Polar);
+    for (from, to) in [
+        (local_today() - Duration::days(28), local_today()),
+        (
+            local_today() - Duration::days(370),
+            local_today() - Duration::days(360),
+        ),
+    ] {
+        let r = reqwest::Client::new()
+            .get(format!("{base}/v3/users/activities"))
+            .query(&[("from", from.to_string()), ("to", to.to_string())])
+            .bearer_auth(t.access_token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{from}..{to}");
+    }
+    let (driver, ctx) = stack.app.driver(Vendor::Polar).await.unwrap();
+    let long = driver
+        .fetch(
+            &ctx,
+            FetchRequest {
+                user_id: "paula",
+                vendor_user_id: &vendor_user,
+                access_token: t.access_token.expose(),
+                from: local_today() - Duration::days(400),
+                to: local_today(),
+            },
+        )
+        .await
+        .unwrap();
+    let step_days = long
+        .samples
+        .iter()
+        .filter(|s| s.metric == MetricType::Steps)
+        .count();
+    assert!(step_days >= 360, "{step_days} days of steps");
 
     let raw = stack
         .app
