@@ -282,3 +282,61 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
         assert!(!logs.contains(secret));
     }
 }
+
+#[tokio::test]
+async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
+    use connector_core::tokens::Secret;
+    use connector_core::vendors::oura::subscriptions::{self, DATA_TYPES, EVENT_TYPES};
+    use connector_infra::simulator::oura::expire_subscriptions;
+
+    let (sim, stack) = sim_stack("oura-subs").await;
+    let oura = sim.sim(Vendor::Oura).clone();
+    let (_, ctx) = stack.app.driver(Vendor::Oura).await.unwrap();
+    let callback = format!("{}/v1/webhooks/oura", stack.url());
+    let week = Duration::days(subscriptions::RENEW_WITHIN_DAYS);
+    let wanted = DATA_TYPES.len() * EVENT_TYPES.len();
+
+    // Every (event, data type) is created, each after Oura's handshake
+    // against the webhook function.
+    let r = subscriptions::ensure(&ctx, &callback, Utc::now(), week)
+        .await
+        .unwrap();
+    assert_eq!((r.created.len(), r.renewed.len(), r.kept), (wanted, 0, 0));
+    assert_eq!(oura.subscriptions.lock().unwrap().len(), wanted);
+
+    // Run again: nothing to do. Two expire in a day: those two are renewed.
+    let r = subscriptions::ensure(&ctx, &callback, Utc::now(), week)
+        .await
+        .unwrap();
+    assert_eq!((r.created.len(), r.renewed.len(), r.kept), (0, 0, wanted));
+    let soon = expire_subscriptions(&oura, 2, 1);
+    let r = subscriptions::ensure(&ctx, &callback, Utc::now(), week)
+        .await
+        .unwrap();
+    assert_eq!(r.renewed, soon);
+    assert_eq!(r.kept, wanted - 2);
+    let listed = subscriptions::list(&ctx).await.unwrap();
+    assert!(listed
+        .iter()
+        .all(|s| s.expiration_time > Utc::now() + Duration::days(80)));
+
+    // A verification token our webhook does not know fails the handshake,
+    // so Oura creates nothing; wrong app credentials are refused.
+    let mut wrong_token = ctx.clone();
+    wrong_token.creds.verify_token = Some(Secret::new("not-the-verify-token"));
+    let err = subscriptions::create(&wrong_token, &callback, "create", "tag")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
+    let mut wrong_secret = ctx.clone();
+    wrong_secret.creds.client_secret = Some(Secret::new("not-the-client-secret"));
+    assert!(matches!(
+        subscriptions::list(&wrong_secret).await,
+        Err(VendorError::Unauthorized)
+    ));
+    assert_eq!(oura.subscriptions.lock().unwrap().len(), wanted);
+
+    let logs = captured_logs();
+    assert!(!logs.contains(&oura.app.client_secret));
+    assert!(!logs.contains(&oura.app.verify_token));
+}

@@ -20,7 +20,8 @@
 //!   from −12:00 to +12:00). Oura has no deauthorization event. The
 //!   subscription handshake `GET ?verification_token=&challenge=` is
 //!   answered `200 {"challenge": …}` only for `CONNECTOR_OURA_VERIFY_TOKEN`
-//!   (constant time), else 401.
+//!   (constant time), else 401. Subscriptions are created and renewed by
+//!   [`subscriptions::ensure`] (`connector-dev oura-subscriptions`).
 //! - Data: `/v2/usercollection/{daily_sleep,sleep,daily_readiness,
 //!   daily_activity,daily_spo2,workout}` by `start_date`/`end_date` (asked a
 //!   day wider each side, kept by Oura's own `day`), `heartrate` by
@@ -631,6 +632,8 @@ impl VendorDriver for Oura {
 fn firsts<T: Clone>(v: &[(T, String)]) -> Vec<T> {
     v.iter().map(|(x, _)| x.clone()).collect()
 }
+
+pub mod subscriptions;
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,9 @@ pub struct VendorSim {
     /// Accounts registered with the partner app, by account: the partner's
     /// id for them (Polar `POST /v3/users` `member-id`).
     pub registrations: Mutex<HashMap<String, String>>,
+    /// The app's webhook subscriptions at the vendor (Oura), as the vendor
+    /// lists them.
+    pub subscriptions: Mutex<Vec<serde_json::Value>>,
 }
 
 impl VendorSim {
@@ -113,6 +116,7 @@ impl VendorSim {
             new_user_id,
             next_user: AtomicU32::new(1),
             registrations: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Vec::new()),
         }
     }
 

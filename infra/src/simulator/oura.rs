@@ -8,12 +8,14 @@
 //! `/oauth/revoke?access_token=`; webhooks signed UPPERCASE hex
 //! HMAC-SHA256(client secret, seconds timestamp + body) and the
 //! subscription handshake `GET ?verification_token=&challenge=`, both sent
-//! on command.
+//! on command; app-level subscriptions (`x-client-id`/`x-client-secret`)
+//! created only after the callback passes the handshake, listed, renewed
+//! (90 days, UNCONFIRMED) and deleted.
 
 use super::limits::{Limiter, Verdict, Window};
 use super::oauth::{self, Issued, OAuthPolicy, Pkce};
 use super::{json_response, VendorSim};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,6 +72,18 @@ pub fn router(sim: Arc<VendorSim>) -> Router {
         .route(
             "/v2/usercollection/heartrate",
             get(|s, h, q| collection(s, h, q, Kind::HeartRate)),
+        )
+        .route(
+            "/v2/webhook/subscription",
+            get(list_subscriptions).post(create_subscription),
+        )
+        .route(
+            "/v2/webhook/subscription/renew/{id}",
+            axum::routing::put(renew_subscription),
+        )
+        .route(
+            "/v2/webhook/subscription/{id}",
+            axum::routing::delete(delete_subscription),
         )
         .route("/_sim/webhook", post(send_webhook))
         .route("/_sim/handshake", post(send_handshake));
@@ -579,4 +593,150 @@ pub async fn deliver_handshake(target: &str, token: &str) -> (u16, String, bool)
         }
         Err(e) => (0, format!("delivery failed: {e}"), false),
     }
+}
+
+/// How long a subscription lives (UNCONFIRMED; the fixtures show 90 days).
+pub const SUBSCRIPTION_DAYS: i64 = 90;
+const DATA_TYPES: [&str; 17] = [
+    "tag",
+    "enhanced_tag",
+    "workout",
+    "session",
+    "sleep",
+    "daily_sleep",
+    "daily_readiness",
+    "daily_activity",
+    "daily_spo2",
+    "sleep_time",
+    "rest_mode_period",
+    "ring_configuration",
+    "daily_stress",
+    "daily_cardiovascular_age",
+    "daily_resilience",
+    "vo2_max",
+    "meal",
+];
+
+/// The app's own credentials in `x-client-id` / `x-client-secret`.
+fn app_authenticated(sim: &VendorSim, headers: &HeaderMap) -> bool {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    get("x-client-id") == Some(sim.app.client_id.as_str())
+        && get("x-client-secret") == Some(sim.app.client_secret.as_str())
+}
+
+fn expiry(now: DateTime<Utc>) -> String {
+    (now + Duration::days(SUBSCRIPTION_DAYS)).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+async fn list_subscriptions(State(sim): State<Arc<VendorSim>>, headers: HeaderMap) -> Response {
+    if !app_authenticated(&sim, &headers) {
+        return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
+    }
+    let all = sim.subscriptions.lock().unwrap().clone();
+    json_response(StatusCode::OK, Value::Array(all))
+}
+
+/// `POST /v2/webhook/subscription`: Oura first checks the callback with
+/// the handshake, and creates the subscription only if it passes.
+async fn create_subscription(
+    State(sim): State<Arc<VendorSim>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if !app_authenticated(&sim, &headers) {
+        return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let field = |k: &str| v[k].as_str().filter(|s| !s.is_empty()).map(String::from);
+    let (Some(callback), Some(token), Some(event_type), Some(data_type)) = (
+        field("callback_url"),
+        field("verification_token"),
+        field("event_type"),
+        field("data_type"),
+    ) else {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            HeaderMap::new(),
+            "callback_url, verification_token, event_type and data_type are required",
+        );
+    };
+    if !["create", "update", "delete"].contains(&event_type.as_str())
+        || !DATA_TYPES.contains(&data_type.as_str())
+    {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            HeaderMap::new(),
+            "unknown event_type or data_type",
+        );
+    }
+    let (_, _, accepted) = deliver_handshake(&callback, &token).await;
+    if !accepted {
+        return detail(
+            StatusCode::BAD_REQUEST,
+            HeaderMap::new(),
+            "callback verification failed",
+        );
+    }
+    let sub = json!({
+        "id": uuid::Uuid::new_v4().to_string(), "callback_url": callback,
+        "event_type": event_type, "data_type": data_type, "expiration_time": expiry(Utc::now())
+    });
+    sim.subscriptions.lock().unwrap().push(sub.clone());
+    json_response(StatusCode::CREATED, sub)
+}
+
+async fn renew_subscription(
+    State(sim): State<Arc<VendorSim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !app_authenticated(&sim, &headers) {
+        return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
+    }
+    let mut subs = sim.subscriptions.lock().unwrap();
+    match subs.iter_mut().find(|s| s["id"] == id.as_str()) {
+        Some(s) => {
+            s["expiration_time"] = json!(expiry(Utc::now()));
+            json_response(StatusCode::OK, s.clone())
+        }
+        None => detail(
+            StatusCode::FORBIDDEN,
+            HeaderMap::new(),
+            "no such subscription",
+        ),
+    }
+}
+
+async fn delete_subscription(
+    State(sim): State<Arc<VendorSim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !app_authenticated(&sim, &headers) {
+        return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
+    }
+    let mut subs = sim.subscriptions.lock().unwrap();
+    let before = subs.len();
+    subs.retain(|s| s["id"] != id.as_str());
+    if subs.len() == before {
+        return detail(
+            StatusCode::FORBIDDEN,
+            HeaderMap::new(),
+            "no such subscription",
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Makes the first `n` subscriptions expire `in_days` from now (tests of renewal).
+pub fn expire_subscriptions(sim: &VendorSim, n: usize, in_days: i64) -> Vec<String> {
+    let at = (Utc::now() + Duration::days(in_days)).to_rfc3339_opts(SecondsFormat::Secs, false);
+    let mut subs = sim.subscriptions.lock().unwrap();
+    subs.iter_mut()
+        .take(n)
+        .map(|s| {
+            s["expiration_time"] = json!(at);
+            s["id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
 }
