@@ -58,6 +58,17 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
     let (driver, ctx) = app.driver(vendor).await?;
     let current = tokens::open(&app.envelope, conn).await?;
     let Some(refresh_token) = current.refresh_token.clone() else {
+        // A vendor without refresh tokens (Polar) or a grant without one:
+        // nothing can renew it, so the user has to reconnect.
+        tracing::warn!(user_id = %conn.user_id, %vendor, "access token expired or refused and there is no refresh token");
+        app.connections
+            .set_status(
+                &conn.user_id,
+                vendor,
+                ConnectionStatus::RefreshFailed,
+                Some("the access token expired or was refused and the vendor issues no refresh token; reconnect"),
+            )
+            .await?;
         return Err(Error::Vendor {
             vendor,
             detail: "connection has no refresh token; the user must reconnect".into(),

@@ -44,7 +44,10 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
     };
     let mut tokens = tokens::open(&app.envelope, &conn).await?;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
-        (conn, tokens) = refresh_connection(app, &conn).await?;
+        (conn, tokens) = match refresh_connection(app, &conn).await {
+            Ok(fresh) => fresh,
+            Err(e) => return unless_needs_user(app, job, e).await,
+        };
     }
     let mut refreshed_on_401 = false;
     let fetched = loop {
@@ -61,7 +64,10 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             Ok(s) => break s,
             Err(VendorError::Unauthorized) if !refreshed_on_401 => {
                 refreshed_on_401 = true;
-                (conn, tokens) = refresh_connection(app, &conn).await?;
+                (conn, tokens) = match refresh_connection(app, &conn).await {
+                    Ok(fresh) => fresh,
+                    Err(e) => return unless_needs_user(app, job, e).await,
+                };
             }
             Err(VendorError::Permanent(detail)) => {
                 return record_permanent(app, job, Error::Vendor { vendor, detail }).await
@@ -85,6 +91,21 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
         samples: samples.len(),
         days: summaries.len(),
     })
+}
+
+/// A failed refresh that left the connection `refresh_failed` ends the job
+/// (a retry cannot help until the user reconnects); anything else is
+/// retried later.
+async fn unless_needs_user(app: &App, job: &SyncJob, err: Error) -> Result<JobOutcome> {
+    match app.connections.get(&job.user_id, job.vendor).await? {
+        Some(c) if c.status == ConnectionStatus::RefreshFailed => {
+            tracing::warn!(job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, error = %err, "sync stopped: the user must reconnect");
+            Ok(JobOutcome::Skipped(
+                "connection needs the user to reconnect",
+            ))
+        }
+        _ => Err(err),
+    }
 }
 
 async fn record_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOutcome> {

@@ -88,7 +88,8 @@ pub fn oauth_defaults(vendor: Vendor) -> Option<OAuthDefaults> {
             auth_url: "https://cloud.ouraring.com/oauth/authorize",
             token_url: "https://api.ouraring.com/oauth/token",
             api_base: "https://api.ouraring.com",
-            scopes: &["personal", "daily", "heartrate", "workout", "session", "spo2"],
+            // `daily`: sleep, readiness, activity; `spo2Daily` is SpO2's current name.
+            scopes: &["daily", "heartrate", "workout", "spo2Daily"],
             client_auth: Body,
             extra_auth_params: &[],
             extra_token_params: &[],

@@ -8,6 +8,8 @@ pub mod client;
 pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
+pub mod oura;
+pub mod polar;
 pub mod strava;
 pub mod terra;
 pub mod whoop;
@@ -292,6 +294,18 @@ pub trait VendorDriver: Send + Sync {
     ) -> Result<Option<(String, TokenSet)>, VendorError> {
         Ok(None)
     }
+
+    /// `identify` for the connector's user `user_id`: what the OAuth
+    /// callback calls. Vendors that register the user under the partner's
+    /// own id for them (Polar `member-id`) override it; the rest identify.
+    async fn identify_user(
+        &self,
+        ctx: &VendorCtx,
+        grant: &Grant,
+        _user_id: &str,
+    ) -> Result<String, VendorError> {
+        self.identify(ctx, grant).await
+    }
 }
 
 /// What a hosted connect flow needs.
@@ -320,6 +334,8 @@ impl Registry {
             .with(Arc::new(strava::Strava))
             .with(Arc::new(withings::Withings))
             .with(Arc::new(terra::Terra))
+            .with(Arc::new(oura::Oura))
+            .with(Arc::new(polar::Polar))
     }
 
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {

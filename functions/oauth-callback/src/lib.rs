@@ -108,7 +108,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             );
         }
     };
-    let vendor_user_id = match driver.identify(&ctx, &done.grant).await {
+    let vendor_user_id = match driver.identify_user(&ctx, &done.grant, &done.user_id).await {
         Ok(id) if !id.is_empty() => id,
         outcome => {
             let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();

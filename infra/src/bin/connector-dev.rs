@@ -5,6 +5,11 @@
 //!                                                   send a signed Mock webhook
 //!   connector-dev sign-push <file>                  print TS=… and SIG=… for a phone push body
 //!                                                   (secret: CONNECTOR_PUSH_SECRET or the local default)
+//!   connector-dev oura-subscriptions <callback-url> [--renew-days N]
+//!                                                   create missing Oura webhook subscriptions, renew
+//!                                                   those expiring within N days (default 7); reads
+//!                                                   CONNECTOR_OURA_CLIENT_ID/_CLIENT_SECRET/_VERIFY_TOKEN
+//!                                                   (and _API_BASE) from the environment
 
 use connector_infra::stack::{LOCAL_MOCK_WEBHOOK_SECRET, LOCAL_PUSH_SECRET};
 use connector_infra::{dev_jwt, mock_webhook, push_signer};
@@ -14,6 +19,8 @@ fn usage() -> ! {
     eprintln!(
         "       connector-dev mock-webhook <sub> [--date YYYY-MM-DD] [--url URL] [--event-id ID]"
     );
+    eprintln!("       connector-dev sign-push <file>");
+    eprintln!("       connector-dev oura-subscriptions <callback-url> [--renew-days N]");
     std::process::exit(2)
 }
 
@@ -71,6 +78,42 @@ async fn main() {
                 push_signer::sign(&secret, &chrono::Utc::now().timestamp().to_string(), &body);
             println!("TS={}", signed.timestamp);
             println!("SIG={}", signed.signature);
+        }
+        (Some("oura-subscriptions"), Some(callback)) => {
+            use connector_core::vendors::oura::subscriptions;
+            let days = flag(&args, "--renew-days")
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(subscriptions::RENEW_WITHIN_DAYS);
+            let creds = connector_core::credentials::Credentials::new(
+                connector_core::env::Env::process(),
+                None,
+            );
+            let ctx = connector_core::vendors::VendorCtx {
+                http: reqwest::Client::new(),
+                creds: creds
+                    .vendor(connector_core::Vendor::Oura)
+                    .await
+                    .unwrap_or_else(|e| {
+                        eprintln!("oura credentials: {e}");
+                        std::process::exit(2)
+                    }),
+            };
+            let now = chrono::Utc::now();
+            match subscriptions::ensure(&ctx, callback, now, chrono::Duration::days(days)).await {
+                Ok(r) => {
+                    for (event, data) in &r.created {
+                        println!("created {event} {data}");
+                    }
+                    for id in &r.renewed {
+                        println!("renewed {id}");
+                    }
+                    println!("kept {}", r.kept);
+                }
+                Err(e) => {
+                    eprintln!("oura subscriptions: {e}");
+                    std::process::exit(1)
+                }
+            }
         }
         _ => usage(),
     }

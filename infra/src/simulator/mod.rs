@@ -11,6 +11,8 @@ pub mod fitbit;
 pub mod garmin;
 pub mod limits;
 pub mod oauth;
+pub mod oura;
+pub mod polar;
 pub mod strava;
 pub mod terra;
 pub mod whoop;
@@ -96,6 +98,12 @@ pub struct VendorSim {
     pub webhook_target: Mutex<Option<String>>,
     /// The vendor module's own state (downcast with `extra::<T>()`).
     extra: Box<dyn std::any::Any + Send + Sync>,
+    /// Accounts registered with the partner app, by account: the partner's
+    /// id for them (Polar `POST /v3/users` `member-id`).
+    pub registrations: Mutex<HashMap<String, String>>,
+    /// The app's webhook subscriptions at the vendor (Oura), as the vendor
+    /// lists them.
+    pub subscriptions: Mutex<Vec<serde_json::Value>>,
 }
 
 impl VendorSim {
@@ -122,6 +130,8 @@ impl VendorSim {
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
             extra: Box::new(()),
+            registrations: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Vec::new()),
         }
     }
 
@@ -231,6 +241,8 @@ impl Vendors {
             strava::sim(),
             withings::sim(),
             terra::sim(),
+            oura::sim(),
+            polar::sim(),
         ];
         Self(sims.into_iter().map(|s| (s.vendor, Arc::new(s))).collect())
     }
