@@ -18,6 +18,19 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     let whoop = sim.sim(Vendor::Whoop);
     let c = Client::new(&stack);
 
+    // The simulator configures every real vendor: all ten are supported.
+    let (_, providers) = c.get("/v1/providers", "alice").await;
+    let list = providers["providers"].as_array().unwrap();
+    assert_eq!(list.len(), Vendor::ALL.len());
+    for p in list {
+        assert_eq!(p["supported"], true, "{p}");
+    }
+    assert_eq!(
+        sim.vendors.0.len(),
+        Vendor::ALL.len() - 1,
+        "every real vendor is simulated"
+    );
+
     let url = c.begin_connect("whoop", "alice").await;
     assert!(url.starts_with(&format!("{}/oauth/oauth2/auth?", sim.base(Vendor::Whoop))));
     let params = query_of(&url);
