@@ -23,13 +23,7 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
     assert!(query_of(&url)["scope"].contains("offline_access"));
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Dexcom)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert!(user.starts_with("simdexcomuser"), "{user}");
     let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
@@ -94,13 +88,7 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["revoked_at_vendor"], false);
     assert!(body["note"].as_str().unwrap().contains("revoke"));
-    assert!(stack
-        .app
-        .connections
-        .get("alice", Vendor::Dexcom)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "alice", Vendor::Dexcom).await.is_none());
 
     let logs = captured_logs();
     assert!(!logs.contains(t.access_token.expose()));

@@ -431,26 +431,14 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
     let stack = stack("disconnect").await;
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
     let (status, body) = c
         .call("DELETE", "/v1/connections/mock", Some("alice"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["revoked_at_vendor"], true);
-    assert!(stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "alice", Vendor::Mock).await.is_none());
     // The mock vendor no longer honours the old tokens.
     let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
     let d = chrono::Utc::now().date_naive();

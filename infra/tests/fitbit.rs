@@ -27,13 +27,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     assert!(params["scope"].contains("googlehealth.sleep.readonly"));
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Fitbit)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Fitbit).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert!(user.starts_with("SIMhealthUser"), "{user}");
     let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
@@ -43,13 +37,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     let date = (Utc::now() + Duration::seconds(OFFSET_SECS)).date_naive() - Duration::days(3);
     let d = day(&user, date);
     let (_, reports) = c.get("/v1/reports?days=14", "alice").await;
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["steps"], d.steps as f64, "{row}");
     assert_eq!(row["calories"], d.calories);
     assert_eq!(row["resting_hr"], d.resting_hr as f64);
@@ -114,13 +102,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     assert_eq!(status, 202);
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(google.stats.refresh_requests.load(SeqCst), refreshes + 1);
-    let after = stack
-        .app
-        .connections
-        .get("alice", Vendor::Fitbit)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "alice", Vendor::Fitbit).await.unwrap();
     let t2 = tokens::open(&stack.app.envelope, &after).await.unwrap();
     assert_ne!(t2.access_token.expose(), t.access_token.expose());
     assert_eq!(

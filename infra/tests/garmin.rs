@@ -22,28 +22,14 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let state: &GarminState = garmin.extra();
     let c = Client::new(&stack);
 
-    let provider = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "garmin")
-            .unwrap()
-            .clone()
-    };
+    let provider = |p: &serde_json::Value| provider_of(p, "garmin");
     let (_, providers) = c.get("/v1/providers", "alice").await;
     assert_eq!(provider(&providers)["supported"], true);
 
     // Connect: the simulator requires PKCE; the callback stores Garmin's userId.
     let back = c.connect_via_sim("garmin", "alice").await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Garmin)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert_eq!(user.len(), 32, "{user}");
     assert!(garmin.users.lock().unwrap().contains_key(&user));
@@ -63,13 +49,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let date = Utc::now().date_naive() - chrono::Duration::days(3);
     let d = day(&user, date);
     let (_, reports) = c.get("/v1/reports?days=14", "alice").await;
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["steps"], d.steps as f64, "{row}");
     assert_eq!(row["calories"], (d.active_kcal + d.bmr_kcal) as f64);
     assert_eq!(row["resting_hr"], d.resting_hr as f64);
@@ -130,13 +110,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     assert_eq!((received >= 1, failed), (true, 0));
     assert_eq!(garmin.stats.refresh_requests.load(SeqCst), refreshes + 1);
     assert_eq!(garmin.stats.refresh_reuse.load(SeqCst), 0);
-    let after = stack
-        .app
-        .connections
-        .get("alice", Vendor::Garmin)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drain(&stack).await;
@@ -146,13 +120,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let back = c.connect_via_sim("garmin", "bob").await;
     assert_eq!(back["status"], "connected");
     drain(&stack).await;
-    let bob = stack
-        .app
-        .connections
-        .get("bob", Vendor::Garmin)
-        .await
-        .unwrap()
-        .unwrap();
+    let bob = connection(&stack, "bob", Vendor::Garmin).await.unwrap();
     let resp = reqwest::Client::new()
         .post(format!(
             "{}/_sim/deregister?user={}",
@@ -177,13 +145,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     assert_eq!(body["revoked_at_vendor"], true);
     assert!(state.deregistrations.lock().unwrap().contains(&user));
     assert_eq!(garmin.oauth.lock().unwrap().live_tokens(&user), 0);
-    assert!(stack
-        .app
-        .connections
-        .get("alice", Vendor::Garmin)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "alice", Vendor::Garmin).await.is_none());
     let (_, providers) = c.get("/v1/providers", "alice").await;
     assert_eq!(provider(&providers)["connected"], false);
     assert_ne!(

@@ -58,13 +58,7 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(back["vendor"], "whoop");
 
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Whoop)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
     assert!(conn.sealed_access_token.starts_with("v1."));
     assert!(
         conn.vendor_user_id.starts_with("990"),
@@ -125,13 +119,7 @@ async fn wrong_verifier_vendor_errors_and_foreign_states_fail_safely() {
         ("error", "exchange_failed")
     );
     assert_eq!(sim.sim(Vendor::Whoop).stats.pkce_failures.load(SeqCst), 1);
-    assert!(stack
-        .app
-        .connections
-        .get("bob", Vendor::Whoop)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "bob", Vendor::Whoop).await.is_none());
 
     // The user declined at the vendor.
     let params = query_of(&c.begin_connect("whoop", "bob").await);

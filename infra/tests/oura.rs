@@ -39,15 +39,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let c = Client::new(&stack);
 
     let (_, providers) = c.get("/v1/providers", "olivia").await;
-    let entry = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "oura")
-            .unwrap()
-            .clone()
-    };
+    let entry = |p: &serde_json::Value| provider_of(p, "oura");
     assert_eq!(entry(&providers)["supported"], true);
 
     // Connect: the simulator checks the body credentials and PKCE; the
@@ -58,13 +50,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(oura.stats.pkce_failures.load(SeqCst), 0);
-    let conn = stack
-        .app
-        .connections
-        .get("olivia", Vendor::Oura)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "olivia", Vendor::Oura).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
     assert!(vendor_user.starts_with("sim-oura-user-"), "{vendor_user}");
     assert!(oura.users.lock().unwrap().contains_key(&vendor_user));
@@ -83,13 +69,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(status, 200, "{reports}");
     let date = local_today() - Duration::days(3);
     let expected = day(&vendor_user, -300, date);
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["hrv"], expected.average_hrv as f64, "{row}");
     assert_eq!(row["resting_hr"], expected.lowest_heart_rate as f64);
     assert_eq!(row["sleep_score"], expected.sleep_score as f64);
@@ -225,13 +205,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(oura.stats.refresh_requests.load(SeqCst), refreshes + 1);
     assert_eq!(oura.stats.refresh_reuse.load(SeqCst), 0);
-    let after = stack
-        .app
-        .connections
-        .get("olivia", Vendor::Oura)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "olivia", Vendor::Oura).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
     let fresh = tokens::open(&stack.app.envelope, &after).await.unwrap();
@@ -262,13 +236,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(body["revoked_at_vendor"], true);
     assert_eq!(oura.stats.revocations.load(SeqCst), 1);
     assert_eq!(oura.oauth.lock().unwrap().live_tokens(&vendor_user), 0);
-    assert!(stack
-        .app
-        .connections
-        .get("olivia", Vendor::Oura)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "olivia", Vendor::Oura).await.is_none());
 
     // No token or secret reached a log line.
     let logs = captured_logs();

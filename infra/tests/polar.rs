@@ -32,15 +32,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     let c = Client::new(&stack);
 
     let (_, providers) = c.get("/v1/providers", "paula").await;
-    let entry = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "polar")
-            .unwrap()
-            .clone()
-    };
+    let entry = |p: &serde_json::Value| provider_of(p, "polar");
     assert_eq!(entry(&providers)["supported"], true);
 
     // The simulated token endpoint takes client credentials only as Basic.
@@ -63,13 +55,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(query_of(&url)["scope"], "accesslink.read_all");
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("paula", Vendor::Polar)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
     assert!(vendor_user.parse::<i64>().is_ok(), "{vendor_user}");
     let member = polar
@@ -91,13 +77,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(status, 200, "{reports}");
     let date = local_today() - Duration::days(3);
     let expected = day(&vendor_user, date);
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["hrv"], expected.hrv as f64, "{row}");
     assert_eq!(row["sleep_score"], expected.sleep_score as f64);
     assert_eq!(row["steps"], expected.steps as f64);
@@ -228,13 +208,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     let back = c.consent(&format!("{url}&login={vendor_user}")).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(polar.registrations.lock().unwrap().len(), 1);
-    let again = stack
-        .app
-        .connections
-        .get("paula", Vendor::Polar)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     assert_eq!(again.vendor_user_id, vendor_user);
     assert_eq!(drain(&stack).await, (1, 0));
 
@@ -246,13 +220,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(queue_depth(&stack).await, 0);
     assert_eq!(polar.stats.refresh_requests.load(SeqCst), 0);
-    let stored = stack
-        .app
-        .connections
-        .get("paula", Vendor::Polar)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     assert_eq!(stored.status, ConnectionStatus::RefreshFailed);
     let (_, providers) = c.get("/v1/providers", "paula").await;
     let p = entry(&providers);
@@ -275,13 +243,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(polar.stats.revocations.load(SeqCst), 1);
     assert!(polar.registrations.lock().unwrap().is_empty());
     assert_eq!(polar.oauth.lock().unwrap().live_tokens(&vendor_user), 0);
-    assert!(stack
-        .app
-        .connections
-        .get("paula", Vendor::Polar)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "paula", Vendor::Polar).await.is_none());
 
     let logs = captured_logs();
     for secret in [

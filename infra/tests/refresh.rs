@@ -22,22 +22,10 @@ async fn expiring_token_is_refreshed_and_rotated_before_sync() {
     let stack = short_lived_stack("rotate").await;
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
-    let before = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let before = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     let old = tokens::open(&stack.app.envelope, &before).await.unwrap();
     assert_eq!(drain(&stack).await, (1, 0));
-    let after = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     assert_eq!(after.token_version, before.token_version + 1, "one refresh");
     assert!(after.last_sync_at.is_some());
     // The old refresh token was single-use.
@@ -60,13 +48,7 @@ async fn concurrent_refreshes_spend_the_token_once_and_all_succeed() {
     Client::new(&stack)
         .post("/v1/connections/mock", "alice", "")
         .await;
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     let app = &stack.app;
     let racers: Vec<_> = (0..8)
         .map(|_| {
@@ -106,13 +88,7 @@ async fn rejected_refresh_marks_the_connection_and_stops_syncs() {
     let stack = short_lived_stack("rejected").await;
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     // The user revoked access at the vendor: both tokens are dead there.
     let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
     let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
@@ -123,13 +99,7 @@ async fn rejected_refresh_marks_the_connection_and_stops_syncs() {
 
     let err = refresh_connection(&stack.app, &conn).await.unwrap_err();
     assert!(err.to_string().contains("refresh token rejected"), "{err}");
-    let after = stack
-        .app
-        .connections
-        .get("alice", Vendor::Mock)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::RefreshFailed);
     let (_, providers) = c.get("/v1/providers", "alice").await;
     let mock = &providers["providers"][0];

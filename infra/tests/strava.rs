@@ -36,15 +36,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     let c = Client::new(&stack);
 
     let (_, providers) = c.get("/v1/providers", "bob").await;
-    let entry = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "strava")
-            .unwrap()
-            .clone()
-    };
+    let entry = |p: &serde_json::Value| provider_of(p, "strava");
     assert_eq!(entry(&providers)["supported"], true);
 
     // Connect: comma-separated scopes; the athlete id comes with the tokens.
@@ -55,13 +47,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(strava.stats.pkce_failures.load(SeqCst), 0);
-    let conn = stack
-        .app
-        .connections
-        .get("bob", Vendor::Strava)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     let athlete = conn.vendor_user_id.clone();
     assert!(athlete.starts_with("12"), "{athlete}");
     assert!(strava.users.lock().unwrap().contains_key(&athlete));
@@ -193,13 +179,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(strava.stats.refresh_requests.load(SeqCst), refreshes + 1);
     assert_eq!(strava.stats.refresh_reuse.load(SeqCst), 0);
-    let after = stack
-        .app
-        .connections
-        .get("bob", Vendor::Strava)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
     let t2 = tokens::open(&stack.app.envelope, &after).await.unwrap();
@@ -253,13 +233,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     assert_eq!(body["revoked_at_vendor"], true);
     assert_eq!(strava.stats.revocations.load(SeqCst), 1);
     assert_eq!(strava.oauth.lock().unwrap().live_tokens(&athlete), 0);
-    assert!(stack
-        .app
-        .connections
-        .get("bob", Vendor::Strava)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "bob", Vendor::Strava).await.is_none());
 
     // No token or secret reached a log line.
     let logs = captured_logs();

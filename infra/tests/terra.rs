@@ -39,13 +39,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     assert_eq!(status, 200, "{body}");
     let back = c.consent(body["redirect_url"].as_str().unwrap()).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Terra)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Terra).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert_eq!(user.len(), 36, "{user}");
 
@@ -66,26 +60,14 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     assert_eq!(status, 302);
     assert_eq!(query_of(&back.unwrap())["reason"], "identify_failed");
     assert!(params.contains_key("user_id"));
-    assert!(stack
-        .app
-        .connections
-        .get("bob", Vendor::Terra)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "bob", Vendor::Terra).await.is_none());
 
     // The backfill, pulled with the app's credentials.
     assert_eq!(drain(&stack).await, (1, 0));
     let date = (Utc::now() + Duration::hours(OFFSET_HOURS)).date_naive() - Duration::days(3);
     let d = day(&user, date);
     let (_, reports) = c.get("/v1/reports?days=14", "alice").await;
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["steps"], d.steps as f64, "{row}");
     assert_eq!(row["calories"], d.calories as f64);
     assert_eq!(row["resting_hr"], d.resting_hr as f64);
@@ -112,13 +94,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     assert_eq!(body["revoked_at_vendor"], true);
     assert_eq!(terra.stats.revocations.load(SeqCst), 1);
     assert!(terra.stats.api_requests.load(SeqCst) > api_calls);
-    assert!(stack
-        .app
-        .connections
-        .get("alice", Vendor::Terra)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "alice", Vendor::Terra).await.is_none());
 
     // A user who disconnects at Terra: the deauth event marks it revoked.
     let (_, body) = c
@@ -127,13 +103,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     let back = c.consent(body["redirect_url"].as_str().unwrap()).await;
     assert_eq!(back["status"], "connected");
     drain(&stack).await;
-    let carol = stack
-        .app
-        .connections
-        .get("carol", Vendor::Terra)
-        .await
-        .unwrap()
-        .unwrap();
+    let carol = connection(&stack, "carol", Vendor::Terra).await.unwrap();
     let deauth = serde_json::json!({ "type": "deauth", "status": "success",
         "user": { "user_id": carol.vendor_user_id, "provider": "GARMIN" },
         "message": "User has deauthenticated", "version": "2022-03-16" });

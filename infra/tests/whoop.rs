@@ -26,28 +26,14 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     let c = Client::new(&stack);
 
     let (_, providers) = c.get("/v1/providers", "alice").await;
-    let entry = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "whoop")
-            .unwrap()
-            .clone()
-    };
+    let entry = |p: &serde_json::Value| provider_of(p, "whoop");
     assert_eq!(entry(&providers)["supported"], true);
 
     // Connect: the simulator checks PKCE; the callback stores the WHOOP
     // user id from /v2/user/profile/basic and the sealed tokens.
     let back = c.connect_via_sim("whoop", "alice").await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("alice", Vendor::Whoop)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
     assert!(whoop.users.lock().unwrap().contains_key(&vendor_user));
     let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
@@ -64,13 +50,7 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(status, 200, "{reports}");
     let date = local_today() - Duration::days(3);
     let expected = day(&vendor_user, -300, date);
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["hrv"], expected.hrv_ms, "{row}");
     assert_eq!(row["resting_hr"], expected.resting_hr);
     assert_eq!(row["sleep_score"], expected.sleep_performance);
@@ -152,13 +132,7 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(whoop.stats.refresh_requests.load(SeqCst), refreshes + 1);
     assert_eq!(whoop.stats.refresh_reuse.load(SeqCst), 0);
-    let after = stack
-        .app
-        .connections
-        .get("alice", Vendor::Whoop)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
 
@@ -179,13 +153,7 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(body["revoked_at_vendor"], true);
     assert_eq!(whoop.stats.revocations.load(SeqCst), 1);
     assert_eq!(whoop.oauth.lock().unwrap().live_tokens(&vendor_user), 0);
-    assert!(stack
-        .app
-        .connections
-        .get("alice", Vendor::Whoop)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(connection(&stack, "alice", Vendor::Whoop).await.is_none());
 
     // No token or secret reached a log line.
     let logs = captured_logs();

@@ -29,15 +29,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     let c = Client::new(&stack);
 
     let (_, providers) = c.get("/v1/providers", "carol").await;
-    let entry = |p: &serde_json::Value| {
-        p["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "withings")
-            .unwrap()
-            .clone()
-    };
+    let entry = |p: &serde_json::Value| provider_of(p, "withings");
     assert_eq!(entry(&providers)["supported"], true);
 
     // Connect: comma-separated scopes without user.info; the wrapped token
@@ -46,13 +38,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     assert_eq!(query_of(&url)["scope"], "user.metrics,user.activity");
     let back = c.consent(&url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    let conn = stack
-        .app
-        .connections
-        .get("carol", Vendor::Withings)
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = connection(&stack, "carol", Vendor::Withings).await.unwrap();
     let userid = conn.vendor_user_id.clone();
     assert!(userid.starts_with("999"), "{userid}");
     let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
@@ -79,13 +65,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     let d = day(&userid, date);
     let (status, reports) = c.get("/v1/reports?days=14", "carol").await;
     assert_eq!(status, 200, "{reports}");
-    let row = reports["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["date"] == date.to_string())
-        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
-        .clone();
+    let row = report_on(&reports, date);
     assert_eq!(row["steps"], d.steps as f64, "{row}");
     assert_eq!(row["calories"], d.total_kcal);
     assert_eq!(row["sleep_score"], d.sleep_score as f64);
@@ -171,13 +151,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(w.stats.refresh_requests.load(SeqCst), refreshes + 1);
     assert_eq!(w.stats.refresh_reuse.load(SeqCst), 0);
-    let after = stack
-        .app
-        .connections
-        .get("carol", Vendor::Withings)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = connection(&stack, "carol", Vendor::Withings).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
     let t2 = tokens::open(&stack.app.envelope, &after).await.unwrap();
@@ -215,12 +189,8 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     assert_eq!(w.stats.revocations.load(SeqCst), 1);
     assert_eq!(w.oauth.lock().unwrap().live_tokens(&userid), 0);
     assert!(subscriptions(&w, &userid).is_empty());
-    assert!(stack
-        .app
-        .connections
-        .get("carol", Vendor::Withings)
+    assert!(connection(&stack, "carol", Vendor::Withings)
         .await
-        .unwrap()
         .is_none());
 
     // No token or secret reached a log line.

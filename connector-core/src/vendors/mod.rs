@@ -12,6 +12,8 @@ pub mod oura;
 pub mod polar;
 pub mod strava;
 pub mod terra;
+#[cfg(test)]
+pub mod testing;
 pub mod whoop;
 pub mod withings;
 

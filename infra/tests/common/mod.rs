@@ -352,3 +352,39 @@ impl Client {
         self.consent(&url).await
     }
 }
+
+/// The entry of `vendor` in a `GET /v1/providers` answer.
+pub fn provider_of(providers: &serde_json::Value, vendor: &str) -> serde_json::Value {
+    providers["providers"]
+        .as_array()
+        .expect("providers list")
+        .iter()
+        .find(|p| p["id"] == vendor)
+        .unwrap_or_else(|| panic!("{vendor} not listed: {providers}"))
+        .clone()
+}
+
+/// The row for `date` in a `GET /v1/reports` answer.
+pub fn report_on(reports: &serde_json::Value, date: chrono::NaiveDate) -> serde_json::Value {
+    reports["reports"]
+        .as_array()
+        .expect("reports list")
+        .iter()
+        .find(|r| r["date"] == date.to_string())
+        .unwrap_or_else(|| panic!("no report for {date}: {reports}"))
+        .clone()
+}
+
+/// The stored connection of `user` to `vendor`, if any.
+pub async fn connection(
+    stack: &Stack,
+    user: &str,
+    vendor: connector_core::Vendor,
+) -> Option<connector_core::tokens::Connection> {
+    stack
+        .app
+        .connections
+        .get(user, vendor)
+        .await
+        .expect("connection read")
+}

@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values.
 
 use super::*;
+use crate::vendors::testing::daily;
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
@@ -69,16 +70,6 @@ fn fixtures() -> Points {
             "kcalSum",
         ),
     }
-}
-
-fn daily(s: &[Sample], m: MetricType, date: &str) -> Option<f64> {
-    let found: Vec<f64> = s
-        .iter()
-        .filter(|x| x.metric == m && x.date.to_string() == date && x.time.is_none())
-        .map(|x| x.value)
-        .collect();
-    assert!(found.len() <= 1, "{m:?} twice on {date}");
-    found.first().copied()
 }
 
 #[test]

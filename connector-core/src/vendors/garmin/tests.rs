@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values.
 
 use super::*;
+use crate::vendors::testing::daily;
 
 fn fixtures() -> Summaries {
     Summaries {
@@ -22,16 +23,6 @@ fn fixtures() -> Summaries {
         ))
         .unwrap(),
     }
-}
-
-fn daily(samples: &[Sample], metric: MetricType, date: &str) -> Option<f64> {
-    let found: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.metric == metric && s.date.to_string() == date && s.time.is_none())
-        .map(|s| s.value)
-        .collect();
-    assert!(found.len() <= 1, "{metric:?} twice on {date}");
-    found.first().copied()
 }
 
 #[test]

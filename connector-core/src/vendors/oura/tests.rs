@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values; webhook vectors and handshakes.
 
 use super::*;
+use crate::vendors::testing::{self, block_on, daily};
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
@@ -28,17 +29,6 @@ fn collections() -> Collections {
         workout: data(fixture!("workout.json")),
         heartrate: data(fixture!("heartrate.json")),
     }
-}
-
-fn daily(samples: &[Sample], metric: MetricType, date: &str) -> Option<f64> {
-    let date: NaiveDate = date.parse().unwrap();
-    let found: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.metric == metric && s.date == date && s.time.is_none())
-        .map(|s| s.value)
-        .collect();
-    assert!(found.len() <= 1, "{metric:?} twice on {date}: {found:?}");
-    found.first().copied()
 }
 
 #[test]
@@ -189,29 +179,17 @@ fn windows_never_exceed_the_limit() {
 }
 
 fn ctx() -> VendorCtx {
-    let env = crate::env::Env::with_overrides(HashMap::from([
-        ("CONNECTOR_OURA_CLIENT_ID".into(), "fake-oura-client".into()),
-        (
-            "CONNECTOR_OURA_CLIENT_SECRET".into(),
-            "fake-oura-client-secret".into(),
-        ),
-        (
-            "CONNECTOR_OURA_VERIFY_TOKEN".into(),
-            "fake-oura-verification-token".into(),
-        ),
-    ]));
-    let creds = crate::credentials::Credentials::new(env, None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(Vendor::Oura)).unwrap(),
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    testing::ctx(
+        Vendor::Oura,
+        &[
+            ("CONNECTOR_OURA_CLIENT_ID", "fake-oura-client"),
+            ("CONNECTOR_OURA_CLIENT_SECRET", "fake-oura-client-secret"),
+            (
+                "CONNECTOR_OURA_VERIFY_TOKEN",
+                "fake-oura-verification-token",
+            ),
+        ],
+    )
 }
 
 fn call(

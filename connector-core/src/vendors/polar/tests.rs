@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values; webhook vectors and PING.
 
 use super::*;
+use crate::vendors::testing::{self, block_on, daily};
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
@@ -33,17 +34,6 @@ fn collections() -> Collections {
             serde_json::from_str(fixture!("continuous_heart_rate_date.json")).unwrap(),
         ],
     }
-}
-
-fn daily(samples: &[Sample], metric: MetricType, date: &str) -> Option<f64> {
-    let date: NaiveDate = date.parse().unwrap();
-    let found: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.metric == metric && s.date == date && s.time.is_none())
-        .map(|s| s.value)
-        .collect();
-    assert!(found.len() <= 1, "{metric:?} twice on {date}: {found:?}");
-    found.first().copied()
 }
 
 #[test]
@@ -178,29 +168,14 @@ fn token_response_names_the_user_and_has_no_refresh_token() {
 const SECRET: &str = "00000000-fake-4000-8000-polarsecret0";
 
 fn ctx() -> VendorCtx {
-    let env = crate::env::Env::with_overrides(HashMap::from([
-        (
-            "CONNECTOR_POLAR_CLIENT_ID".into(),
-            "fake-polar-client".into(),
-        ),
-        (
-            "CONNECTOR_POLAR_CLIENT_SECRET".into(),
-            "fake-polar-client-secret".into(),
-        ),
-        ("CONNECTOR_POLAR_WEBHOOK_SECRET".into(), SECRET.into()),
-    ]));
-    let creds = crate::credentials::Credentials::new(env, None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(Vendor::Polar)).unwrap(),
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    testing::ctx(
+        Vendor::Polar,
+        &[
+            ("CONNECTOR_POLAR_CLIENT_ID", "fake-polar-client"),
+            ("CONNECTOR_POLAR_CLIENT_SECRET", "fake-polar-client-secret"),
+            ("CONNECTOR_POLAR_WEBHOOK_SECRET", SECRET),
+        ],
+    )
 }
 
 fn deliver(body: &[u8], sig: Option<&str>) -> Result<WebhookReply> {

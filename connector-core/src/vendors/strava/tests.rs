@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values; webhook handshakes and events.
 
 use super::*;
+use crate::vendors::testing::{self, block_on};
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -156,33 +157,18 @@ fn rate_limit_waits_run_to_the_next_quarter_hour_or_midnight() {
 }
 
 fn ctx() -> VendorCtx {
-    let env = crate::env::Env::with_overrides(HashMap::from([
-        (
-            "CONNECTOR_STRAVA_CLIENT_ID".into(),
-            "fake-strava-client".into(),
-        ),
-        (
-            "CONNECTOR_STRAVA_CLIENT_SECRET".into(),
-            "fake-strava-client-secret".into(),
-        ),
-        (
-            "CONNECTOR_STRAVA_VERIFY_TOKEN".into(),
-            "FAKE-verify-token".into(),
-        ),
-        ("CONNECTOR_STRAVA_SUBSCRIPTION_ID".into(), "424242".into()),
-    ]));
-    let creds = crate::credentials::Credentials::new(env, None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(Vendor::Strava)).unwrap(),
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    testing::ctx(
+        Vendor::Strava,
+        &[
+            ("CONNECTOR_STRAVA_CLIENT_ID", "fake-strava-client"),
+            (
+                "CONNECTOR_STRAVA_CLIENT_SECRET",
+                "fake-strava-client-secret",
+            ),
+            ("CONNECTOR_STRAVA_VERIFY_TOKEN", "FAKE-verify-token"),
+            ("CONNECTOR_STRAVA_SUBSCRIPTION_ID", "424242"),
+        ],
+    )
 }
 
 fn deliver(method: Method, query: &[(&str, &str)], body: &[u8]) -> Result<WebhookReply> {

@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values.
 
 use super::*;
+use crate::vendors::testing::{self, block_on, daily};
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -28,17 +29,6 @@ fn fixture_samples() -> Vec<Sample> {
             "../../../fixtures/vendors/whoop/workout_collection.json"
         )),
     )
-}
-
-fn daily(samples: &[Sample], metric: MetricType, date: &str) -> Option<f64> {
-    let date: NaiveDate = date.parse().unwrap();
-    let found: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.metric == metric && s.date == date && s.time.is_none())
-        .map(|s| s.value)
-        .collect();
-    assert!(found.len() <= 1, "{metric:?} twice on {date}: {found:?}");
-    found.first().copied()
 }
 
 #[test]
@@ -134,28 +124,13 @@ fn local_dates_follow_the_records_offset() {
 }
 
 fn ctx() -> VendorCtx {
-    let env = crate::env::Env::with_overrides(HashMap::from([
-        (
-            "CONNECTOR_WHOOP_CLIENT_ID".into(),
-            "fake-whoop-client".into(),
-        ),
-        (
-            "CONNECTOR_WHOOP_CLIENT_SECRET".into(),
-            "fake-whoop-client-secret".into(),
-        ),
-    ]));
-    let creds = crate::credentials::Credentials::new(env, None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(Vendor::Whoop)).unwrap(),
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    testing::ctx(
+        Vendor::Whoop,
+        &[
+            ("CONNECTOR_WHOOP_CLIENT_ID", "fake-whoop-client"),
+            ("CONNECTOR_WHOOP_CLIENT_SECRET", "fake-whoop-client-secret"),
+        ],
+    )
 }
 
 fn deliver(body: &[u8], ts: &str, sig: &str, now: DateTime<Utc>) -> Result<WebhookReply> {

@@ -2,6 +2,7 @@
 //! see its README) → exact normalized values; notifications and statuses.
 
 use super::*;
+use crate::vendors::testing::block_on;
 use crate::vendors::WebhookRequest;
 use http::{HeaderMap, Method};
 
@@ -217,13 +218,6 @@ fn ctx(with_token: bool) -> VendorCtx {
         http: reqwest::Client::new(),
         creds: block_on(creds.vendor(Vendor::Withings)).unwrap(),
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 fn deliver(
