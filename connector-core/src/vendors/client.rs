@@ -81,6 +81,69 @@ pub async fn get_json<T: DeserializeOwned>(
         .json(what)
 }
 
+/// How a vendor pages a collection: the query parameter that asks for the
+/// next page, the array of records, and the field naming the next page.
+pub struct Paging {
+    pub request_param: &'static str,
+    pub items: &'static str,
+    pub next: &'static str,
+    pub max_pages: usize,
+}
+
+/// Every page of a collection at `path` with `params`, each record parsed
+/// and kept with its raw JSON.
+pub async fn paginate<T: DeserializeOwned>(
+    ctx: &super::VendorCtx,
+    access_token: &str,
+    path: &str,
+    params: &[(&str, String)],
+    paging: &Paging,
+) -> Result<Vec<(T, String)>, VendorError> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..paging.max_pages {
+        let mut url = ctx.api_url(path)?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+            if let Some(t) = &next {
+                q.append_pair(paging.request_param, t);
+            }
+        }
+        let mut page: serde_json::Value = get_json(&ctx.http, access_token, url, path).await?;
+        let items = match page.get_mut(paging.items).map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(items)) => items,
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(VendorError::Permanent(format!(
+                    "{path}: {} is not a list",
+                    paging.items
+                )))
+            }
+        };
+        for raw in items {
+            let parsed = serde_json::from_value::<T>(raw.clone()).map_err(|e| {
+                VendorError::Permanent(format!("{path}: unexpected record shape ({e})"))
+            })?;
+            out.push((parsed, raw.to_string()));
+        }
+        match page
+            .get(paging.next)
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => next = Some(t.to_string()),
+            None => return Ok(out),
+        }
+    }
+    Err(VendorError::Permanent(format!(
+        "{path}: more than {} pages",
+        paging.max_pages
+    )))
+}
+
 /// DELETE `path` on the vendor's API with the user's bearer token, expecting 2xx
 /// (WHOOP's revoke, Garmin's deregistration).
 pub async fn delete_with_token(

@@ -42,7 +42,7 @@
 //! - Revoke: `GET /oauth/revoke?access_token=` (POST as a fallback on
 //!   404/405; method UNCONFIRMED). A 401 means the token is already dead.
 
-use super::client::{check_status, get_json, send};
+use super::client::{check_status, get_json, paginate, send, Paging};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -300,6 +300,13 @@ pub fn normalize(c: &Collections) -> Vec<Sample> {
     out
 }
 
+const PAGING: Paging = Paging {
+    request_param: "next_token",
+    items: "data",
+    next: "next_token",
+    max_pages: MAX_PAGES,
+};
+
 /// Every page of one collection for one window, with each record's raw JSON.
 async fn collect<T: DeserializeOwned>(
     ctx: &VendorCtx,
@@ -307,34 +314,7 @@ async fn collect<T: DeserializeOwned>(
     path: &str,
     params: &[(&str, String)],
 ) -> Result<Vec<(T, String)>, VendorError> {
-    let mut out = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut url = ctx.api_url(path)?;
-        {
-            let mut q = url.query_pairs_mut();
-            for (k, v) in params {
-                q.append_pair(k, v);
-            }
-            if let Some(t) = &next {
-                q.append_pair("next_token", t);
-            }
-        }
-        let page: Page<serde_json::Value> = get_json(&ctx.http, token, url, path).await?;
-        for raw in page.data {
-            let parsed = serde_json::from_value::<T>(raw.clone()).map_err(|e| {
-                VendorError::Permanent(format!("{path}: unexpected record shape ({e})"))
-            })?;
-            out.push((parsed, raw.to_string()));
-        }
-        match page.next_token.filter(|t| !t.is_empty()) {
-            Some(t) => next = Some(t),
-            None => return Ok(out),
-        }
-    }
-    Err(VendorError::Permanent(format!(
-        "{path}: more than {MAX_PAGES} pages"
-    )))
+    paginate(ctx, token, path, params, &PAGING).await
 }
 
 /// `[from, to]` cut into windows of at most MAX_WINDOW_DAYS days.

@@ -13,7 +13,7 @@
 //!   Records carry `timezone_offset`, which decides the user-local day.
 //! - Revoke: `DELETE /developer/v2/user/access` → 204.
 
-use super::client::{delete_with_token, get_json};
+use super::client::{delete_with_token, get_json, paginate, Paging};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -309,6 +309,13 @@ pub fn normalize(
     out
 }
 
+const PAGING: Paging = Paging {
+    request_param: "nextToken",
+    items: "records",
+    next: "next_token",
+    max_pages: MAX_PAGES,
+};
+
 /// Every page of one collection in `[start, end)`, with each record's raw JSON.
 async fn collect<T: DeserializeOwned>(
     ctx: &VendorCtx,
@@ -317,40 +324,13 @@ async fn collect<T: DeserializeOwned>(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<(T, String)>, VendorError> {
-    let mut out = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut url = ctx.api_url(path)?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("limit", &PAGE_LIMIT.to_string())
-                .append_pair(
-                    "start",
-                    &start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                )
-                .append_pair(
-                    "end",
-                    &end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                );
-            if let Some(t) = &next {
-                q.append_pair("nextToken", t);
-            }
-        }
-        let page: Page<serde_json::Value> = get_json(&ctx.http, token, url, path).await?;
-        for raw in page.records {
-            let parsed = serde_json::from_value::<T>(raw.clone()).map_err(|e| {
-                VendorError::Permanent(format!("{path}: unexpected record shape ({e})"))
-            })?;
-            out.push((parsed, raw.to_string()));
-        }
-        match page.next_token.filter(|t| !t.is_empty()) {
-            Some(t) => next = Some(t),
-            None => return Ok(out),
-        }
-    }
-    Err(VendorError::Permanent(format!(
-        "{path}: more than {MAX_PAGES} pages"
-    )))
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let params = [
+        ("limit", PAGE_LIMIT.to_string()),
+        ("start", at(start)),
+        ("end", at(end)),
+    ];
+    paginate(ctx, token, path, &params, &PAGING).await
 }
 
 #[derive(Deserialize)]
