@@ -1,0 +1,53 @@
+//! Reliability against the vendor simulator (issue 5): a rotating,
+//! single-use refresh token is spent exactly once however many workers find
+//! the access token dead at the same moment.
+
+mod common;
+
+use common::*;
+use connector_core::jobs::{JobReason, SyncJob};
+use connector_core::sync::{run_job, JobOutcome};
+use connector_core::tokens::ConnectionStatus;
+use connector_core::Vendor;
+use std::sync::atomic::Ordering::SeqCst;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_syncs_on_a_dead_token_refresh_exactly_once() {
+    let (sim, stack) = sim_stack("fifty").await;
+    // Dexcom: rotating single-use refresh tokens and a quota that 50 syncs fit.
+    let dexcom = sim.sim(Vendor::Dexcom).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("dexcom", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    assert_eq!(drain(&stack).await, (1, 0));
+    let before = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
+
+    // The vendor expires the access token; 50 workers find out at once.
+    dexcom
+        .oauth
+        .lock()
+        .unwrap()
+        .expire_access(&before.vendor_user_id);
+    let refreshes = dexcom.stats.refresh_requests.load(SeqCst);
+    let today = chrono::Utc::now().date_naive();
+    let job = SyncJob::new("alice", Vendor::Dexcom, today, today, JobReason::Manual).unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (app, job) = (stack.app.clone(), job.clone());
+            tokio::spawn(async move { run_job(&app, &job).await })
+        })
+        .collect();
+    for t in tasks {
+        let outcome = t.await.unwrap().expect("every sync succeeds");
+        assert!(matches!(outcome, JobOutcome::Synced { .. }), "{outcome:?}");
+    }
+    assert_eq!(
+        dexcom.stats.refresh_requests.load(SeqCst) - refreshes,
+        1,
+        "exactly one refresh reached the vendor"
+    );
+    assert_eq!(dexcom.stats.refresh_reuse.load(SeqCst), 0);
+    let after = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
+    assert_eq!(after.status, ConnectionStatus::Connected);
+    assert_eq!(after.token_version, before.token_version + 1);
+}
