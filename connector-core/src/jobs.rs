@@ -102,6 +102,19 @@ impl JobQueue {
         &self.url
     }
 
+    /// Makes a received message visible again after `secs` (its retry time).
+    pub async fn retry_after(&self, receipt_handle: &str, secs: u64) -> Result<()> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| Error::queue("ChangeMessageVisibility", sdk(e)))?;
+        Ok(())
+    }
+
     pub async fn send(&self, job: &SyncJob) -> Result<()> {
         let body = serde_json::to_string(job).expect("job serializes");
         self.sqs

@@ -17,6 +17,7 @@ pub mod push;
 pub mod push_store;
 pub mod ratelimit;
 pub mod refresh;
+pub mod retry;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -9,6 +9,7 @@ pub mod mock_webhook;
 pub mod provision;
 pub mod pump;
 pub mod push_signer;
+pub mod redrive;
 pub mod simulator;
 pub mod stack;
 pub mod template;

@@ -170,4 +170,39 @@ async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
         .unwrap();
     let bodies: Vec<_> = dlq.messages().iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies, ["not a job"]);
+
+    // The documented redrive moves it back onto the queue, and empties the DLQ.
+    sqs.change_message_visibility()
+        .queue_url(&stack.provisioned.refs["SyncDeadLetterQueue"])
+        .receipt_handle(dlq.messages()[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let prefix = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches("-SyncQueue");
+    let (queue, dead) = connector_infra::redrive::local_queues(sqs, prefix)
+        .await
+        .unwrap();
+    assert_eq!(dead, stack.provisioned.refs["SyncDeadLetterQueue"]);
+    assert_eq!(
+        connector_infra::redrive::redrive(sqs, &dead, &queue).await,
+        Ok(1)
+    );
+    let back = sqs
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<_> = back.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, ["not a job"]);
+    assert_eq!(
+        connector_infra::redrive::redrive(sqs, &dead, &queue).await,
+        Ok(0)
+    );
 }

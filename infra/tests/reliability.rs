@@ -51,3 +51,35 @@ async fn fifty_concurrent_syncs_on_a_dead_token_refresh_exactly_once() {
     assert_eq!(after.status, ConnectionStatus::Connected);
     assert_eq!(after.token_version, before.token_version + 1);
 }
+
+#[tokio::test]
+async fn a_vendor_429_retries_when_the_vendor_says_not_at_the_queue_timeout() {
+    let (sim, stack) = sim_stack("retry429").await;
+    let whoop = sim.sim(Vendor::Whoop).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("whoop", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    assert_eq!(drain(&stack).await, (1, 0));
+
+    // WHOOP's window resets within 3 s; its 429 says so in X-RateLimit-Reset.
+    whoop
+        .limiter
+        .set_windows(vec![connector_infra::simulator::limits::Window::new(
+            100,
+            std::time::Duration::from_secs(3),
+        )]);
+    whoop.limiter.force_429(1);
+    let (status, _) = c.post("/v1/sync", "alice", r#"{"vendor":"whoop"}"#).await;
+    assert_eq!(status, 202);
+    assert_eq!(drain(&stack).await, (1, 1));
+    assert_eq!(whoop.stats.rate_limited.load(SeqCst), 1);
+    // Not visible before the vendor's reset (the queue's own timeout is 6 min)...
+    assert_eq!(drain(&stack).await, (0, 0));
+    assert_eq!(queue_depth(&stack).await, 1);
+    // ...and back right after it, then done.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(drain(&stack).await, (1, 0));
+    assert_eq!(queue_depth(&stack).await, 0);
+    let logs = captured_logs();
+    assert!(logs.contains("retry_in_secs"), "the retry time is logged");
+}

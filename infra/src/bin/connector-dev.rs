@@ -10,6 +10,10 @@
 //!                                                   those expiring within N days (default 7); reads
 //!                                                   CONNECTOR_OURA_CLIENT_ID/_CLIENT_SECRET/_VERIFY_TOKEN
 //!                                                   (and _API_BASE) from the environment
+//!   connector-dev redrive-dlq [--endpoint URL] [--stack NAME]
+//!                                                   move the local stack's dead-lettered sync jobs
+//!                                                   back onto the sync queue (defaults: the
+//!                                                   emulator of `make run`, stack connector-local)
 
 use connector_infra::stack::{LOCAL_MOCK_WEBHOOK_SECRET, LOCAL_PUSH_SECRET};
 use connector_infra::{dev_jwt, mock_webhook, push_signer};
@@ -21,6 +25,7 @@ fn usage() -> ! {
     );
     eprintln!("       connector-dev sign-push <file>");
     eprintln!("       connector-dev oura-subscriptions <callback-url> [--renew-days N]");
+    eprintln!("       connector-dev redrive-dlq [--endpoint URL] [--stack NAME]");
     std::process::exit(2)
 }
 
@@ -34,6 +39,23 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match (args.first().map(String::as_str), args.get(1)) {
+        (Some("redrive-dlq"), _) => {
+            let endpoint =
+                flag(&args, "--endpoint").unwrap_or_else(|| "http://127.0.0.1:4566".into());
+            let stack = flag(&args, "--stack").unwrap_or_else(|| "connector-local".into());
+            let sdk = connector_core::app::aws_config(Some(&endpoint)).await;
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let moved = async {
+                let (queue, dlq) = connector_infra::redrive::local_queues(&sqs, &stack).await?;
+                connector_infra::redrive::redrive(&sqs, &dlq, &queue).await
+            }
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("redrive failed: {e}");
+                std::process::exit(1)
+            });
+            println!("moved {moved} message(s) from the dead-letter queue back to the sync queue");
+        }
         (Some("token"), Some(sub)) => {
             let ttl = flag(&args, "--ttl")
                 .and_then(|t| t.parse().ok())
