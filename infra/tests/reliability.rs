@@ -83,3 +83,98 @@ async fn a_vendor_429_retries_when_the_vendor_says_not_at_the_queue_timeout() {
     let logs = captured_logs();
     assert!(logs.contains("retry_in_secs"), "the retry time is logged");
 }
+
+/// Every health item of `user`, without the fetch time, in key order.
+async fn stored(stack: &connector_infra::stack::Stack, user: &str) -> Vec<String> {
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let out = dynamo
+        .query()
+        .table_name(stack.provisioned.table("HealthDataTable"))
+        .key_condition_expression("user_id = :u")
+        .expression_attribute_values(
+            ":u",
+            aws_sdk_dynamodb::types::AttributeValue::S(user.into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(out.last_evaluated_key.is_none(), "one page is enough here");
+    out.items()
+        .iter()
+        .map(|item| {
+            let sorted: std::collections::BTreeMap<_, _> = item
+                .iter()
+                .filter(|(k, _)| k.as_str() != "fetched_at")
+                .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                .collect();
+            format!("{sorted:?}")
+        })
+        .collect()
+}
+
+/// Connects alice to WHOOP on a fresh simulator and stack, backfills, then
+/// delivers `events` (kind, trace id) `copies` times each in a shuffled
+/// order, with as many duplicate SQS deliveries of their jobs; returns
+/// what was stored.
+async fn ingest(name: &str, events: &[(&str, String)], copies: usize) -> Vec<String> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let (sim, stack) = sim_stack(name).await;
+    let whoop = sim.sim(Vendor::Whoop).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("whoop", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    assert_eq!(drain(&stack).await, (1, 0));
+    let user = connection(&stack, "alice", Vendor::Whoop)
+        .await
+        .unwrap()
+        .vendor_user_id;
+    let mut deliveries: Vec<&(&str, String)> = events
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e, copies))
+        .collect();
+    deliveries.shuffle(&mut rand::rngs::StdRng::seed_from_u64(5));
+    let target = format!("{}/v1/webhooks/whoop", stack.url());
+    for (kind, trace) in deliveries {
+        // Each delivery is signed anew: timestamps differ by milliseconds.
+        let (status, body) = connector_infra::simulator::whoop::deliver_webhook(
+            &whoop, &target, &user, kind, trace, false,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(queue_depth(&stack).await, events.len(), "one job per event");
+    // SQS delivers at least once: the same jobs again.
+    let today = chrono::Utc::now().date_naive();
+    for _ in 1..copies {
+        let job = SyncJob::new(
+            "alice",
+            Vendor::Whoop,
+            today - chrono::Duration::days(1),
+            today,
+            JobReason::Webhook,
+        )
+        .unwrap();
+        stack.app.queue.send(&job).await.unwrap();
+    }
+    let (received, failed) = drain(&stack).await;
+    assert_eq!((received, failed), (events.len() + copies - 1, 0));
+    stored(&stack, "alice").await
+}
+
+#[tokio::test]
+async fn a_storm_of_redeliveries_stores_exactly_what_one_clean_delivery_does() {
+    let events: Vec<(&str, String)> = ["recovery.updated", "sleep.updated", "workout.updated"]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, kind)| (0..3).map(move |j| (*kind, format!("trace-{i}-{j}"))))
+        .collect();
+    let clean = ingest("clean", &events, 1).await;
+    let storm = ingest("storm", &events, 5).await;
+    assert!(
+        clean.iter().any(|i| i.contains("sample#hrv")),
+        "data was stored"
+    );
+    assert_eq!(clean.len(), storm.len(), "no duplicates");
+    assert_eq!(clean, storm, "the same data");
+}
