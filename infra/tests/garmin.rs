@@ -136,6 +136,28 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     assert_eq!(resp["notification_status"], 200);
     let (_, providers) = c.get("/v1/providers", "bob").await;
     assert_eq!(provider(&providers)["status"], "revoked", "{providers}");
+    assert!(
+        provider(&providers)["error"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect"),
+        "the reason is shown: {providers}"
+    );
+    // Revoked connections are not synced; reconnecting makes it connected again.
+    let (status, _) = c.post("/v1/sync", "bob", r#"{"vendor":"garmin"}"#).await;
+    assert_eq!(status, 409, "a revoked connection needs the user");
+    let back = c
+        .consent(&format!(
+            "{}&login={}",
+            c.begin_connect("garmin", "bob").await,
+            bob.vendor_user_id
+        ))
+        .await;
+    assert_eq!(back["status"], "connected");
+    let (_, providers) = c.get("/v1/providers", "bob").await;
+    assert_eq!(provider(&providers)["status"], "connected", "{providers}");
+    assert!(provider(&providers)["error"].is_null(), "{providers}");
+    drain(&stack).await;
 
     // Alice disconnects: deregistered at Garmin, tokens deleted here.
     let (status, body) = c

@@ -64,9 +64,12 @@ async fn sync(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
         .get(user, vendor)
         .await?
         .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
-    if conn.status == ConnectionStatus::RefreshFailed
-        || conn.status == ConnectionStatus::Disconnected
-    {
+    if matches!(
+        conn.status,
+        ConnectionStatus::RefreshFailed
+            | ConnectionStatus::Disconnected
+            | ConnectionStatus::Revoked
+    ) {
         return Err(Error::Conflict(format!(
             "connection to {vendor} needs the user to reconnect"
         )));
