@@ -286,6 +286,9 @@ impl Dedup<'_> {
 }
 
 #[cfg(test)]
+mod forgery;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
