@@ -178,3 +178,56 @@ async fn a_storm_of_redeliveries_stores_exactly_what_one_clean_delivery_does() {
     assert_eq!(clean.len(), storm.len(), "no duplicates");
     assert_eq!(clean, storm, "the same data");
 }
+
+#[tokio::test]
+async fn jobs_survive_outages_dropped_connections_and_slowness_exactly_once() {
+    let (sim, stack) = sim_stack("faults").await;
+    let dexcom = sim.sim(Vendor::Dexcom).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("dexcom", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    assert_eq!(drain(&stack).await, (1, 0));
+
+    dexcom.faults.drop_next(1);
+    dexcom.faults.fail_next(2);
+    dexcom.faults.slow_down(100);
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = c
+            .post("/v1/sync", "alice", r#"{"vendor":"dexcom","days":1}"#)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        jobs.push(body["job_id"].as_str().unwrap().to_string());
+    }
+    // Failed jobs come back after their jittered backoff (at most 10 s on a
+    // first failure); pump until every one is done.
+    let started = std::time::Instant::now();
+    while queue_depth(&stack).await > 0 {
+        assert!(started.elapsed().as_secs() < 45, "jobs still queued");
+        stack.pump.once(&stack.app, 1).await.unwrap();
+    }
+    assert_eq!(dexcom.faults.injected.load(SeqCst), 3);
+    let logs = captured_logs();
+    for job in &jobs {
+        let done = logs
+            .lines()
+            .filter(|l| l.contains("job done") && l.contains(job.as_str()))
+            .count();
+        assert_eq!(done, 1, "job {job} done exactly once");
+    }
+    let dlq = stack
+        .pump
+        .sqs
+        .receive_message()
+        .queue_url(&stack.provisioned.refs["SyncDeadLetterQueue"])
+        .send()
+        .await
+        .unwrap();
+    assert!(dlq.messages().is_empty(), "nothing dead-lettered");
+    let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
+    assert_eq!(conn.status, ConnectionStatus::Connected);
+    assert!(
+        conn.last_error.is_none(),
+        "transient faults are not recorded as errors"
+    );
+}

@@ -7,6 +7,7 @@
 //! signed webhooks on command (`POST /_sim/<vendor>/webhook`).
 
 pub mod dexcom;
+pub mod faults;
 pub mod fitbit;
 pub mod garmin;
 pub mod limits;
@@ -96,6 +97,8 @@ pub struct VendorSim {
     next_user: AtomicU32,
     /// Where the vendor delivers webhooks (its app-level endpoint setting).
     pub webhook_target: Mutex<Option<String>>,
+    /// Injected 5xx, dropped connections and slowness (reliability tests).
+    pub faults: faults::Faults,
     /// The vendor module's own state (downcast with `extra::<T>()`).
     extra: Box<dyn std::any::Any + Send + Sync>,
     /// Accounts registered with the partner app, by account: the partner's
@@ -129,6 +132,7 @@ impl VendorSim {
             state: Mutex::new(HashMap::new()),
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
+            faults: faults::Faults::default(),
             extra: Box::new(()),
             registrations: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(Vec::new()),
@@ -272,7 +276,11 @@ impl Simulator {
         let vendors = Vendors::all();
         let mut router = Router::new();
         for (vendor, sim) in &vendors.0 {
-            router = router.nest(&format!("/{}", vendor.as_str()), (sim.router)(sim.clone()));
+            let routes = (sim.router)(sim.clone()).layer(axum::middleware::from_fn_with_state(
+                sim.clone(),
+                faults::inject,
+            ));
+            router = router.nest(&format!("/{}", vendor.as_str()), routes);
         }
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
