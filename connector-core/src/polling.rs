@@ -1,27 +1,37 @@
-//! Pulls for vendors that send no webhooks (Dexcom): on each scheduled tick,
-//! every connected connection to such a vendor that has not synced within
-//! the vendor's poll interval gets a sync job for its last two days.
+//! Pulls nobody asked for, queued on each scheduled tick: every connected
+//! connection that has not synced within its vendor's interval gets a sync
+//! job for its last two days. For a vendor without webhooks (Dexcom) that
+//! interval is its poll interval; for the others it is a watchdog — if a
+//! vendor's webhooks stop arriving (a lapsed subscription, an outage), the
+//! connection falls back to a daily pull instead of going quiet.
 
 use crate::app::App;
 use crate::error::Result;
 use crate::jobs::{last_days, JobReason, SyncJob};
-use chrono::{DateTime, Utc};
+use crate::vendors::Vendor;
+use chrono::{DateTime, Duration, Utc};
 
 /// Days each poll pulls (a reading can arrive hours late).
 pub const POLL_DAYS: u32 = 2;
+/// How long a webhook vendor may stay silent about a connection.
+pub const WEBHOOK_WATCHDOG_HOURS: i64 = 24;
 
 /// Queues the due polls; returns how many were queued.
 pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
     let mut queued = 0;
     for driver in app.vendors.all() {
-        let Some(every) = driver.poll_every() else {
-            continue;
-        };
         let vendor = driver.vendor();
+        if vendor == Vendor::Mock {
+            continue;
+        }
+        let every = driver
+            .poll_every()
+            .unwrap_or_else(|| Duration::hours(WEBHOOK_WATCHDOG_HOURS));
         let (from, to) = last_days(POLL_DAYS);
         for conn in app.connections.stale_of_vendor(vendor, now - every).await? {
             let job = SyncJob::new(&conn.user_id, vendor, from, to, JobReason::Poll)?;
             app.queue.send(&job).await?;
+            tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
             queued += 1;
         }
     }

@@ -145,6 +145,22 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     let (_, providers) = c.get("/v1/providers", "alice").await;
     assert_eq!(entry(&providers)["status"], "connected", "{providers}");
 
+    // The watchdog: a day without a sync (webhooks stopped) → one pull.
+    let now = chrono::Utc::now();
+    assert_eq!(
+        connector_core::polling::enqueue_due(&stack.app, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        connector_core::polling::enqueue_due(&stack.app, now + chrono::Duration::hours(25))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(drain(&stack).await, (1, 0));
+
     // Disconnect revokes at WHOOP and deletes the tokens here.
     let (status, body) = c
         .call("DELETE", "/v1/connections/whoop", Some("alice"), None)
