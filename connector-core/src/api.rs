@@ -7,8 +7,13 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-/// Largest request body any route accepts.
+/// Largest request body a user route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest vendor webhook body: vendors push whole summaries (Garmin's push
+/// mode, Terra's data events can run to megabytes), and a 413 would make
+/// them retry and finally drop the notification. Lambda's own request
+/// limit is 6 MB.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 /// The authenticated user: the `sub` claim of the validated JWT.
 pub fn user_id(req: &Request) -> Result<String, Error> {
@@ -59,9 +64,14 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 }
 
 pub fn body_bytes(req: &Request) -> Result<&[u8], Error> {
+    body_bytes_up_to(req, MAX_BODY_BYTES)
+}
+
+/// The body, refused with 413 above `limit` bytes.
+pub fn body_bytes_up_to(req: &Request, limit: usize) -> Result<&[u8], Error> {
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+    if bytes.len() > limit {
+        return Err(Error::PayloadTooLarge(limit));
     }
     Ok(bytes)
 }

@@ -36,6 +36,8 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
     axum::Router::new()
         .route("/connected", axum::routing::get(connected_page))
         .fallback(dispatch)
+        // API Gateway takes up to 10 MB; the functions set their own limits.
+        .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024))
         .with_state(gw)
 }
 

@@ -5,7 +5,7 @@
 //! deauthorization, marks the connection revoked). Answers fast.
 
 use chrono::Utc;
-use connector_core::api::{body_bytes, json, path_param, respond};
+use connector_core::api::{body_bytes_up_to, json, path_param, respond, MAX_WEBHOOK_BODY_BYTES};
 use connector_core::jobs::{JobReason, SyncJob};
 use connector_core::tokens::ConnectionStatus;
 use connector_core::vendors::{WebhookReply, WebhookRequest};
@@ -42,7 +42,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
         method: req.method(),
         headers: req.headers(),
         query: &query,
-        body: body_bytes(req)?,
+        body: body_bytes_up_to(req, MAX_WEBHOOK_BODY_BYTES)?,
         now: Utc::now(),
     };
     match driver.webhook(&ctx, &delivery).await? {

@@ -1,0 +1,45 @@
+//! Body size limits on every route that reads a body: 64 KiB for user
+//! routes, 6 MB for vendor webhooks (vendors push whole summaries; a 413
+//! would make them retry and finally drop the notification).
+
+mod common;
+
+use common::*;
+use connector_core::api::{MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES};
+use connector_core::Vendor;
+use connector_infra::simulator::terra::deliver;
+
+#[tokio::test]
+async fn every_body_is_bounded_and_webhooks_take_vendor_sized_payloads() {
+    let (sim, stack) = sim_stack("limits").await;
+    sim.deliver_webhooks_to(&stack.url());
+    let c = Client::new(&stack);
+    let pad = |n: usize| format!(r#"{{"vendor":"mock","pad":"{}"}}"#, "x".repeat(n));
+    for path in ["/v1/sync", "/v1/connections/mock", "/v1/health/push"] {
+        let (status, body) = c.post(path, "alice", &pad(MAX_BODY_BYTES)).await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["status"], 413);
+    }
+
+    // A Terra daily event with a large sample series is accepted...
+    let terra = sim.sim(Vendor::Terra).clone();
+    let samples: Vec<serde_json::Value> = (0..4000)
+        .map(|i| serde_json::json!({ "timestamp": format!("2026-11-21T10:{:02}:{:02}.000000-05:00", i / 60 % 60, i % 60), "bpm": 60 + i % 40 }))
+        .collect();
+    let big = serde_json::json!({ "type": "daily", "version": "2022-03-16",
+        "user": { "user_id": "00000000-0000-4000-8000-0000000000aa", "provider": "GARMIN" },
+        "data": [{ "metadata": { "start_time": "2026-11-21T00:00:00.000000-05:00" },
+                   "heart_rate_data": { "detailed": { "hr_samples": samples } } }] });
+    assert!(big.to_string().len() > MAX_BODY_BYTES);
+    assert_eq!(deliver(&terra, &big, false).await, 200);
+    // ...and one over Lambda's 6 MB is refused before any other work.
+    let (status, body) = c
+        .post_with(
+            "/v1/webhooks/terra",
+            None,
+            &"x".repeat(MAX_WEBHOOK_BODY_BYTES + 1),
+            &[("terra-signature", Some("t=1,v1=00"))],
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+}
