@@ -98,4 +98,23 @@ mod tests {
             assert!(verify("s", &tok).is_none(), "{claims}");
         }
     }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        // An HS/RS confusion token: the header claims RS256 (or another HMAC
+        // size) but the signature is an HMAC over the same input with the
+        // shared secret, as an attacker holding a "public key" would make it.
+        let t = mint("s", "alice", 60);
+        let claims = t.split('.').nth(1).unwrap().to_string();
+        for alg in ["HS256", "RS256", "ES256", "HS512", "PS256"] {
+            let header = B64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let input = format!("{header}.{claims}");
+            let mac = connector_core::webhooks::sign_hex_sha256(b"s", &[input.as_bytes()]);
+            let sig = B64.encode(hex::decode(mac).unwrap());
+            let accepted = verify("s", &format!("{input}.{sig}")).is_some();
+            // The same construction with the real algorithm passes: the
+            // others fail on their algorithm alone.
+            assert_eq!(accepted, alg == "HS256", "{alg}");
+        }
+    }
 }
