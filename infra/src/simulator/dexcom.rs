@@ -12,7 +12,7 @@ use super::{json_response, VendorSim};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Duration, NaiveDateTime, Timelike, Utc};
 use connector_core::vendors::catalog::ClientAuth;
@@ -51,16 +51,7 @@ pub fn sim() -> VendorSim {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, oauth::standard_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, oauth::standard_response)
         .route("/v3/users/self/dataRange", get(data_range))
         .route("/v3/users/self/egvs", get(egvs))
         .with_state(sim)

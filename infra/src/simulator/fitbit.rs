@@ -62,16 +62,7 @@ fn token_response(_sim: &VendorSim, i: &Issued) -> Value {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, token_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, token_response)
         .route("/revoke", post(revoke))
         .route("/v4/users/me/identity", get(identity))
         .route("/v4/users/me/dataTypes/{kind}/dataPoints", get(list))

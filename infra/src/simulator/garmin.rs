@@ -88,16 +88,7 @@ fn token_response(_sim: &VendorSim, i: &Issued) -> Value {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, token_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, token_response)
         .route("/wellness-api/rest/user/id", get(user_id))
         .route("/wellness-api/rest/user/registration", delete(deregister))
         .route("/wellness-api/rest/backfill/{kind}", get(backfill))

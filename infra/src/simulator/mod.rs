@@ -221,6 +221,18 @@ impl VendorSim {
     }
 }
 
+/// Sends a request a vendor makes to the connector (a webhook, a
+/// notification); the receiver's status and body, or 0 and why it failed.
+pub async fn deliver(req: reqwest::RequestBuilder) -> (u16, String) {
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, format!("delivery failed: {e}")),
+    }
+}
+
 pub fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
     (
         status,

@@ -311,6 +311,24 @@ pub fn token(
     json_response(StatusCode::OK, respond(sim, &issued))
 }
 
+/// The authorize and token routes at `paths`, answering token requests
+/// with `respond`'s body shape.
+pub fn routes(
+    paths: (&'static str, &'static str),
+    respond: fn(&VendorSim, &Issued) -> Value,
+) -> axum::Router<Arc<VendorSim>> {
+    axum::Router::new()
+        .route(paths.0, axum::routing::get(authorize))
+        .route(
+            paths.1,
+            axum::routing::post(
+                move |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
+                    token(&s, &h, &body, respond)
+                },
+            ),
+        )
+}
+
 /// RFC 6749 §5.1, as most vendors answer.
 pub fn standard_response(_sim: &VendorSim, i: &Issued) -> Value {
     let mut v = json!({

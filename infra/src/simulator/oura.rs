@@ -57,16 +57,7 @@ pub fn sim() -> VendorSim {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    let mut r = Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, token_response)
-                },
-            ),
-        )
+    let mut r = oauth::routes(OAUTH_PATHS, token_response)
         .route("/oauth/revoke", get(revoke))
         .route("/v2/usercollection/personal_info", get(personal_info))
         .route(
@@ -535,16 +526,8 @@ pub async fn deliver_webhook(
         .header("content-type", "application/json")
         .header("x-oura-signature", signature)
         .header("x-oura-timestamp", timestamp)
-        .body(body)
-        .send()
-        .await;
-    match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => (0, format!("delivery failed: {e}")),
-    }
+        .body(body);
+    super::deliver(resp).await
 }
 
 /// `POST /oura/_sim/handshake?target=[&token=]`: Oura's subscription check.

@@ -72,16 +72,7 @@ pub fn sim() -> VendorSim {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, token_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, token_response)
         .route("/v3/users", post(register))
         .route("/v3/users/{id}", delete(deregister))
         .route("/v3/exercises", get(|s, h| list(s, h, Kind::Exercises)))
@@ -504,13 +495,7 @@ async fn send_to(
     if let Some(s) = signature {
         req = req.header("polar-webhook-signature", s);
     }
-    match req.body(body).send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => (0, format!("delivery failed: {e}")),
-    }
+    super::deliver(req.body(body)).await
 }
 
 /// Sends one signed event as Polar would; the receiver's status and body.

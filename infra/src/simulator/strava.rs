@@ -64,16 +64,7 @@ pub fn sim() -> VendorSim {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, token_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, token_response)
         .route("/api/v3/athlete/activities", get(activities))
         .route("/api/v3/activities/{id}", get(activity_detail))
         .route("/api/v3/push_subscriptions", post(create_subscription))
@@ -493,16 +484,8 @@ pub async fn deliver_webhook(target: &str, body: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
         .post(target)
         .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await;
-    match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => (0, format!("delivery failed: {e}")),
-    }
+        .body(body.to_string());
+    super::deliver(resp).await
 }
 
 /// `POST /strava/_sim/webhook?user=&target=&aspect=create|update|delete|deauthorize[&object_id=][&event_time=][&forge=1]`

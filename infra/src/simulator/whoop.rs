@@ -51,16 +51,7 @@ pub fn sim() -> VendorSim {
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    Router::new()
-        .route(OAUTH_PATHS.0, get(oauth::authorize))
-        .route(
-            OAUTH_PATHS.1,
-            post(
-                |State(s): State<Arc<VendorSim>>, h: HeaderMap, body: String| async move {
-                    oauth::token(&s, &h, &body, oauth::standard_response)
-                },
-            ),
-        )
+    oauth::routes(OAUTH_PATHS, oauth::standard_response)
         .route("/developer/v2/user/profile/basic", get(profile))
         .route(
             "/developer/v2/cycle",
@@ -457,14 +448,6 @@ pub async fn deliver_webhook(
         .header("content-type", "application/json")
         .header("x-whoop-signature", signature)
         .header("x-whoop-signature-timestamp", timestamp)
-        .body(body)
-        .send()
-        .await;
-    match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => (0, format!("delivery failed: {e}")),
-    }
+        .body(body);
+    super::deliver(resp).await
 }

@@ -523,16 +523,8 @@ pub async fn post_notification(url: &str, body: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_string())
-        .send()
-        .await;
-    match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => (0, format!("delivery failed: {e}")),
-    }
+        .body(body.to_string());
+    super::deliver(resp).await
 }
 
 /// Sends a notification as Withings would: to the callback URL the user
