@@ -16,24 +16,45 @@ pub const POLL_DAYS: u32 = 2;
 /// How long a webhook vendor may stay silent about a connection.
 pub const WEBHOOK_WATCHDOG_HOURS: i64 = 24;
 
-/// Queues the due polls; returns how many were queued.
+/// How long a connection to `vendor` may go without a sync; None: never polled.
+fn interval(app: &App, vendor: Vendor) -> Option<Duration> {
+    if vendor == Vendor::Mock {
+        return None;
+    }
+    let driver = app.vendors.get(vendor)?;
+    Some(
+        driver
+            .poll_every()
+            .unwrap_or_else(|| Duration::hours(WEBHOOK_WATCHDOG_HOURS)),
+    )
+}
+
+/// Queues the due polls; returns how many were queued. One scan serves
+/// every vendor: it reads the connections quiet for the shortest interval,
+/// and each is then held to its own vendor's.
 pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
+    let Some(shortest) = app
+        .vendors
+        .all()
+        .filter_map(|d| interval(app, d.vendor()))
+        .min()
+    else {
+        return Ok(0);
+    };
+    let (from, to) = last_days(POLL_DAYS);
     let mut queued = 0;
-    for driver in app.vendors.all() {
-        let vendor = driver.vendor();
-        if vendor == Vendor::Mock {
+    for conn in app.connections.stale_since(now - shortest).await? {
+        let vendor = conn.vendor;
+        let Some(every) = interval(app, vendor) else {
+            continue;
+        };
+        if conn.last_sync_at.is_some_and(|t| t >= now - every) {
             continue;
         }
-        let every = driver
-            .poll_every()
-            .unwrap_or_else(|| Duration::hours(WEBHOOK_WATCHDOG_HOURS));
-        let (from, to) = last_days(POLL_DAYS);
-        for conn in app.connections.stale_of_vendor(vendor, now - every).await? {
-            let job = SyncJob::new(&conn.user_id, vendor, from, to, JobReason::Poll)?;
-            app.queue.send(&job).await?;
-            tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
-            queued += 1;
-        }
+        let job = SyncJob::new(&conn.user_id, vendor, from, to, JobReason::Poll)?;
+        app.queue.send(&job).await?;
+        tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
+        queued += 1;
     }
     Ok(queued)
 }

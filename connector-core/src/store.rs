@@ -382,12 +382,8 @@ impl ConnectionStore {
         Ok(out.attributes.is_some())
     }
 
-    /// Connected connections to `vendor` not synced since `before`.
-    pub async fn stale_of_vendor(
-        &self,
-        vendor: Vendor,
-        before: DateTime<Utc>,
-    ) -> Result<Vec<Connection>> {
+    /// Connected connections not synced since `before`.
+    pub async fn stale_since(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -396,11 +392,10 @@ impl ConnectionStore {
                 .scan()
                 .table_name(&self.table)
                 .filter_expression(
-                    "#s = :st AND vendor = :v AND (attribute_not_exists(last_sync_at) OR last_sync_at < :b)",
+                    "#s = :st AND (attribute_not_exists(last_sync_at) OR last_sync_at < :b)",
                 )
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
-                .expression_attribute_values(":v", s(vendor.as_str()))
                 .expression_attribute_values(":b", n(before.timestamp()))
                 .set_exclusive_start_key(start)
                 .send()

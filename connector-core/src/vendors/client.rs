@@ -157,6 +157,16 @@ pub async fn delete_with_token(
     Ok(())
 }
 
+/// GET `path` on the vendor's API with the user's bearer token, expecting JSON.
+pub async fn get_api<T: DeserializeOwned>(
+    ctx: &super::VendorCtx,
+    access_token: &str,
+    path: &str,
+    what: &str,
+) -> Result<T, VendorError> {
+    get_json(&ctx.http, access_token, ctx.api_url(path)?, what).await
+}
+
 /// Maps a non-2xx answer onto the worker's next step.
 pub fn check_status(answer: &Answer, what: &str, now: DateTime<Utc>) -> Result<(), VendorError> {
     let status = answer.status;

@@ -16,7 +16,7 @@
 //! - Disconnect: Dexcom has no revoke endpoint (the user revokes in
 //!   Dexcom's account settings); the connector deletes its tokens and says so.
 
-use super::client::get_json;
+use super::client::{get_api, get_json};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -123,13 +123,7 @@ fn dexcom_time(t: DateTime<Utc>) -> String {
 }
 
 async fn data_range(ctx: &VendorCtx, token: &str) -> Result<DataRange, VendorError> {
-    get_json(
-        &ctx.http,
-        token,
-        ctx.api_url("/v3/users/self/dataRange")?,
-        "dataRange",
-    )
-    .await
+    get_api(ctx, token, "/v3/users/self/dataRange", "dataRange").await
 }
 
 #[async_trait]

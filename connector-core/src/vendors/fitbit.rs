@@ -26,7 +26,7 @@
 //! - Disconnect: `POST https://oauth2.googleapis.com/revoke` (`token=`), the
 //!   token endpoint's sibling.
 
-use super::client::{check_status, get_json, send, send_ok};
+use super::client::{check_status, get_api, send, send_ok};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -453,10 +453,10 @@ impl VendorDriver for Fitbit {
     }
 
     async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError> {
-        let id: Identity = get_json(
-            &ctx.http,
+        let id: Identity = get_api(
+            ctx,
             grant.tokens.access_token.expose(),
-            ctx.api_url("/v4/users/me/identity")?,
+            "/v4/users/me/identity",
             "identity",
         )
         .await?;

@@ -21,7 +21,7 @@
 //!   scaled to 0–10 (-1 = no value); calories are active + BMR.
 //! - Disconnect: `DELETE /wellness-api/rest/user/registration` → 204.
 
-use super::client::{delete_with_token, get_json, send};
+use super::client::{delete_with_token, get_api, get_json, send};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -373,10 +373,10 @@ impl VendorDriver for Garmin {
     }
 
     async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError> {
-        let id: UserId = get_json(
-            &ctx.http,
+        let id: UserId = get_api(
+            ctx,
             grant.tokens.access_token.expose(),
-            ctx.api_url("/wellness-api/rest/user/id")?,
+            "/wellness-api/rest/user/id",
             "user id",
         )
         .await?;

@@ -42,7 +42,7 @@
 //! - Revoke: `GET /oauth/revoke?access_token=` (POST as a fallback on
 //!   404/405; method UNCONFIRMED). A 401 means the token is already dead.
 
-use super::client::{check_status, get_json, paginate, send, Paging};
+use super::client::{check_status, get_api, paginate, send, Paging};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -433,10 +433,10 @@ impl VendorDriver for Oura {
     }
 
     async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError> {
-        let p: PersonalInfo = get_json(
-            &ctx.http,
+        let p: PersonalInfo = get_api(
+            ctx,
             grant.tokens.access_token.expose(),
-            ctx.api_url("/v2/usercollection/personal_info")?,
+            "/v2/usercollection/personal_info",
             "personal_info",
         )
         .await?;

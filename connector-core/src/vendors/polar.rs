@@ -47,7 +47,7 @@
 //! - Revoke: `DELETE /v3/users/{x_user_id}` → 204 (deregisters the user and
 //!   revokes the token). 401/404 = already gone at Polar.
 
-use super::client::{check_status, get_json, send};
+use super::client::{check_status, get_api, get_json, send};
 use super::oura::offset_at;
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
@@ -501,18 +501,12 @@ impl VendorDriver for Polar {
     async fn fetch(&self, ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
         let t = req.access_token;
         let exercises: Vec<serde_json::Value> =
-            get_json(&ctx.http, t, ctx.api_url("/v3/exercises")?, "exercises").await?;
+            get_api(ctx, t, "/v3/exercises", "exercises").await?;
         let exercises: Vec<(Exercise, String)> = parse_all("exercises", exercises)?;
-        let nights: Nights =
-            get_json(&ctx.http, t, ctx.api_url("/v3/users/sleep")?, "sleep").await?;
+        let nights: Nights = get_api(ctx, t, "/v3/users/sleep", "sleep").await?;
         let sleep: Vec<(Sleep, String)> = parse_all("sleep", nights.nights)?;
-        let recharges: Recharges = get_json(
-            &ctx.http,
-            t,
-            ctx.api_url("/v3/users/nightly-recharge")?,
-            "nightly-recharge",
-        )
-        .await?;
+        let recharges: Recharges =
+            get_api(ctx, t, "/v3/users/nightly-recharge", "nightly-recharge").await?;
         let recharge: Vec<(NightlyRecharge, String)> =
             parse_all("nightly-recharge", recharges.recharges)?;
 

@@ -13,7 +13,7 @@
 //!   Records carry `timezone_offset`, which decides the user-local day.
 //! - Revoke: `DELETE /developer/v2/user/access` → 204.
 
-use super::client::{delete_with_token, get_json, paginate, Paging};
+use super::client::{delete_with_token, get_api, paginate, Paging};
 use super::{
     FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
     WebhookRequest,
@@ -353,10 +353,10 @@ impl VendorDriver for Whoop {
     }
 
     async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError> {
-        let p: Profile = get_json(
-            &ctx.http,
+        let p: Profile = get_api(
+            ctx,
             grant.tokens.access_token.expose(),
-            ctx.api_url("/developer/v2/user/profile/basic")?,
+            "/developer/v2/user/profile/basic",
             "profile",
         )
         .await?;
