@@ -179,6 +179,21 @@ pub struct Points {
     pub calories: Vec<DailyRollup>,
 }
 
+impl Points {
+    /// One listed data point, under the field of its type.
+    pub fn of(v: &Value) -> Self {
+        let one = std::slice::from_ref(v);
+        Points {
+            resting_hr: field(one, "dailyRestingHeartRate"),
+            hrv: field(one, "dailyHeartRateVariability"),
+            spo2: field(one, "dailyOxygenSaturation"),
+            sleep: field(one, "sleep"),
+            exercise: field(one, "exercise"),
+            ..Points::default()
+        }
+    }
+}
+
 /// Normalizes Google Health data points (dating rules in the module doc).
 pub fn normalize(p: &Points) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -304,7 +319,6 @@ async fn list(
     token: &str,
     kind: &str,
     filter: &str,
-    raw: &mut Vec<(String, Value)>,
 ) -> Result<Vec<Value>, VendorError> {
     let mut out = Vec::new();
     let mut page: Option<String> = None;
@@ -330,7 +344,6 @@ async fn list(
             .into_iter()
             .flatten()
         {
-            raw.push((kind.to_string(), p.clone()));
             out.push(p.clone());
         }
         match body
@@ -498,7 +511,6 @@ impl VendorDriver for Fitbit {
     async fn fetch(&self, ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
         let t = req.access_token;
         let (from, to) = (req.from, req.to);
-        let mut raw: Vec<(String, Value)> = Vec::new();
         let date_filter = |f: &str| {
             format!(
                 "{f}.date >= \"{}\" AND {f}.date < \"{}\"",
@@ -511,84 +523,69 @@ impl VendorDriver for Fitbit {
             rfc3339(from - Duration::days(1)),
             rfc3339(to + Duration::days(2)),
         );
-        let mut p = Points {
-            resting_hr: field(
-                &list(ctx, t, "daily-resting-heart-rate", &date_filter("daily_resting_heart_rate"), &mut raw).await?,
-                "dailyRestingHeartRate",
+        let sessions = |f: &str| format!("{f} >= \"{lo}\" AND {f} < \"{hi}\"");
+        let lists = [
+            (
+                "daily-resting-heart-rate",
+                date_filter("daily_resting_heart_rate"),
             ),
-            hrv: field(
-                &list(ctx, t, "daily-heart-rate-variability", &date_filter("daily_heart_rate_variability"), &mut raw).await?,
-                "dailyHeartRateVariability",
+            (
+                "daily-heart-rate-variability",
+                date_filter("daily_heart_rate_variability"),
             ),
-            spo2: field(
-                &list(ctx, t, "daily-oxygen-saturation", &date_filter("daily_oxygen_saturation"), &mut raw).await?,
-                "dailyOxygenSaturation",
+            (
+                "daily-oxygen-saturation",
+                date_filter("daily_oxygen_saturation"),
             ),
-            sleep: field(
-                &list(
-                    ctx,
-                    t,
-                    "sleep",
-                    &format!("sleep.interval.end_time >= \"{lo}\" AND sleep.interval.end_time < \"{hi}\""),
-                    &mut raw,
-                )
-                .await?,
-                "sleep",
-            ),
-            exercise: field(
-                &list(
-                    ctx,
-                    t,
-                    "exercise",
-                    &format!("exercise.interval.start_time >= \"{lo}\" AND exercise.interval.start_time < \"{hi}\""),
-                    &mut raw,
-                )
-                .await?,
-                "exercise",
-            ),
-            steps: parse_daily_rollup(&daily_rollup(ctx, t, "steps", from, to).await?, "steps", "countSum"),
-            calories: Vec::new(),
-        };
-        let mut day = from;
-        while day <= to {
-            let last = (day + Duration::days(CALORIES_ROLLUP_DAYS - 1)).min(to);
-            let v = daily_rollup(ctx, t, "total-calories", day, last).await?;
-            p.calories
-                .extend(parse_daily_rollup(&v, "totalCalories", "kcalSum"));
-            day = last + Duration::days(1);
-        }
-        let in_window = |d: NaiveDate| d >= from && d <= to;
-        let samples = normalize(&p)
-            .into_iter()
-            .filter(|s| in_window(s.date))
-            .collect();
-        let raw = raw
-            .into_iter()
-            .filter_map(|(kind, v)| {
-                let one = Points {
-                    resting_hr: field(std::slice::from_ref(&v), "dailyRestingHeartRate"),
-                    hrv: field(std::slice::from_ref(&v), "dailyHeartRateVariability"),
-                    spo2: field(std::slice::from_ref(&v), "dailyOxygenSaturation"),
-                    sleep: field(std::slice::from_ref(&v), "sleep"),
-                    exercise: field(std::slice::from_ref(&v), "exercise"),
-                    ..Points::default()
+            ("sleep", sessions("sleep.interval.end_time")),
+            ("exercise", sessions("exercise.interval.start_time")),
+        ];
+        // Each data point is normalized once: its samples, and its raw record
+        // on the date they land on.
+        let mut samples = Vec::new();
+        let mut raw = Vec::new();
+        for (kind, filter) in lists {
+            for v in list(ctx, t, kind, &filter).await? {
+                let got = normalize(&Points::of(&v));
+                let Some(date) = got.first().map(|s| s.date) else {
+                    continue;
                 };
-                let date = normalize(&one).first()?.date;
                 let id = v
                     .get("name")
                     .and_then(Value::as_str)
                     .and_then(|n| n.rsplit('/').next())
                     .map(String::from)
                     .unwrap_or_else(|| date.to_string());
-                Some(RawRecord {
-                    kind,
+                raw.push(RawRecord {
+                    kind: kind.to_string(),
                     id,
                     date,
                     json: v.to_string(),
-                })
-            })
-            .filter(|r| in_window(r.date))
-            .collect();
+                });
+                samples.extend(got);
+            }
+        }
+        let mut rollups = Points {
+            steps: parse_daily_rollup(
+                &daily_rollup(ctx, t, "steps", from, to).await?,
+                "steps",
+                "countSum",
+            ),
+            ..Points::default()
+        };
+        let mut day = from;
+        while day <= to {
+            let last = (day + Duration::days(CALORIES_ROLLUP_DAYS - 1)).min(to);
+            let v = daily_rollup(ctx, t, "total-calories", day, last).await?;
+            rollups
+                .calories
+                .extend(parse_daily_rollup(&v, "totalCalories", "kcalSum"));
+            day = last + Duration::days(1);
+        }
+        samples.extend(normalize(&rollups));
+        let in_window = |d: NaiveDate| d >= from && d <= to;
+        samples.retain(|s| in_window(s.date));
+        raw.retain(|r| in_window(r.date));
         Ok(Fetched { samples, raw })
     }
 
