@@ -6,7 +6,7 @@ VENV_OK   := $(VENV)/.installed
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token sizes clean-venv
+.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota
 
 $(VENV_OK): infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,8 @@ sizes:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Fleet-quota benchmark: 10 workers, a WHOOP backlog, the simulator
+# enforcing QUOTA (limit/seconds); prints quota share, 429s, live waits.
+bench-quota: $(VENV_OK)
+	QUOTA=$(or $(QUOTA),60/3) SECS=$(or $(SECS),30) $(VENV)/bin/python infra/with_emulator.py $(VENV)/bin/moto_server $(CARGO) run -q -p connector-infra --example quota_bench

@@ -7,8 +7,8 @@ use crate::crypto::{CacheLimits, Envelope, KmsKeys};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::jobs::JobQueue;
+use crate::quota::{CallBudget, FleetQuota};
 use crate::store::{ConnectionStore, EphemeralStore, HealthStore};
-use crate::throttle::VendorThrottle;
 use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
 use crate::vendors::{Registry, Vendor, VendorCtx, VendorDriver};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub struct App {
     pub vendors: Registry,
     pub mock: Arc<MockVendor>,
     pub http: reqwest::Client,
-    pub throttle: VendorThrottle,
+    pub quota: Arc<FleetQuota>,
 }
 
 /// The AWS SDK configuration: the real chain in AWS; against a local
@@ -55,6 +55,7 @@ impl App {
         let ctx = VendorCtx {
             http: self.http.clone(),
             creds: self.credentials.vendor(vendor).await?,
+            budget: CallBudget::new(self.quota.clone(), vendor),
         };
         Ok((driver, ctx))
     }
@@ -82,6 +83,7 @@ impl App {
             .secret_arn
             .clone()
             .map(|arn| (aws_sdk_secretsmanager::Client::new(&sdk), arn));
+        let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env)?);
         Ok(Self {
             connections: ConnectionStore::new(dynamo.clone(), config.connections_table.clone()),
             health: HealthStore::new(dynamo, config.health_table.clone()),
@@ -100,7 +102,7 @@ impl App {
             credentials: Credentials::new(env, secrets),
             vendors: Registry::real_vendors().with(mock.clone()),
             http: crate::oauth::http_client(),
-            throttle: VendorThrottle::default(),
+            quota,
             ephemeral,
             mock,
             config,

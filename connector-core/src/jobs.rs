@@ -20,6 +20,16 @@ pub enum JobReason {
     Poll,
 }
 
+impl JobReason {
+    /// History waits for fresh data: backfill takes only the quota's free slots.
+    pub fn priority(self) -> crate::quota::Priority {
+        match self {
+            JobReason::Backfill => crate::quota::Priority::Backfill,
+            _ => crate::quota::Priority::Live,
+        }
+    }
+}
+
 /// Pull `vendor` data of `user_id` for the user-local dates `from..=to`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -74,7 +74,6 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
             detail: "connection has no refresh token; the user must reconnect".into(),
         });
     };
-    app.throttle.acquire(vendor).await;
     match driver
         .refresh(&ctx, &conn.vendor_user_id, refresh_token.expose())
         .await

@@ -37,11 +37,12 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
             "connection needs the user to reconnect",
         ));
     }
-    let (driver, ctx) = match app.driver(vendor).await {
+    let (driver, mut ctx) = match app.driver(vendor).await {
         Ok(d) => d,
         Err(e @ Error::Vendor { .. }) => return record_permanent(app, job, e).await,
         Err(e) => return Err(e),
     };
+    ctx.budget = ctx.budget.for_job(&job.user_id, job.reason.priority());
     let mut tokens = tokens::open(&app.envelope, &conn).await?;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
         (conn, tokens) = match refresh_connection(app, &conn).await {
@@ -51,7 +52,6 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
     }
     let mut refreshed_on_401 = false;
     let fetched = loop {
-        app.throttle.acquire(vendor).await;
         let req = FetchRequest {
             user_id: &job.user_id,
             vendor_user_id: &conn.vendor_user_id,

@@ -27,8 +27,21 @@ impl Answer {
     }
 }
 
-/// Sends a request and reads the answer, whatever its status.
-pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, VendorError> {
+/// Sends a request once the fleet's quota for the vendor has a slot, and
+/// reads the answer, whatever its status.
+pub async fn send(
+    ctx: &super::VendorCtx,
+    req: reqwest::RequestBuilder,
+) -> Result<Answer, VendorError> {
+    match ctx.budget.admit().await {
+        Ok(Ok(())) => {}
+        Ok(Err(over)) => {
+            return Err(VendorError::RateLimited {
+                retry_after_secs: over.retry_after.as_secs().max(1),
+            })
+        }
+        Err(_) => return Err(VendorError::Transient("quota store unavailable".into())),
+    }
     let mut resp = req.send().await.map_err(|e| {
         VendorError::Transient(if e.is_timeout() {
             "vendor API timed out".into()
@@ -63,20 +76,24 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, VendorError> {
 }
 
 /// Sends a request and accepts only a 2xx answer.
-pub async fn send_ok(req: reqwest::RequestBuilder, what: &str) -> Result<Answer, VendorError> {
-    let answer = send(req).await?;
+pub async fn send_ok(
+    ctx: &super::VendorCtx,
+    req: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<Answer, VendorError> {
+    let answer = send(ctx, req).await?;
     check_status(&answer, what, Utc::now())?;
     Ok(answer)
 }
 
 /// GET with the user's bearer token, expecting JSON.
 pub async fn get_json<T: DeserializeOwned>(
-    http: &reqwest::Client,
+    ctx: &super::VendorCtx,
     access_token: &str,
     url: url::Url,
     what: &str,
 ) -> Result<T, VendorError> {
-    send_ok(http.get(url).bearer_auth(access_token), what)
+    send_ok(ctx, ctx.http.get(url).bearer_auth(access_token), what)
         .await?
         .json(what)
 }
@@ -112,7 +129,7 @@ pub async fn paginate<T: DeserializeOwned>(
                 q.append_pair(paging.request_param, t);
             }
         }
-        let mut page: serde_json::Value = get_json(&ctx.http, access_token, url, path).await?;
+        let mut page: serde_json::Value = get_json(ctx, access_token, url, path).await?;
         let items = match page.get_mut(paging.items).map(serde_json::Value::take) {
             Some(serde_json::Value::Array(items)) => items,
             None | Some(serde_json::Value::Null) => Vec::new(),
@@ -153,7 +170,7 @@ pub async fn delete_with_token(
     what: &str,
 ) -> Result<(), VendorError> {
     let url = ctx.api_url(path)?;
-    send_ok(ctx.http.delete(url).bearer_auth(access_token), what).await?;
+    send_ok(ctx, ctx.http.delete(url).bearer_auth(access_token), what).await?;
     Ok(())
 }
 
@@ -164,7 +181,7 @@ pub async fn get_api<T: DeserializeOwned>(
     path: &str,
     what: &str,
 ) -> Result<T, VendorError> {
-    get_json(&ctx.http, access_token, ctx.api_url(path)?, what).await
+    get_json(ctx, access_token, ctx.api_url(path)?, what).await
 }
 
 /// Maps a non-2xx answer onto the worker's next step.

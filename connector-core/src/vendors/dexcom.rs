@@ -180,7 +180,7 @@ impl VendorDriver for Dexcom {
             url.query_pairs_mut()
                 .append_pair("startDate", &dexcom_time(t))
                 .append_pair("endDate", &dexcom_time(chunk_end));
-            let page: Egvs = get_json(&ctx.http, token, url, "egvs").await?;
+            let page: Egvs = get_json(ctx, token, url, "egvs").await?;
             for r in page.records {
                 let e: Egv = serde_json::from_value(r.clone()).map_err(|e| {
                     VendorError::Permanent(format!("egvs: unexpected record shape ({e})"))

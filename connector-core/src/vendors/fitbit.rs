@@ -331,7 +331,7 @@ async fn list(
                 q.append_pair("pageToken", t);
             }
         }
-        let answer = send(ctx.http.get(url).bearer_auth(token)).await?;
+        let answer = send(ctx, ctx.http.get(url).bearer_auth(token)).await?;
         if answer.status.as_u16() == 403 {
             tracing::info!(vendor = "fitbit", kind, "data type not granted; skipped");
             return Ok(out);
@@ -382,7 +382,7 @@ async fn daily_rollup(
         "range": { "start": civil(from), "end": civil(to + Duration::days(1)) },
         "windowSizeDays": 1,
     });
-    let answer = send(ctx.http.post(url).bearer_auth(token).json(&body)).await?;
+    let answer = send(ctx, ctx.http.post(url).bearer_auth(token).json(&body)).await?;
     if answer.status.as_u16() == 403 {
         return Ok(json!({}));
     }
@@ -613,6 +613,7 @@ impl VendorDriver for Fitbit {
             .as_ref()
             .unwrap_or(&tokens.access_token);
         send_ok(
+            ctx,
             ctx.http.post(url).form(&[("token", token.expose())]),
             "revoke",
         )

@@ -286,7 +286,7 @@ async fn pull<T: serde::de::DeserializeOwned>(
     url.query_pairs_mut()
         .append_pair("uploadStartTimeInSeconds", &window.0.to_string())
         .append_pair("uploadEndTimeInSeconds", &window.1.to_string());
-    let items: Vec<serde_json::Value> = get_json(&ctx.http, token, url, kind).await?;
+    let items: Vec<serde_json::Value> = get_json(ctx, token, url, kind).await?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(serde_json::from_value(item.clone()).map_err(|e| {
@@ -415,7 +415,7 @@ impl VendorDriver for Garmin {
                 url.query_pairs_mut()
                     .append_pair("summaryStartTimeInSeconds", &start.to_string())
                     .append_pair("summaryEndTimeInSeconds", &end.to_string());
-                let answer = send(ctx.http.get(url).bearer_auth(token)).await?;
+                let answer = send(ctx, ctx.http.get(url).bearer_auth(token)).await?;
                 // 409: that range was already asked for; Garmin sends it anyway.
                 if answer.status.as_u16() != 409 {
                     super::client::check_status(&answer, kind, Utc::now())?;

@@ -165,6 +165,8 @@ impl VendorError {
 pub struct VendorCtx {
     pub http: reqwest::Client,
     pub creds: VendorCredentials,
+    /// The fleet's quota every API call takes a slot from.
+    pub budget: crate::quota::CallBudget,
 }
 
 impl VendorCtx {

@@ -592,9 +592,9 @@ impl VendorDriver for Oura {
         let mut url = ctx.api_url("/oauth/revoke")?;
         url.query_pairs_mut()
             .append_pair("access_token", tokens.access_token.expose());
-        let mut answer = send(ctx.http.get(url.clone())).await?;
+        let mut answer = send(ctx, ctx.http.get(url.clone())).await?;
         if matches!(answer.status.as_u16(), 404 | 405) {
-            answer = send(ctx.http.post(url)).await?;
+            answer = send(ctx, ctx.http.post(url)).await?;
         }
         if answer.status.as_u16() == 401 {
             // Already invalid at Oura: nothing left to revoke with it.

@@ -374,6 +374,7 @@ pub fn event_id(event: &str, user_id: &str, subject: &str, timestamp: &str) -> S
 async fn register(ctx: &VendorCtx, grant: &Grant, user_id: &str) -> Result<String, VendorError> {
     let from_token = grant.extra_str("x_user_id");
     let answer = send(
+        ctx,
         ctx.http
             .post(ctx.api_url("/v3/users")?)
             .bearer_auth(grant.tokens.access_token.expose())
@@ -407,7 +408,7 @@ async fn by_date<T: serde::de::DeserializeOwned>(
     token: &str,
     path: &str,
 ) -> Result<Option<(T, String)>, VendorError> {
-    let answer = send(ctx.http.get(ctx.api_url(path)?).bearer_auth(token)).await?;
+    let answer = send(ctx, ctx.http.get(ctx.api_url(path)?).bearer_auth(token)).await?;
     if matches!(answer.status.as_u16(), 204 | 404) || answer.body.is_empty() {
         return Ok(None);
     }
@@ -519,7 +520,7 @@ impl VendorDriver for Polar {
             url.query_pairs_mut()
                 .append_pair("from", &a.to_string())
                 .append_pair("to", &b.to_string());
-            let page: Vec<serde_json::Value> = get_json(&ctx.http, t, url, "activities").await?;
+            let page: Vec<serde_json::Value> = get_json(ctx, t, url, "activities").await?;
             activities.extend(parse_all::<Activity>("activities", page)?);
         }
         let mut heart_rate: Vec<(ContinuousHeartRate, String)> = Vec::new();
@@ -584,6 +585,7 @@ impl VendorDriver for Polar {
         }
         let url = ctx.api_url(&format!("/v3/users/{vendor_user_id}"))?;
         let answer = send(
+            ctx,
             ctx.http
                 .delete(url)
                 .bearer_auth(tokens.access_token.expose()),

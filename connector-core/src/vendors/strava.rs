@@ -172,7 +172,7 @@ async fn get(
     url: url::Url,
     what: &str,
 ) -> Result<Answer, VendorError> {
-    let answer = send(ctx.http.get(url).bearer_auth(token)).await?;
+    let answer = send(ctx, ctx.http.get(url).bearer_auth(token)).await?;
     check(&answer, what)?;
     Ok(answer)
 }
@@ -226,7 +226,7 @@ async fn detail(
     id: i64,
 ) -> Result<Option<(Activity, serde_json::Value)>, VendorError> {
     let url = ctx.api_url(&format!("/api/v3/activities/{id}"))?;
-    let answer = send(ctx.http.get(url).bearer_auth(token)).await?;
+    let answer = send(ctx, ctx.http.get(url).bearer_auth(token)).await?;
     if answer.status.as_u16() == 404 {
         return Ok(None);
     }
@@ -395,6 +395,7 @@ impl VendorDriver for Strava {
     ) -> Result<bool, VendorError> {
         let url = ctx.api_url(DEAUTHORIZE_PATH)?;
         let answer = send(
+            ctx,
             ctx.http
                 .post(url)
                 .form(&[("access_token", tokens.access_token.expose())]),

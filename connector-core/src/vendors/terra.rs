@@ -333,7 +333,7 @@ async fn call(
     req: reqwest::RequestBuilder,
     what: &str,
 ) -> Result<Value, VendorError> {
-    let answer = send(app_request(ctx, req)?).await?;
+    let answer = send(ctx, app_request(ctx, req)?).await?;
     match check_status(&answer, what, Utc::now()) {
         Err(VendorError::Unauthorized) => Err(VendorError::Permanent(format!(
             "{what}: Terra refused the app's dev-id or API key"

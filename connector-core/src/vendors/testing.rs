@@ -22,6 +22,7 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
     VendorCtx {
         http: reqwest::Client::new(),
         creds: block_on(creds.vendor(vendor)).expect("credentials"),
+        budget: crate::quota::CallBudget::unmetered(vendor),
     }
 }
 

@@ -340,7 +340,7 @@ async fn call(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let answer = send(req).await?;
+    let answer = send(ctx, req).await?;
     check_status(&answer, what, Utc::now())?;
     let w: Wrapped = answer.json(what)?;
     if w.status != 0 {

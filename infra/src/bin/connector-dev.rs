@@ -119,6 +119,7 @@ async fn main() {
                         eprintln!("oura credentials: {e}");
                         std::process::exit(2)
                     }),
+                budget: connector_core::quota::CallBudget::unmetered(connector_core::Vendor::Oura),
             };
             let now = chrono::Utc::now();
             match subscriptions::ensure(&ctx, callback, now, chrono::Duration::days(days)).await {

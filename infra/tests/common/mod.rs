@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use connector_core::Vendor;
 use connector_infra::stack::{start, Stack, StackOptions};
 use connector_infra::{dev_jwt, mock_webhook};
 use std::time::Duration;
@@ -51,6 +52,15 @@ pub fn options(name: &str) -> StackOptions {
     let mut o = StackOptions::new(&endpoint(), &unique_prefix(name));
     // Tests drive the queue themselves so they can see what was queued.
     o.pump = false;
+    // The documented quotas pace a fleet (WHOOP: a call every 0.625 s once
+    // 2 are spent); suites about other things get a roomy budget, and the
+    // quota tests set the vendor's own.
+    for v in Vendor::ALL {
+        o.extra_env.insert(
+            format!("CONNECTOR_{}_QUOTA", v.env_name()),
+            "100000/60".into(),
+        );
+    }
     o
 }
 
@@ -387,4 +397,36 @@ pub async fn connection(
         .get(user, vendor)
         .await
         .expect("connection read")
+}
+
+/// A fleet of `n` sync workers, each with its own `App` (as separate
+/// Lambdas would be), pumping the stack's queue until `until` says stop.
+pub async fn run_workers<F>(stack: &Stack, n: usize, until: F)
+where
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    let until = std::sync::Arc::new(until);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let app =
+            connector_core::App::new(connector_core::env::Env::with_overrides(stack.env.clone()))
+                .await
+                .expect("worker app");
+        let pump = connector_infra::pump::Pump {
+            sqs: stack.pump.sqs.clone(),
+            queue_url: stack.pump.queue_url.clone(),
+            queue_arn: stack.pump.queue_arn.clone(),
+        };
+        let until = until.clone();
+        tasks.push(tokio::spawn(async move {
+            while !until() {
+                if let Err(e) = pump.once(&app, 1).await {
+                    panic!("worker round failed: {e}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
 }

@@ -121,22 +121,14 @@ fn sleep_lands_on_the_local_wake_up_day() {
 }
 
 fn ctx(secret: &str) -> VendorCtx {
-    let env = crate::env::Env::with_overrides(HashMap::from([
-        ("CONNECTOR_FITBIT_CLIENT_ID".into(), "fake-id".into()),
-        (
-            "CONNECTOR_FITBIT_CLIENT_SECRET".into(),
-            "fake-secret".into(),
-        ),
-        ("CONNECTOR_FITBIT_WEBHOOK_SECRET".into(), secret.into()),
-    ]));
-    let creds = crate::credentials::Credentials::new(env, None);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: rt.block_on(creds.vendor(Vendor::Fitbit)).unwrap(),
-    }
+    crate::vendors::testing::ctx(
+        Vendor::Fitbit,
+        &[
+            ("CONNECTOR_FITBIT_CLIENT_ID", "fake-id"),
+            ("CONNECTOR_FITBIT_CLIENT_SECRET", "fake-secret"),
+            ("CONNECTOR_FITBIT_WEBHOOK_SECRET", secret),
+        ],
+    )
 }
 
 fn post(authorization: Option<&str>, body: &[u8]) -> Result<WebhookReply> {

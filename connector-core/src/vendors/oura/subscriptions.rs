@@ -67,7 +67,7 @@ fn app_request(
 /// `GET /v2/webhook/subscription`.
 pub async fn list(ctx: &VendorCtx) -> Result<Vec<Subscription>, VendorError> {
     let req = app_request(ctx, reqwest::Method::GET, "/v2/webhook/subscription")?;
-    let answer = send(req).await?;
+    let answer = send(ctx, req).await?;
     check_status(&answer, "list subscriptions", Utc::now())?;
     answer.json("list subscriptions")
 }
@@ -90,7 +90,7 @@ pub async fn create(
             "data_type": data_type,
         }),
     );
-    let answer = send(req).await?;
+    let answer = send(ctx, req).await?;
     check_status(&answer, "create subscription", Utc::now())?;
     answer.json("create subscription")
 }
@@ -103,7 +103,7 @@ pub async fn renew(ctx: &VendorCtx, id: &str) -> Result<Subscription, VendorErro
         ));
     }
     let path = format!("/v2/webhook/subscription/renew/{id}");
-    let answer = send(app_request(ctx, reqwest::Method::PUT, &path)?).await?;
+    let answer = send(ctx, app_request(ctx, reqwest::Method::PUT, &path)?).await?;
     check_status(&answer, "renew subscription", Utc::now())?;
     answer.json("renew subscription")
 }

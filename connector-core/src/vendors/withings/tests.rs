@@ -197,27 +197,20 @@ fn identify_takes_the_userid_of_the_token_response() {
 }
 
 fn ctx(with_token: bool) -> VendorCtx {
-    let mut vars = HashMap::from([
+    let mut vars = vec![
+        ("CONNECTOR_WITHINGS_CLIENT_ID", "fake-withings-client"),
         (
-            "CONNECTOR_WITHINGS_CLIENT_ID".to_string(),
-            "fake-withings-client".to_string(),
+            "CONNECTOR_WITHINGS_CLIENT_SECRET",
+            "fake-withings-client-secret",
         ),
-        (
-            "CONNECTOR_WITHINGS_CLIENT_SECRET".to_string(),
-            "fake-withings-client-secret".to_string(),
-        ),
-    ]);
+    ];
     if with_token {
-        vars.insert(
-            "CONNECTOR_WITHINGS_VERIFY_TOKEN".into(),
-            "fake-withings-callback-token".into(),
-        );
+        vars.push((
+            "CONNECTOR_WITHINGS_VERIFY_TOKEN",
+            "fake-withings-callback-token",
+        ));
     }
-    let creds = crate::credentials::Credentials::new(crate::env::Env::with_overrides(vars), None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(Vendor::Withings)).unwrap(),
-    }
+    crate::vendors::testing::ctx(Vendor::Withings, &vars)
 }
 
 fn deliver(
