@@ -309,3 +309,51 @@ async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
     assert!(!logs.contains(&oura.app.client_secret));
     assert!(!logs.contains(&oura.app.verify_token));
 }
+
+#[tokio::test]
+async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
+    use connector_core::vendors::oura::subscriptions::{DATA_TYPES, EVENT_TYPES, UPKEEP_CLAIM};
+    use connector_infra::simulator::oura::expire_subscriptions;
+
+    let (sim, stack) = sim_stack("oura-upkeep").await;
+    let oura = sim.sim(Vendor::Oura).clone();
+    let wanted = DATA_TYPES.len() * EVENT_TYPES.len();
+    let event = || {
+        let path = connector_infra::stack::workspace_root().join("events/token-refresher.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+
+    // The first tick subscribes this deployment's webhook URL to everything.
+    let r = token_refresher::handle(&stack.app, event()).await;
+    assert_eq!(
+        (r.subscriptions_created, r.subscriptions_renewed),
+        (wanted, 0)
+    );
+    let subs = oura.subscriptions.lock().unwrap().clone();
+    assert!(subs
+        .iter()
+        .all(|s| s["callback_url"] == format!("{}/v1/webhooks/oura", stack.url())));
+
+    // Two subscriptions now expire tomorrow. Ticks within six hours leave
+    // Oura alone (one check per six hours across the fleet)...
+    let soon = expire_subscriptions(&oura, 2, 1);
+    let r = token_refresher::handle(&stack.app, event()).await;
+    assert_eq!((r.subscriptions_created, r.subscriptions_renewed), (0, 0));
+    // ...and the first tick after them renews exactly those two.
+    stack.app.ephemeral.delete(UPKEEP_CLAIM).await.unwrap();
+    let r = token_refresher::handle(&stack.app, event()).await;
+    assert_eq!(
+        (r.subscriptions_created, r.subscriptions_renewed),
+        (0, soon.len())
+    );
+    let subs = oura.subscriptions.lock().unwrap().clone();
+    assert_eq!(subs.len(), wanted);
+    for s in subs
+        .iter()
+        .filter(|s| soon.contains(&s["id"].as_str().unwrap().to_string()))
+    {
+        let expires: chrono::DateTime<chrono::FixedOffset> =
+            s["expiration_time"].as_str().unwrap().parse().unwrap();
+        assert!(expires > Utc::now() + Duration::days(80), "{s}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Scheduled: refresh every connection whose access token expires within the
 //! next hour (a connection the vendor refuses is marked `refresh_failed`),
-//! then queue the pulls of vendors that send no webhooks (polling.rs).
+//! then queue the pulls of vendors that send no webhooks (polling.rs), and
+//! keep Oura's expiring webhook subscriptions renewed.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
@@ -16,6 +17,9 @@ pub struct RefreshReport {
     pub refreshed: usize,
     pub failed: usize,
     pub polls_queued: usize,
+    /// Oura webhook subscriptions created and renewed by this tick.
+    pub subscriptions_created: usize,
+    pub subscriptions_renewed: usize,
 }
 
 pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
@@ -47,11 +51,21 @@ pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
         Ok(n) => report.polls_queued = n,
         Err(e) => tracing::error!(error = %e, "could not queue polls"),
     }
+    match connector_core::vendors::oura::subscriptions::upkeep(app, Utc::now()).await {
+        Ok(Some(r)) => {
+            report.subscriptions_created = r.created.len();
+            report.subscriptions_renewed = r.renewed.len();
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not keep Oura's subscriptions"),
+    }
     tracing::info!(
         due = report.due,
         refreshed = report.refreshed,
         failed = report.failed,
         polls_queued = report.polls_queued,
+        subscriptions_created = report.subscriptions_created,
+        subscriptions_renewed = report.subscriptions_renewed,
         "refresh tick"
     );
     report
