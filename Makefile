@@ -3,6 +3,8 @@
 
 VENV      := .venv
 VENV_OK   := $(VENV)/.installed
+# moto_server with atomic DynamoDB writes (infra/moto_atomic.py says why).
+MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
@@ -13,19 +15,23 @@ $(VENV_OK): infra/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	touch $@
 
-run: $(VENV_OK)
-	CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run -p connector-infra --bin local-stack
+$(MOTO): $(VENV_OK)
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(abspath $(VENV))/bin/python" "$(abspath infra/moto_atomic.py)" > $@
+	chmod +x $@
+
+run: $(MOTO)
+	CONNECTOR_MOTO_SERVER=$(abspath $(MOTO)) $(CARGO) run -p connector-infra --bin local-stack
 
 # `make run` plus the vendor simulator: real vendors' OAuth, data and
 # webhooks, locally, with fake app credentials.
-run-sim: $(VENV_OK)
-	CONNECTOR_SIMULATOR=1 CONNECTOR_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run -p connector-infra --bin local-stack
+run-sim: $(MOTO)
+	CONNECTOR_SIMULATOR=1 CONNECTOR_MOTO_SERVER=$(abspath $(MOTO)) $(CARGO) run -p connector-infra --bin local-stack
 
-test: $(VENV_OK)
+test: $(MOTO)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
-	$(VENV)/bin/python infra/with_emulator.py $(VENV)/bin/moto_server $(CARGO) test --workspace --locked
+	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
 
 lint: $(VENV_OK)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -49,5 +55,5 @@ clean-venv:
 
 # Fleet-quota benchmark: 10 workers, a WHOOP backlog, the simulator
 # enforcing QUOTA (limit/seconds); prints quota share, 429s, live waits.
-bench-quota: $(VENV_OK)
-	QUOTA=$(or $(QUOTA),60/3) SECS=$(or $(SECS),30) $(VENV)/bin/python infra/with_emulator.py $(VENV)/bin/moto_server $(CARGO) run -q -p connector-infra --example quota_bench
+bench-quota: $(MOTO)
+	QUOTA=$(or $(QUOTA),60/3) SECS=$(or $(SECS),30) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example quota_bench

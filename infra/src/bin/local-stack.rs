@@ -28,7 +28,7 @@ async fn main() -> Result<(), BoxError> {
         None => {
             let moto = std::env::var("CONNECTOR_MOTO_SERVER").unwrap_or_else(|_| {
                 workspace_root()
-                    .join(".venv/bin/moto_server")
+                    .join(".venv/bin/moto_atomic")
                     .display()
                     .to_string()
             });

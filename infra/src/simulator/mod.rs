@@ -14,6 +14,7 @@ pub mod limits;
 pub mod oauth;
 pub mod oura;
 pub mod polar;
+pub mod secrets;
 pub mod strava;
 pub mod terra;
 pub mod whoop;
@@ -45,13 +46,17 @@ pub struct AppRegistration {
 impl AppRegistration {
     pub fn fake(vendor: Vendor) -> Self {
         let v = vendor.as_str();
-        Self {
+        let app = Self {
             client_id: format!("sim-{v}-client"),
             client_secret: format!("sim-{v}-client-secret"),
             webhook_secret: format!("sim-{v}-webhook-secret"),
             verify_token: format!("sim-{v}-verify-token"),
             subscription_id: "120475".to_string(),
+        };
+        for s in [&app.client_secret, &app.webhook_secret, &app.verify_token] {
+            secrets::record(s);
         }
+        app
     }
 }
 
@@ -224,7 +229,18 @@ impl VendorSim {
 /// Sends a request a vendor makes to the connector (a webhook, a
 /// notification); the receiver's status and body, or 0 and why it failed.
 pub async fn deliver(req: reqwest::RequestBuilder) -> (u16, String) {
-    match req.send().await {
+    let (client, req) = req.build_split();
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return (0, format!("delivery failed: {e}")),
+    };
+    for (name, value) in req.headers() {
+        let name = name.as_str();
+        if name.contains("signature") || name == "authorization" {
+            secrets::record(value.to_str().unwrap_or_default());
+        }
+    }
+    match client.execute(req).await {
         Ok(r) => {
             let status = r.status().as_u16();
             (status, r.text().await.unwrap_or_default())
@@ -275,11 +291,20 @@ pub struct Simulator {
     pub addr: SocketAddr,
     pub vendors: Vendors,
     task: JoinHandle<()>,
+    logs: Option<fn() -> String>,
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
         self.task.abort();
+        if let (Some(logs), false) = (self.logs, std::thread::panicking()) {
+            let leaked = secrets::leaked_in(&logs());
+            assert!(
+                leaked.is_empty(),
+                "{} simulator secret(s) in the logs: {leaked:?}",
+                leaked.len()
+            );
+        }
     }
 }
 
@@ -305,7 +330,14 @@ impl Simulator {
             addr,
             vendors,
             task,
+            logs: None,
         })
+    }
+
+    /// When the simulator goes away (its test ends), fails if any secret
+    /// any simulated vendor issued or used (see `secrets`) is in `logs()`.
+    pub fn check_logs_on_drop(&mut self, logs: fn() -> String) {
+        self.logs = Some(logs);
     }
 
     pub fn base(&self, vendor: Vendor) -> String {

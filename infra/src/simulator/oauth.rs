@@ -102,11 +102,13 @@ impl OAuthBook {
 }
 
 fn random_token(prefix: &str) -> String {
-    format!(
+    let t = format!(
         "{prefix}{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
-    )
+    );
+    super::secrets::record(&t);
+    t
 }
 
 fn oauth_error(status: StatusCode, code: &str) -> Response {

@@ -300,9 +300,12 @@ pub async fn sim_stack_with(
     name: &str,
     extra: &[(&str, &str)],
 ) -> (connector_infra::simulator::Simulator, Stack) {
-    let sim = connector_infra::simulator::Simulator::start("127.0.0.1:0".parse().unwrap())
+    let mut sim = connector_infra::simulator::Simulator::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("simulator starts");
+    // Every end-to-end suite on the simulator: no token, code, secret or
+    // signature it issued or used may appear in any captured log line.
+    sim.check_logs_on_drop(captured_logs);
     let mut opts = options(name);
     opts.extra_env.extend(sim.env());
     for (k, v) in extra {
