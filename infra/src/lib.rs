@@ -6,6 +6,7 @@
 pub mod dev_jwt;
 pub mod gateway;
 pub mod mock_webhook;
+pub mod outage;
 pub mod provision;
 pub mod pump;
 pub mod push_signer;

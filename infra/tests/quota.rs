@@ -28,9 +28,10 @@ async fn two_workers_share_one_budget_and_live_calls_go_first() {
         .unwrap();
     let now = Duration::ZERO;
 
-    // 100 a minute paces a call every 0.625 s after a burst of 2: worker A
-    // spends the burst, and worker B (another process) finds it spent.
-    for _ in 0..2 {
+    // 100 a minute paces a call every 0.625 s; after a quiet spell 3 may go
+    // at once (the burst of 2 and the slot the schedule may lag): worker A
+    // spends them, and worker B (another process) finds them spent.
+    for _ in 0..3 {
         let got = a
             .quota
             .admit(Vendor::Whoop, None, Priority::Backfill, now)
@@ -71,7 +72,10 @@ async fn two_workers_share_one_budget_and_live_calls_go_first() {
                 .await
         }
     };
-    assert_eq!(fitbit("alice").await.unwrap(), Ok(Duration::ZERO));
+    // 10 a minute: 2 at once after a quiet spell, then one every 8.6 s.
+    for _ in 0..2 {
+        assert_eq!(fitbit("alice").await.unwrap(), Ok(Duration::ZERO));
+    }
     assert!(matches!(fitbit("alice").await, Ok(Err(_))));
     assert_eq!(fitbit("bob").await.unwrap(), Ok(Duration::ZERO));
     assert_eq!(a.ephemeral.delete_owned("alice").await.unwrap(), 1);

@@ -215,19 +215,165 @@ async fn jobs_survive_outages_dropped_connections_and_slowness_exactly_once() {
             .count();
         assert_eq!(done, 1, "job {job} done exactly once");
     }
-    let dlq = stack
-        .pump
-        .sqs
-        .receive_message()
-        .queue_url(&stack.provisioned.refs["SyncDeadLetterQueue"])
-        .send()
-        .await
-        .unwrap();
-    assert!(dlq.messages().is_empty(), "nothing dead-lettered");
+    assert!(
+        dead_letters(&stack).await.is_empty(),
+        "nothing dead-lettered"
+    );
     let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
     assert_eq!(conn.status, ConnectionStatus::Connected);
     assert!(
         conn.last_error.is_none(),
         "transient faults are not recorded as errors"
     );
+}
+
+/// A worker dies in the middle of a batch (its Lambda times out or is
+/// killed): the batch's messages come back after the visibility timeout;
+/// the jobs it finished are not run again, the rest run once, nothing is
+/// lost and nothing is dead-lettered.
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing() {
+    let stack = stack("killed").await;
+    let (c, jobs) = eight_mock_jobs(&stack).await;
+
+    // The worker takes the whole batch and is killed after two jobs.
+    let worker = {
+        let (pump, app) = (stack.pump.clone(), stack.app.clone());
+        tokio::spawn(async move { pump.once(&app, 1).await })
+    };
+    eventually("two jobs done", || async {
+        jobs.iter().filter(|j| done(j) > 0).count() >= 2
+    })
+    .await;
+    worker.abort();
+    let finished_before_kill = jobs.iter().filter(|j| done(j) > 0).count();
+    assert!(finished_before_kill < jobs.len(), "killed mid-batch");
+
+    // Nothing was deleted; after the visibility timeout another worker
+    // takes the batch again.
+    assert_eq!(queue_depth(&stack).await, jobs.len());
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let started = std::time::Instant::now();
+    while queue_depth(&stack).await > 0 {
+        assert!(started.elapsed().as_secs() < 30, "jobs still queued");
+        stack.pump.once(&stack.app, 1).await.unwrap();
+    }
+    for job in &jobs {
+        assert_eq!(done(job), 1, "job {job} done exactly once");
+    }
+    let dropped = captured_logs()
+        .lines()
+        .filter(|l| {
+            l.contains("duplicate delivery dropped") && jobs.iter().any(|j| l.contains(j.as_str()))
+        })
+        .count();
+    assert!(
+        dropped >= finished_before_kill,
+        "{dropped} < {finished_before_kill}"
+    );
+    let (_, reports) = c.get("/v1/reports?days=8", "alice").await;
+    assert_eq!(reports["reports"].as_array().unwrap().len(), 8);
+    assert!(
+        dead_letters(&stack).await.is_empty(),
+        "nothing dead-lettered"
+    );
+}
+
+/// AWS goes away for a few seconds in the middle of a run (every call to
+/// DynamoDB, SQS and KMS fails, open connections are cut) and comes back:
+/// every job still ends done exactly once, nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_outage_mid_run_loses_nothing_and_repeats_nothing() {
+    let outage = connector_infra::outage::Outage::start(&endpoint())
+        .await
+        .unwrap();
+    let mut opts = options("outage");
+    opts.endpoint = outage.endpoint();
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let (c, jobs) = eight_mock_jobs(&stack).await;
+
+    // One worker pumps (its rounds fail while AWS is away) and AWS goes
+    // down once the first job is done, for 3 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Failed rounds and failed jobs: the outage must have been felt.
+    let failed_rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let worker = {
+        let (pump, app) = (stack.pump.clone(), stack.app.clone());
+        let (stop, failed) = (stop.clone(), failed_rounds.clone());
+        tokio::spawn(async move {
+            while !stop.load(SeqCst) {
+                match pump.once(&app, 1).await {
+                    Ok(stats) => {
+                        failed.fetch_add(stats.failed, SeqCst);
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    };
+    eventually("a job done", || async { jobs.iter().any(|j| done(j) > 0) }).await;
+    outage.go_down();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    outage.come_back();
+    let started = std::time::Instant::now();
+    while !jobs.iter().all(|j| done(j) > 0) {
+        assert!(
+            started.elapsed().as_secs() < 90,
+            "jobs not done after the outage"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    eventually("queue empty", || async { queue_depth(&stack).await == 0 }).await;
+    stop.store(true, SeqCst);
+    worker.await.unwrap();
+    assert!(failed_rounds.load(SeqCst) > 0, "the outage was felt");
+    for job in &jobs {
+        assert_eq!(done(job), 1, "job {job} done exactly once");
+    }
+    let (_, reports) = c.get("/v1/reports?days=8", "alice").await;
+    assert_eq!(reports["reports"].as_array().unwrap().len(), 8);
+    assert!(
+        dead_letters(&stack).await.is_empty(),
+        "nothing dead-lettered"
+    );
+}
+
+/// Alice connected to Mock, a queue whose abandoned messages come back after
+/// 2 s (instead of the template's 6 min), and eight one-day jobs queued.
+async fn eight_mock_jobs(stack: &connector_infra::stack::Stack) -> (Client, Vec<String>) {
+    let c = Client::new(stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(drain(stack).await, (1, 0));
+    stack
+        .pump
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.pump.queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "2",
+        )
+        .send()
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let mut jobs = Vec::new();
+    for d in 0..8 {
+        let day = today - chrono::Duration::days(d);
+        let job = SyncJob::new("alice", Vendor::Mock, day, day, JobReason::Manual).unwrap();
+        stack.app.queue.send(&job).await.unwrap();
+        jobs.push(job.job_id);
+    }
+    (c, jobs)
+}
+
+/// How many times `job` logged "job done".
+fn done(job: &str) -> usize {
+    captured_logs()
+        .lines()
+        .filter(|l| l.contains("job done") && l.contains(job))
+        .count()
 }

@@ -40,7 +40,10 @@ pub async fn send(
                 retry_after_secs: over.retry_after.as_secs().max(1),
             })
         }
-        Err(_) => return Err(VendorError::Transient("quota store unavailable".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "vendor quota could not be read; the call is retried later");
+            return Err(VendorError::Transient("quota store unavailable".into()));
+        }
     }
     let mut resp = req.send().await.map_err(|e| {
         VendorError::Transient(if e.is_timeout() {

@@ -3,6 +3,10 @@
 //! batch. A failed job's message is made visible again when it should be
 //! retried (retry.rs): after a vendor's 429, as late as the vendor says;
 //! otherwise after a jittered exponential backoff.
+//!
+//! A finished job is marked done (Ephemeral, 24 h) before its message is
+//! deleted: when a worker dies after the job but before the delete, or SQS
+//! delivers a message twice, the job is not run again.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use connector_core::jobs::SyncJob;
@@ -15,9 +19,7 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let result = match SyncJob::parse(record.body.as_deref().unwrap_or_default()) {
-            Ok(job) => run_job(app, &job)
-                .await
-                .map(|outcome| tracing::info!(message_id = %id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done")),
+            Ok(job) => run_once(app, &job, &id).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -31,6 +33,19 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> connector_core::Result<()> {
+    let done_key = format!("job#{}#done", job.job_id);
+    if app.ephemeral.get(&done_key).await?.is_some() {
+        tracing::info!(%message_id, job_id = %job.job_id, "job already done; duplicate delivery dropped");
+        return Ok(());
+    }
+    let outcome = run_job(app, job).await?;
+    let done_for = chrono::Utc::now() + chrono::Duration::hours(24);
+    app.ephemeral.claim(&done_key, done_for, None).await?;
+    tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");
+    Ok(())
 }
 
 /// Sets the message's visibility to its retry time; returns the seconds, or

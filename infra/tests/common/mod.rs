@@ -433,3 +433,17 @@ where
         t.await.expect("worker");
     }
 }
+
+/// Messages in the sync queue's dead-letter queue (received, not deleted).
+pub async fn dead_letters(stack: &Stack) -> Vec<aws_sdk_sqs::types::Message> {
+    stack
+        .pump
+        .sqs
+        .receive_message()
+        .queue_url(&stack.provisioned.refs["SyncDeadLetterQueue"])
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
