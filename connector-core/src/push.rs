@@ -7,7 +7,8 @@
 //! never depends on arrival order); a field a payload leaves out never erases
 //! a stored one; workouts dedupe on `type + start_time`, keeping the copy with
 //! the earliest `generated_at` (equal: the longer, then the one with more
-//! calories). An identical resubmission changes nothing.
+//! calories, then by type and start time). An identical resubmission
+//! changes nothing.
 
 use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -244,10 +245,18 @@ fn workout_key(w: &Workout) -> String {
     )
 }
 
-/// True when `a` should be kept over `b` for the same workout.
+/// True when `a` should be kept over `b` for the same workout: the earlier
+/// `generated_at`, then the longer, then the one with more calories. Copies
+/// that tie on all three (the type differs only in case, or the start only
+/// within its second) are ordered by type and start time, so the copy kept
+/// never depends on arrival order.
 fn keeps_over(a: &StoredWorkout, b: &StoredWorkout) -> bool {
-    (a.generated_at, -a.workout.duration, -a.workout.calories)
-        < (b.generated_at, -b.workout.duration, -b.workout.calories)
+    let rank = |w: &StoredWorkout| (w.generated_at, -w.workout.duration, -w.workout.calories);
+    match rank(a).partial_cmp(&rank(b)) {
+        Some(std::cmp::Ordering::Less) => true,
+        Some(std::cmp::Ordering::Greater) => false,
+        _ => (&a.workout.kind, a.workout.start_time) < (&b.workout.kind, b.workout.start_time),
+    }
 }
 
 /// Merges a push into what is stored for its day.
@@ -446,6 +455,35 @@ mod tests {
         assert_eq!(res, MergeResult::Merged);
         assert_eq!(r4.scalars[&Scalar::Steps].value, 2000.0);
         assert_eq!(r4.scalars[&Scalar::RestingHr].value, 55.0);
+    }
+
+    #[test]
+    fn tied_copies_of_a_workout_do_not_depend_on_arrival_order() {
+        // Found by fuzz/push_merge: two copies with the same key, the same
+        // generated_at, duration and calories, whose type differs only in
+        // case (or whose start differs within the second), were kept in
+        // arrival order.
+        let base: DateTime<Utc> = "2026-02-16T06:22:00Z".parse().unwrap();
+        let copy = |kind: &str, start_ms: i64| Push {
+            date: "2026-02-16".parse().unwrap(),
+            generated_at: "2026-02-16T23:59:45Z".parse().unwrap(),
+            scalars: BTreeMap::new(),
+            workouts: vec![Workout {
+                kind: kind.into(),
+                duration: 42.0,
+                calories: 418.5,
+                start_time: base + chrono::Duration::milliseconds(start_ms),
+            }],
+        };
+        for (a, b) in [
+            (copy("running", 0), copy("Running", 0)),
+            (copy("running", 200), copy("running", 700)),
+        ] {
+            let ab = merge(Some(&merge(None, &a).0), &b).0;
+            let ba = merge(Some(&merge(None, &b).0), &a).0;
+            assert_eq!(ab, ba);
+            assert_eq!(ab.workouts.len(), 1);
+        }
     }
 
     /// (generated_at offset, scalars, workouts as (kind index, quarter-hour, minutes)).
