@@ -98,6 +98,7 @@ impl App {
             queue: JobQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 config.sync_queue_url.clone(),
+                config.backfill_queue_url.clone(),
             ),
             credentials: Credentials::new(env, secrets),
             vendors: Registry::real_vendors().with(mock.clone()),

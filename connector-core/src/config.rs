@@ -14,6 +14,8 @@ pub struct Config {
     pub ephemeral_table: String,
     pub health_table: String,
     pub sync_queue_url: String,
+    /// History jobs; unset: they share the sync queue (no live-first).
+    pub backfill_queue_url: Option<String>,
     pub kms_key_id: String,
     /// Secrets Manager secret holding vendor credentials (JSON keyed by the
     /// env-var names). Unset locally: credentials then come from the env.
@@ -86,6 +88,9 @@ impl Config {
             ephemeral_table: required("CONNECTOR_EPHEMERAL_TABLE")?,
             health_table: required("CONNECTOR_HEALTH_TABLE")?,
             sync_queue_url: required("CONNECTOR_SYNC_QUEUE_URL")?,
+            backfill_queue_url: env
+                .get("CONNECTOR_BACKFILL_QUEUE_URL")
+                .filter(|u| !u.trim().is_empty()),
             kms_key_id: required("CONNECTOR_KMS_KEY_ID").map_err(|_| {
                 Error::Config(
                     "CONNECTOR_KMS_KEY_ID is not set: tokens are only ever stored encrypted".into(),

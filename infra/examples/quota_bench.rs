@@ -1,6 +1,7 @@
 //! Fleet-quota benchmark (issue 5 item 4): a backlog of WHOOP backfill jobs,
-//! ten sync workers (each its own App, as separate Lambdas), and the vendor
-//! simulator enforcing a quota. Prints the share of the quota used, the
+//! ten sync workers on the backfill queue (each its own App, as separate
+//! Lambdas), one on the live queue, and the vendor simulator enforcing a
+//! quota. Prints the share of the quota used, the
 //! 429s, and how long live syncs waited. Run with `make bench-quota`
 //! (QUOTA=limit/secs WORKERS= SECS= USERS= to vary it; CONNECTOR_QUOTA=off
 //! runs the same fleet without the connector's quota).
@@ -112,10 +113,14 @@ async fn main() {
         stop.store(true, SeqCst);
         (waits, counted)
     };
-    let halt = stop.clone();
-    let ((mut live_waits, (elapsed, ok, limited)), ()) = tokio::join!(
+    // As in AWS, each queue has its own event source: `workers` on the
+    // backlog, and the live queue's own worker for the probe's jobs.
+    let (halt, halt_live) = (stop.clone(), stop.clone());
+    let [live_queue, backfill_queue]: [_; 2] = stack.pump.per_queue().try_into().ok().unwrap();
+    let ((mut live_waits, (elapsed, ok, limited)), (), ()) = tokio::join!(
         probe,
-        run_workers(&stack, workers, move || halt.load(SeqCst))
+        run_workers(&stack, &backfill_queue, workers, move || halt.load(SeqCst)),
+        run_workers(&stack, &live_queue, 1, move || halt_live.load(SeqCst))
     );
     let available = f64::from(limit) * elapsed.as_secs_f64() / per as f64;
     live_waits.sort();

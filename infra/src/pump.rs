@@ -1,7 +1,11 @@
-//! The local SQS event source: receives from the sync queue, invokes the
+//! The local SQS event sources: receives from the sync queues, invokes the
 //! sync worker with a real SQS event, and deletes only the messages that did
 //! not come back in `batchItemFailures` (the rest reappear after their
 //! visibility timeout and, after maxReceiveCount, land in the DLQ).
+//!
+//! `make run` pumps each queue in its own task, as AWS runs one event source
+//! per queue; a single round (`once`, used by tests) takes the live queue
+//! first and the backfill queue only when the live one is empty.
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
@@ -9,10 +13,18 @@ use connector_core::error::sdk;
 use connector_core::App;
 use std::collections::HashSet;
 
+/// One queue the pump reads.
+#[derive(Clone, Debug)]
+pub struct PumpQueue {
+    pub url: String,
+    pub arn: String,
+}
+
+#[derive(Clone)]
 pub struct Pump {
     pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
-    pub queue_arn: String,
+    /// In priority order: live first.
+    pub queues: Vec<PumpQueue>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +34,48 @@ pub struct PumpStats {
 }
 
 impl Pump {
-    /// One receive → invoke → delete round; waits up to `wait_secs` for messages.
+    /// One pump per queue, each reading only its own: run side by side they
+    /// are AWS's event sources, one per queue, each with its own workers.
+    pub fn per_queue(&self) -> Vec<Pump> {
+        self.queues
+            .iter()
+            .map(|q| Pump {
+                sqs: self.sqs.clone(),
+                queues: vec![q.clone()],
+            })
+            .collect()
+    }
+
+    /// The live queue's URL (where webhook, manual and poll jobs go).
+    pub fn live_url(&self) -> &str {
+        &self.queues[0].url
+    }
+
+    /// One receive → invoke → delete round on the first queue that has
+    /// messages; when none has, waits up to `wait_secs` on the live queue.
     pub async fn once(&self, app: &App, wait_secs: i32) -> Result<PumpStats, String> {
+        for queue in &self.queues {
+            let stats = self.once_on(queue, app, 0).await?;
+            if stats.received > 0 {
+                return Ok(stats);
+            }
+        }
+        if wait_secs == 0 {
+            return Ok(PumpStats::default());
+        }
+        self.once_on(&self.queues[0], app, wait_secs).await
+    }
+
+    async fn once_on(
+        &self,
+        queue: &PumpQueue,
+        app: &App,
+        wait_secs: i32,
+    ) -> Result<PumpStats, String> {
         let out = self
             .sqs
             .receive_message()
-            .queue_url(&self.queue_url)
+            .queue_url(&queue.url)
             .max_number_of_messages(10)
             .wait_time_seconds(wait_secs)
             .message_system_attribute_names(MessageSystemAttributeName::All)
@@ -55,7 +103,7 @@ impl Pump {
                     "attributes": attributes,
                     "messageAttributes": {},
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
+                    "eventSourceARN": queue.arn,
                     "awsRegion": "us-east-1",
                 })
             })
@@ -83,7 +131,7 @@ impl Pump {
         if !done.is_empty() {
             self.sqs
                 .delete_message_batch()
-                .queue_url(&self.queue_url)
+                .queue_url(&queue.url)
                 .set_entries(Some(done))
                 .send()
                 .await

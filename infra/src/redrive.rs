@@ -1,19 +1,39 @@
-//! Moves the sync queue's dead letters back onto the queue, for the local
+//! Moves the sync queues' dead letters back onto their queues, for the local
 //! stack (in AWS: `aws sqs start-message-move-task --source-arn <DLQ ARN>`,
-//! see the README). Each message is sent to the queue before it is deleted
-//! from the DLQ, so a failure half-way duplicates at worst (jobs are
-//! idempotent) and never loses one.
+//! which returns each message to the queue it came from; see the README).
+//! Each message is sent before it is deleted from the DLQ, so a failure
+//! half-way duplicates at worst (jobs are idempotent) and never loses one.
 
 use aws_sdk_sqs::Client;
 use connector_core::error::sdk;
+use connector_core::jobs::{JobReason, SyncJob};
 
-/// Moves every message of `dlq_url` to `queue_url`; returns how many.
-pub async fn redrive(sqs: &Client, dlq_url: &str, queue_url: &str) -> Result<usize, String> {
+/// The local stack's queues, by the stack name `make run` uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalQueues {
+    pub live: String,
+    pub backfill: String,
+    pub dead: String,
+}
+
+impl LocalQueues {
+    /// Where a dead letter goes back to: a backfill job to the backfill
+    /// queue, anything else (other jobs, unreadable bodies) to the live one.
+    pub fn home_of(&self, body: &str) -> &str {
+        match SyncJob::parse(body) {
+            Ok(job) if job.reason == JobReason::Backfill => &self.backfill,
+            _ => &self.live,
+        }
+    }
+}
+
+/// Moves every message of the DLQ back to its queue; returns how many.
+pub async fn redrive(sqs: &Client, queues: &LocalQueues) -> Result<usize, String> {
     let mut moved = 0;
     loop {
         let out = sqs
             .receive_message()
-            .queue_url(dlq_url)
+            .queue_url(&queues.dead)
             .max_number_of_messages(10)
             .wait_time_seconds(0)
             .send()
@@ -28,13 +48,13 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, queue_url: &str) -> Result<usi
                 continue;
             };
             sqs.send_message()
-                .queue_url(queue_url)
+                .queue_url(queues.home_of(body))
                 .message_body(body)
                 .send()
                 .await
                 .map_err(|e| format!("SendMessage: {}", sdk(e)))?;
             sqs.delete_message()
-                .queue_url(dlq_url)
+                .queue_url(&queues.dead)
                 .receipt_handle(receipt)
                 .send()
                 .await
@@ -44,8 +64,8 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, queue_url: &str) -> Result<usi
     }
 }
 
-/// The local stack's queue and DLQ URLs, by the stack name `make run` uses.
-pub async fn local_queues(sqs: &Client, stack: &str) -> Result<(String, String), String> {
+/// Looks up the local stack's queue URLs.
+pub async fn local_queues(sqs: &Client, stack: &str) -> Result<LocalQueues, String> {
     let url = |name: String| async move {
         sqs.get_queue_url()
             .queue_name(&name)
@@ -55,8 +75,9 @@ pub async fn local_queues(sqs: &Client, stack: &str) -> Result<(String, String),
             .queue_url
             .ok_or_else(|| format!("no URL for {name}"))
     };
-    Ok((
-        url(format!("{stack}-SyncQueue")).await?,
-        url(format!("{stack}-SyncDeadLetterQueue")).await?,
-    ))
+    Ok(LocalQueues {
+        live: url(format!("{stack}-SyncQueue")).await?,
+        backfill: url(format!("{stack}-BackfillQueue")).await?,
+        dead: url(format!("{stack}-SyncDeadLetterQueue")).await?,
+    })
 }

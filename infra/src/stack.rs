@@ -4,7 +4,7 @@
 
 use crate::gateway::{router, Gateway};
 use crate::provision::{provision, Provisioned};
-use crate::pump::Pump;
+use crate::pump::{Pump, PumpQueue};
 use crate::template::{Template, ValueSource};
 use connector_core::env::Env;
 use connector_core::App;
@@ -120,11 +120,16 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     env.extend(opts.extra_env.clone());
 
     let app = Arc::new(App::new(Env::with_overrides(env.clone())).await?);
-    let queue_id = "SyncQueue";
     let pump = Arc::new(Pump {
         sqs: aws_sdk_sqs::Client::new(&sdk),
-        queue_url: provisioned.refs[queue_id].clone(),
-        queue_arn: provisioned.arns[queue_id].clone(),
+        queues: ["SyncQueue", "BackfillQueue"]
+            .into_iter()
+            .filter(|id| provisioned.refs.contains_key(*id))
+            .map(|id| PumpQueue {
+                url: provisioned.refs[id].clone(),
+                arn: provisioned.arns[id].clone(),
+            })
+            .collect(),
     });
     let gateway = Arc::new(Gateway {
         app: app.clone(),
@@ -137,8 +142,10 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
         }
     })];
     if opts.pump {
-        let (p, a) = (pump.clone(), app.clone());
-        tasks.push(tokio::spawn(async move { p.run(&a).await }));
+        for p in pump.per_queue() {
+            let a = app.clone();
+            tasks.push(tokio::spawn(async move { p.run(&a).await }));
+        }
     }
     if let Some(period) = opts.tick {
         let a = app.clone();

@@ -207,6 +207,39 @@ impl Template {
             .map(String::from)
     }
 
+    /// The queues (logical ids) `binary` may send to (SQSSendMessagePolicy)
+    /// and those it consumes (SQS events), each sorted.
+    pub fn queues_of(&self, binary: &str) -> (Vec<String>, Vec<String>) {
+        let resource = |v: &Value| match Self::value_source(v) {
+            Some(ValueSource::GetAtt(res, _)) => Some(res),
+            _ => None,
+        };
+        let (mut sends, mut consumes) = (Vec::new(), Vec::new());
+        for (_, ty, props) in self.resources() {
+            if ty != "AWS::Serverless::Function"
+                || self.binary_of(&props).as_deref() != Some(binary)
+            {
+                continue;
+            }
+            for policy in props["Policies"].as_sequence().into_iter().flatten() {
+                sends.extend(resource(&policy["SQSSendMessagePolicy"]["QueueName"]));
+            }
+            for event in props["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .map(|(_, e)| e)
+            {
+                if event["Type"].as_str() == Some("SQS") {
+                    consumes.extend(resource(&event["Properties"]["Queue"]));
+                }
+            }
+        }
+        sends.sort();
+        consumes.sort();
+        (sends, consumes)
+    }
+
     /// (logical id, binary) of every function.
     pub fn functions(&self) -> Vec<(String, String)> {
         self.doc["Resources"]
@@ -245,5 +278,34 @@ mod tests {
         assert_eq!(r.matches("GET", "/v1/connections/mock"), None);
         assert_eq!(r.matches("POST", "/v1/connections/mock/x"), None);
         assert_eq!(r.matches("POST", "/v1/connections/"), None);
+    }
+
+    /// Each function may send to exactly the queues its code sends jobs to:
+    /// a missing grant fails in AWS only (the emulator does not check IAM).
+    #[test]
+    fn functions_may_send_jobs_exactly_where_their_code_does() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).unwrap();
+        let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // connections::establish queues the backfill.
+        for binary in ["connect", "oauth-callback"] {
+            assert_eq!(
+                t.queues_of(binary),
+                (v(&["BackfillQueue"]), v(&[])),
+                "{binary}"
+            );
+        }
+        // Webhook jobs, manual syncs (data), poll and watchdog jobs (token-refresher).
+        for binary in ["webhook", "data", "token-refresher"] {
+            assert_eq!(t.queues_of(binary), (v(&["SyncQueue"]), v(&[])), "{binary}");
+        }
+        assert_eq!(
+            t.queues_of("sync-worker"),
+            (v(&[]), v(&["BackfillQueue", "SyncQueue"]))
+        );
+        for binary in ["providers", "health-push", "account"] {
+            assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
+        }
+        assert_eq!(t.functions().len(), 9, "a new function needs its line here");
     }
 }

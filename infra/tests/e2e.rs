@@ -418,7 +418,7 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     let stats = stack.pump.once(app, 0).await.unwrap();
     assert!(stats.failed >= 1, "{stats:?}");
     assert_eq!(
-        queue_depth(&stack).await,
+        messages_in(&stack.pump.sqs, stack.pump.live_url()).await,
         stats.failed,
         "failed jobs stay queued for a retry"
     );

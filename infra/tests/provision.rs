@@ -54,23 +54,25 @@ async fn resources_match_the_template() {
     }
 
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&p.refs["SyncQueue"])
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "360");
-    let redrive: serde_json::Value =
-        serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
-    assert_eq!(
-        redrive["deadLetterTargetArn"],
-        p.arns["SyncDeadLetterQueue"]
-    );
-    assert_eq!(redrive["maxReceiveCount"].to_string(), "5");
+    for queue in ["SyncQueue", "BackfillQueue"] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&p.refs[queue])
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "360");
+        let redrive: serde_json::Value =
+            serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert_eq!(
+            redrive["deadLetterTargetArn"], p.arns["SyncDeadLetterQueue"],
+            "{queue}"
+        );
+        assert_eq!(redrive["maxReceiveCount"].to_string(), "5");
+    }
 
     // Every function variable of the template is resolved to what was made.
     let template =
@@ -79,6 +81,10 @@ async fn resources_match_the_template() {
         assert!(stack.env.contains_key(&var), "{var} unresolved");
     }
     assert_eq!(stack.env["CONNECTOR_SYNC_QUEUE_URL"], p.refs["SyncQueue"]);
+    assert_eq!(
+        stack.env["CONNECTOR_BACKFILL_QUEUE_URL"],
+        p.refs["BackfillQueue"]
+    );
     assert_eq!(stack.env["CONNECTOR_KMS_KEY_ID"], p.refs["TokenKey"]);
     assert!(p
         .skipped
@@ -134,7 +140,7 @@ async fn provisioning_again_reuses_resources_and_keeps_data() {
 async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
     let stack = stack("dlq").await;
     let sqs = &stack.pump.sqs;
-    let url = &stack.pump.queue_url;
+    let url = &stack.pump.live_url().to_string();
     // Failed messages reappear at once instead of after the 360 s timeout.
     sqs.set_queue_attributes()
         .queue_url(url)
@@ -179,30 +185,47 @@ async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
         .send()
         .await
         .unwrap();
+    // A dead backfill job goes back to the backfill queue, not the live one.
+    let backfill_job = connector_core::jobs::SyncJob::new(
+        "alice",
+        connector_core::vendors::Vendor::Mock,
+        chrono::Utc::now().date_naive(),
+        chrono::Utc::now().date_naive(),
+        connector_core::jobs::JobReason::Backfill,
+    )
+    .unwrap();
+    let backfill_body = serde_json::to_string(&backfill_job).unwrap();
+    sqs.send_message()
+        .queue_url(&stack.provisioned.refs["SyncDeadLetterQueue"])
+        .message_body(&backfill_body)
+        .send()
+        .await
+        .unwrap();
     let prefix = url
         .rsplit('/')
         .next()
         .unwrap()
         .trim_end_matches("-SyncQueue");
-    let (queue, dead) = connector_infra::redrive::local_queues(sqs, prefix)
+    let queues = connector_infra::redrive::local_queues(sqs, prefix)
         .await
         .unwrap();
-    assert_eq!(dead, stack.provisioned.refs["SyncDeadLetterQueue"]);
-    assert_eq!(
-        connector_infra::redrive::redrive(sqs, &dead, &queue).await,
-        Ok(1)
-    );
-    let back = sqs
-        .receive_message()
-        .queue_url(url)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<_> = back.messages().iter().filter_map(|m| m.body()).collect();
-    assert_eq!(bodies, ["not a job"]);
-    assert_eq!(
-        connector_infra::redrive::redrive(sqs, &dead, &queue).await,
-        Ok(0)
-    );
+    assert_eq!(queues.dead, stack.provisioned.refs["SyncDeadLetterQueue"]);
+    assert_eq!(queues.live, *url);
+    assert_eq!(connector_infra::redrive::redrive(sqs, &queues).await, Ok(2));
+    let bodies_in = |queue: String| async move {
+        sqs.receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bodies_in(queues.live.clone()).await, ["not a job"]);
+    assert_eq!(bodies_in(queues.backfill.clone()).await, [backfill_body]);
+    assert_eq!(connector_infra::redrive::redrive(sqs, &queues).await, Ok(0));
 }

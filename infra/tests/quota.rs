@@ -103,26 +103,16 @@ async fn ten_workers_on_a_backlog_stay_inside_the_vendors_limit() {
     }
     let before = whoop.stats.api_requests.load(SeqCst);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let queue = (stack.pump.sqs.clone(), stack.pump.queue_url.clone());
+    let pump = stack.pump.clone();
     let empty = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let empty = empty.clone();
         tokio::spawn(async move {
             loop {
-                let out = queue
-                    .0
-                    .get_queue_attributes()
-                    .queue_url(&queue.1)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await
-                    .unwrap();
-                let attrs = out.attributes.unwrap_or_default();
-                let n: usize = attrs
-                    .iter()
-                    .filter(|(k, _)| k.as_str().starts_with("ApproximateNumberOfMessages"))
-                    .map(|(_, v)| v.parse::<usize>().unwrap_or(0))
-                    .sum();
+                let mut n = 0;
+                for queue in &pump.queues {
+                    n += messages_in(&pump.sqs, &queue.url).await;
+                }
                 if n == 0 || Instant::now() > deadline {
                     empty.store(true, SeqCst);
                     return;
@@ -132,7 +122,7 @@ async fn ten_workers_on_a_backlog_stay_inside_the_vendors_limit() {
         })
     };
     let stop = empty.clone();
-    run_workers(&stack, 10, move || stop.load(SeqCst)).await;
+    run_workers(&stack, &stack.pump, 10, move || stop.load(SeqCst)).await;
     watcher.await.unwrap();
     assert_eq!(
         queue_depth(&stack).await,
@@ -146,4 +136,35 @@ async fn ten_workers_on_a_backlog_stay_inside_the_vendors_limit() {
     );
     // Four collections a day each: the jobs really called the vendor.
     assert!(whoop.stats.api_requests.load(SeqCst) - before >= 80);
+}
+
+/// A live job queued behind a backlog of history is the next one a worker
+/// runs: history waits in its own queue, which workers take only when the
+/// live one is empty (in AWS: a capped event source).
+#[tokio::test]
+async fn a_live_job_does_not_wait_behind_a_backfill_backlog() {
+    let stack = stack("live-first").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(drain(&stack).await, (1, 0), "the connect's own backfill");
+    let today = chrono::Utc::now().date_naive();
+    for d in 0..25 {
+        let day = today - chrono::Duration::days(d);
+        let job = SyncJob::new("alice", Vendor::Mock, day, day, JobReason::Backfill).unwrap();
+        stack.app.queue.send(&job).await.unwrap();
+    }
+    let live = SyncJob::new("alice", Vendor::Mock, today, today, JobReason::Webhook).unwrap();
+    stack.app.queue.send(&live).await.unwrap();
+    assert_eq!(queue_depth(&stack).await, 26);
+
+    let first = stack.pump.once(&stack.app, 0).await.unwrap();
+    assert_eq!(first.received, 1, "the round took the live queue alone");
+    let done_live = captured_logs()
+        .lines()
+        .filter(|l| l.contains("job done") && l.contains(&live.job_id))
+        .count();
+    assert_eq!(done_live, 1, "the live job ran first");
+    let backfill_url = stack.app.queue.url_for(JobReason::Backfill).to_string();
+    assert_eq!(messages_in(&stack.pump.sqs, &backfill_url).await, 25);
+    assert_eq!(drain(&stack).await, (25, 0), "then the history");
 }

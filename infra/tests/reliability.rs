@@ -351,7 +351,7 @@ async fn eight_mock_jobs(stack: &connector_infra::stack::Stack) -> (Client, Vec<
         .pump
         .sqs
         .set_queue_attributes()
-        .queue_url(&stack.pump.queue_url)
+        .queue_url(stack.pump.live_url())
         .attributes(
             aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
             "2",

@@ -62,7 +62,8 @@ async fn schedule_retry(
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     let secs = visibility_after(err, receives, &mut rand::thread_rng());
-    match app.queue.retry_after(receipt, secs).await {
+    let queue_url = app.queue.url_of_arn(record.event_source_arn.as_deref());
+    match app.queue.retry_after(queue_url, receipt, secs).await {
         Ok(()) => Some(secs),
         Err(e) => {
             tracing::warn!(error = %e, "could not set the retry time");

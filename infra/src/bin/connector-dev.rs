@@ -46,8 +46,8 @@ async fn main() {
             let sdk = connector_core::app::aws_config(Some(&endpoint)).await;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let moved = async {
-                let (queue, dlq) = connector_infra::redrive::local_queues(&sqs, &stack).await?;
-                connector_infra::redrive::redrive(&sqs, &dlq, &queue).await
+                let queues = connector_infra::redrive::local_queues(&sqs, &stack).await?;
+                connector_infra::redrive::redrive(&sqs, &queues).await
             }
             .await
             .unwrap_or_else(|e| {

@@ -213,13 +213,20 @@ pub fn signed_webhook(
     mock_webhook::sign(secret, event_id, sub, date, chrono::Utc::now().timestamp())
 }
 
-/// Messages waiting in the sync queue.
+/// Messages waiting in the sync queues (live and backfill).
 pub async fn queue_depth(stack: &Stack) -> usize {
-    let out = stack
-        .pump
-        .sqs
+    let mut depth = 0;
+    for queue in &stack.pump.queues {
+        depth += messages_in(&stack.pump.sqs, &queue.url).await;
+    }
+    depth
+}
+
+/// Messages (visible or in flight) in the queue at `url`.
+pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    let out = sqs
         .get_queue_attributes()
-        .queue_url(&stack.pump.queue_url)
+        .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
@@ -403,8 +410,8 @@ pub async fn connection(
 }
 
 /// A fleet of `n` sync workers, each with its own `App` (as separate
-/// Lambdas would be), pumping the stack's queue until `until` says stop.
-pub async fn run_workers<F>(stack: &Stack, n: usize, until: F)
+/// Lambdas would be), pumping `pump`'s queues until `until` says stop.
+pub async fn run_workers<F>(stack: &Stack, pump: &connector_infra::pump::Pump, n: usize, until: F)
 where
     F: Fn() -> bool + Send + Sync + 'static,
 {
@@ -415,11 +422,7 @@ where
             connector_core::App::new(connector_core::env::Env::with_overrides(stack.env.clone()))
                 .await
                 .expect("worker app");
-        let pump = connector_infra::pump::Pump {
-            sqs: stack.pump.sqs.clone(),
-            queue_url: stack.pump.queue_url.clone(),
-            queue_arn: stack.pump.queue_arn.clone(),
-        };
+        let pump = pump.clone();
         let until = until.clone();
         tasks.push(tokio::spawn(async move {
             while !until() {
