@@ -59,6 +59,18 @@ pub fn vendor_user_key(vendor: Vendor, vendor_user_id: &str) -> String {
     format!("{}#{}", vendor.as_str(), vendor_user_id)
 }
 
+/// Shards of the schedule indexes (`by-expiry`, `by-quiet`): the scheduled
+/// tick queries every shard; writes spread over them so no index partition
+/// carries the whole fleet.
+pub const SCHEDULE_SHARDS: u8 = 16;
+
+/// The schedule shard of a connection (stable: a digest of its key).
+pub fn schedule_shard(user_id: &str, vendor: Vendor) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{user_id}#{}", vendor.as_str()));
+    (digest[0] % SCHEDULE_SHARDS).to_string()
+}
+
 #[derive(Clone)]
 pub struct ConnectionStore {
     db: Client,
@@ -67,6 +79,12 @@ pub struct ConnectionStore {
 
 impl ConnectionStore {
     pub const VENDOR_USER_INDEX: &'static str = "by-vendor-user";
+    /// Connected connections by access-token expiry (sparse: only connected
+    /// items carry `sched_shard`).
+    pub const EXPIRY_INDEX: &'static str = "by-expiry";
+    /// Connected connections by `quiet_since`: their last sync, or when they
+    /// were connected if they never synced.
+    pub const QUIET_INDEX: &'static str = "by-quiet";
 
     pub fn new(db: Client, table: String) -> Self {
         Self { db, table }
@@ -137,9 +155,12 @@ impl ConnectionStore {
             (":at".to_string(), s(&tokens.access)),
             (":zero".to_string(), n(0)),
             (":one".to_string(), n(1)),
+            (":sh".to_string(), s(schedule_shard(user_id, vendor))),
         ]);
         let mut set = vec![
             "#s = :st",
+            "sched_shard = :sh",
+            "quiet_since = if_not_exists(last_sync_at, :now)",
             "vendor_user_id = :vu",
             "vendor_user_key = :vk",
             "scopes = :sc",
@@ -193,28 +214,29 @@ impl ConnectionStore {
     }
 
     pub async fn list(&self, user_id: &str) -> Result<Vec<Connection>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("user_id = :u")
-                .expression_attribute_values(":u", s(user_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| Error::storage("Query connections", sdk(e)))?;
-            for item in page.items() {
-                out.push(Self::from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", s(user_id))
+            .consistent_read(true);
+        Self::every_page(query, "Query connections").await
+    }
+
+    /// The connections of every page of `query`.
+    async fn every_page(
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        op: &str,
+    ) -> Result<Vec<Connection>> {
+        let items = query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(op, sdk(e)))?;
+        items.iter().map(Self::from_item).collect()
     }
 
     /// The connection a vendor's user id belongs to (webhooks name vendor ids).
@@ -250,8 +272,17 @@ impl ConnectionStore {
             (":nv".to_string(), n(expected_version + 1)),
             (":at".to_string(), s(&tokens.access)),
             (":st".to_string(), s(ConnectionStatus::Connected.as_str())),
+            (
+                ":sh".to_string(),
+                s(schedule_shard(&conn.user_id, conn.vendor)),
+            ),
         ]);
-        let mut set = vec!["token_version = :nv", "access_token = :at", "#s = :st"];
+        let mut set = vec![
+            "token_version = :nv",
+            "access_token = :at",
+            "#s = :st",
+            "sched_shard = :sh",
+        ];
         let mut remove = vec!["last_error", "refresh_lease_owner", "refresh_lease_until"];
         if let Some(r) = &tokens.refresh {
             values.insert(":rt".into(), s(r));
@@ -341,12 +372,26 @@ impl ConnectionStore {
             .condition_expression("attribute_exists(user_id)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":st", s(status.as_str()));
-        req = match error {
-            Some(e) => req
-                .update_expression("SET #s = :st, last_error = :e")
-                .expression_attribute_values(":e", s(e)),
-            None => req.update_expression("SET #s = :st REMOVE last_error"),
+        // Only connected connections are on the schedule indexes.
+        let (mut set, mut remove) = (vec!["#s = :st"], vec![]);
+        if status == ConnectionStatus::Connected {
+            set.push("sched_shard = :sh");
+            req = req.expression_attribute_values(":sh", s(schedule_shard(user_id, vendor)));
+        } else {
+            remove.push("sched_shard");
+        }
+        match error {
+            Some(e) => {
+                set.push("last_error = :e");
+                req = req.expression_attribute_values(":e", s(e));
+            }
+            None => remove.push("last_error"),
+        }
+        let remove = match remove.is_empty() {
+            true => String::new(),
+            false => format!(" REMOVE {}", remove.join(", ")),
         };
+        req = req.update_expression(format!("SET {}{remove}", set.join(", ")));
         conditional(req.send().await, "UpdateItem status").map(|_| ())
     }
 
@@ -362,7 +407,7 @@ impl ConnectionStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(user_id, vendor)))
             .condition_expression("attribute_exists(user_id)")
-            .update_expression("SET last_sync_at = :t REMOVE last_error")
+            .update_expression("SET last_sync_at = :t, quiet_since = :t REMOVE last_error")
             .expression_attribute_values(":t", n(at.timestamp()))
             .send()
             .await;
@@ -382,9 +427,54 @@ impl ConnectionStore {
         Ok(out.attributes.is_some())
     }
 
-    /// Connected connections not synced since `before`.
+    /// Connected connections quiet since before `before`: not synced since
+    /// (or, never synced, connected before it).
     pub async fn stale_since(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
+        self.scheduled_before(Self::QUIET_INDEX, "quiet_since", before)
+            .await
+    }
+
+    /// Connected connections whose access token expires before `before`.
+    pub async fn expiring_before(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
+        self.scheduled_before(Self::EXPIRY_INDEX, "expires_at", before)
+            .await
+    }
+
+    /// Connected connections whose `attribute` is before `before`, read from
+    /// the sparse schedule `index` shard by shard: the tick's cost follows
+    /// the connections due, not the table's size.
+    async fn scheduled_before(
+        &self,
+        index: &str,
+        attribute: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Connection>> {
         let mut out = Vec::new();
+        for shard in 0..SCHEDULE_SHARDS {
+            let query = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("sched_shard = :sh AND #a < :b")
+                // The index is eventually consistent: skip a connection whose
+                // status changed a moment ago.
+                .filter_expression("#s = :st")
+                .expression_attribute_names("#a", attribute)
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":sh", s(shard.to_string()))
+                .expression_attribute_values(":b", n(before.timestamp()))
+                .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()));
+            out.extend(Self::every_page(query, &format!("Query {index}")).await?);
+        }
+        Ok(out)
+    }
+
+    /// Puts connected connections written without the schedule attributes
+    /// (by a version before the schedule indexes) on them; returns how many.
+    /// A full scan: the token-refresher runs it once a day, not per tick.
+    pub async fn schedule_unscheduled(&self) -> Result<usize> {
+        let mut fixed = 0;
         let mut start = None;
         loop {
             let page = self
@@ -392,48 +482,42 @@ impl ConnectionStore {
                 .scan()
                 .table_name(&self.table)
                 .filter_expression(
-                    "#s = :st AND (attribute_not_exists(last_sync_at) OR last_sync_at < :b)",
+                    "#s = :st AND (attribute_not_exists(sched_shard) OR attribute_not_exists(quiet_since))",
                 )
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
-                .expression_attribute_values(":b", n(before.timestamp()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| Error::storage("Scan connections", sdk(e)))?;
             for item in page.items() {
-                out.push(Self::from_item(item)?);
+                let conn = Self::from_item(item)?;
+                let quiet = conn.last_sync_at.unwrap_or(conn.connected_at);
+                let res = self
+                    .db
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(&conn.user_id, conn.vendor)))
+                    .update_expression(
+                        "SET sched_shard = :sh, quiet_since = if_not_exists(quiet_since, :q)",
+                    )
+                    .condition_expression("#s = :st")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
+                    .expression_attribute_values(
+                        ":sh",
+                        s(schedule_shard(&conn.user_id, conn.vendor)),
+                    )
+                    .expression_attribute_values(":q", n(quiet.timestamp()))
+                    .send()
+                    .await;
+                if conditional(res, "UpdateItem schedule")?.is_some() {
+                    fixed += 1;
+                }
             }
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Connected connections whose access token expires before `before`.
-    pub async fn expiring_before(&self, before: DateTime<Utc>) -> Result<Vec<Connection>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .db
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#s = :st AND expires_at < :b")
-                .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":st", s(ConnectionStatus::Connected.as_str()))
-                .expression_attribute_values(":b", n(before.timestamp()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| Error::storage("Scan connections", sdk(e)))?;
-            for item in page.items() {
-                out.push(Self::from_item(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
+                return Ok(fixed);
             }
         }
     }
@@ -935,5 +1019,30 @@ impl EphemeralStore {
             .await
             .map_err(|e| Error::storage("DeleteItem ephemeral", sdk(e)))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_shards_are_stable_in_range_and_spread() {
+        let shard = |i: usize| schedule_shard(&format!("user-{i}"), Vendor::Whoop);
+        assert_eq!(shard(7), shard(7));
+        let used: std::collections::HashSet<String> = (0..200).map(shard).collect();
+        assert!(used
+            .iter()
+            .all(|s| s.parse::<u8>().is_ok_and(|n| n < SCHEDULE_SHARDS)));
+        assert_eq!(
+            used.len(),
+            usize::from(SCHEDULE_SHARDS),
+            "200 keys use every shard"
+        );
+        assert_ne!(
+            schedule_shard("u", Vendor::Whoop),
+            schedule_shard("u", Vendor::Oura),
+            "a user's vendors spread too (for this key)"
+        );
     }
 }

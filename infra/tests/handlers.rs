@@ -200,3 +200,79 @@ async fn scheduled_event_runs_the_refresher() {
         connector_core::tokens::ConnectionStatus::Connected
     );
 }
+
+/// The tick reads its work from the sparse schedule indexes: only connected
+/// connections are on them, a status change takes one off or back on, a sync
+/// moves its quiet time, and a row written without the schedule attributes
+/// (an older version's) is put on them by the daily sweep.
+#[tokio::test]
+async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
+    use connector_core::tokens::ConnectionStatus;
+    let stack = stack("schedule").await;
+    let (app, c) = (&stack.app, Client::new(&stack));
+    let users = ["alice", "bob", "carol", "dave"];
+    for user in users {
+        c.post("/v1/connections/mock", user, "").await;
+    }
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::days(30);
+    let listed = |conns: Vec<connector_core::tokens::Connection>| {
+        let mut users: Vec<String> = conns.into_iter().map(|c| c.user_id).collect();
+        users.sort();
+        users
+    };
+    let expiring = || async { listed(app.connections.expiring_before(later).await.unwrap()) };
+    let quiet = || async { listed(app.connections.stale_since(later).await.unwrap()) };
+    assert_eq!(expiring().await, users);
+    assert_eq!(quiet().await, users);
+
+    app.connections
+        .set_status(
+            "bob",
+            Vendor::Mock,
+            ConnectionStatus::RefreshFailed,
+            Some("refused"),
+        )
+        .await
+        .unwrap();
+    app.connections
+        .mark_synced("dave", Vendor::Mock, later + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(expiring().await, ["alice", "carol", "dave"]);
+    assert_eq!(quiet().await, ["alice", "carol"], "dave synced since");
+
+    // carol's row as a version before the indexes wrote it.
+    let db = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = app.config.connections_table.clone();
+    let unschedule = |user: &str| {
+        db.update_item()
+            .table_name(&table)
+            .key(
+                "user_id",
+                aws_sdk_dynamodb::types::AttributeValue::S(user.into()),
+            )
+            .key(
+                "vendor",
+                aws_sdk_dynamodb::types::AttributeValue::S("mock".into()),
+            )
+            .update_expression("REMOVE sched_shard, quiet_since")
+            .send()
+    };
+    unschedule("carol").await.unwrap();
+    assert_eq!(expiring().await, ["alice", "dave"]);
+
+    let tick = || async { token_refresher::handle(app, json_event("token-refresher.json")).await };
+    assert_eq!(tick().await.scheduled, 1, "the sweep finds carol");
+    assert_eq!(expiring().await, ["alice", "carol", "dave"]);
+    assert_eq!(quiet().await, ["alice", "carol"]);
+    app.connections
+        .set_status("bob", Vendor::Mock, ConnectionStatus::Connected, None)
+        .await
+        .unwrap();
+    assert_eq!(expiring().await, ["alice", "bob", "carol", "dave"]);
+    // One sweep a day for the fleet: the next tick leaves alice off.
+    unschedule("alice").await.unwrap();
+    assert_eq!(tick().await.scheduled, 0);
+    assert_eq!(expiring().await, ["bob", "carol", "dave"]);
+}

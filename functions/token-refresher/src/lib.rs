@@ -1,7 +1,9 @@
 //! Scheduled: refresh every connection whose access token expires within the
 //! next hour (a connection the vendor refuses is marked `refresh_failed`),
 //! then queue the pulls of vendors that send no webhooks (polling.rs), and
-//! keep Oura's expiring webhook subscriptions renewed.
+//! keep Oura's expiring webhook subscriptions renewed. Both lists come from
+//! the sparse schedule indexes; once a day the fleet's first tick also puts
+//! connections that older versions wrote on them (a table scan).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::Utc;
@@ -10,6 +12,8 @@ use connector_core::App;
 use serde::Serialize;
 
 pub const HORIZON_SECS: i64 = 3600;
+/// The daily sweep's claim in the Ephemeral table (one tick of the fleet).
+pub const SCHEDULE_SWEEP_CLAIM: &str = "upkeep#connections#schedule";
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct RefreshReport {
@@ -17,12 +21,15 @@ pub struct RefreshReport {
     pub refreshed: usize,
     pub failed: usize,
     pub polls_queued: usize,
+    /// Connections put on the schedule indexes by the daily sweep.
+    pub scheduled: usize,
     /// Oura webhook subscriptions created and renewed by this tick.
     pub subscriptions_created: usize,
     pub subscriptions_renewed: usize,
 }
 
 pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
+    let scheduled = sweep_unscheduled(app).await;
     let due = match app
         .connections
         .expiring_before(Utc::now() + chrono::Duration::seconds(HORIZON_SECS))
@@ -36,6 +43,7 @@ pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
     };
     let mut report = RefreshReport {
         due: due.len(),
+        scheduled,
         ..Default::default()
     };
     for conn in &due {
@@ -64,9 +72,34 @@ pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
         refreshed = report.refreshed,
         failed = report.failed,
         polls_queued = report.polls_queued,
+        scheduled = report.scheduled,
         subscriptions_created = report.subscriptions_created,
         subscriptions_renewed = report.subscriptions_renewed,
         "refresh tick"
     );
     report
+}
+
+/// Once a day for the fleet: connections without the schedule attributes
+/// onto the indexes. A failed sweep gives its claim back for the next tick.
+async fn sweep_unscheduled(app: &App) -> usize {
+    let until = Utc::now() + chrono::Duration::hours(24);
+    match app.ephemeral.claim(SCHEDULE_SWEEP_CLAIM, until, None).await {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            tracing::error!(error = %e, "could not claim the schedule sweep");
+            return 0;
+        }
+    }
+    match app.connections.schedule_unscheduled().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "schedule sweep failed");
+            if let Err(e) = app.ephemeral.delete(SCHEDULE_SWEEP_CLAIM).await {
+                tracing::warn!(error = %e, "could not release the schedule sweep");
+            }
+            0
+        }
+    }
 }
