@@ -23,6 +23,14 @@ fn local_today() -> chrono::NaiveDate {
         .date_naive()
 }
 
+fn subscription_count(oura: &connector_infra::simulator::VendorSim) -> usize {
+    connector_infra::simulator::oura::state(oura)
+        .subscriptions
+        .lock()
+        .unwrap()
+        .len()
+}
+
 fn event(object_id: &str, event_time: &str) -> Event {
     Event {
         event_type: "update".into(),
@@ -271,7 +279,7 @@ async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
         .await
         .unwrap();
     assert_eq!((r.created.len(), r.renewed.len(), r.kept), (wanted, 0, 0));
-    assert_eq!(oura.subscriptions.lock().unwrap().len(), wanted);
+    assert_eq!(subscription_count(&oura), wanted);
 
     // Run again: nothing to do. Two expire in a day: those two are renewed.
     let r = subscriptions::ensure(&ctx, &callback, Utc::now(), week)
@@ -303,7 +311,7 @@ async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
         subscriptions::list(&wrong_secret).await,
         Err(VendorError::Unauthorized)
     ));
-    assert_eq!(oura.subscriptions.lock().unwrap().len(), wanted);
+    assert_eq!(subscription_count(&oura), wanted);
 
     let logs = captured_logs();
     assert!(!logs.contains(&oura.app.client_secret));
@@ -329,7 +337,11 @@ async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
         (r.subscriptions_created, r.subscriptions_renewed),
         (wanted, 0)
     );
-    let subs = oura.subscriptions.lock().unwrap().clone();
+    let subs = connector_infra::simulator::oura::state(&oura)
+        .subscriptions
+        .lock()
+        .unwrap()
+        .clone();
     assert!(subs
         .iter()
         .all(|s| s["callback_url"] == format!("{}/v1/webhooks/oura", stack.url())));
@@ -346,7 +358,11 @@ async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
         (r.subscriptions_created, r.subscriptions_renewed),
         (0, soon.len())
     );
-    let subs = oura.subscriptions.lock().unwrap().clone();
+    let subs = connector_infra::simulator::oura::state(&oura)
+        .subscriptions
+        .lock()
+        .unwrap()
+        .clone();
     assert_eq!(subs.len(), wanted);
     for s in subs
         .iter()

@@ -58,7 +58,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     let conn = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
     assert!(vendor_user.parse::<i64>().is_ok(), "{vendor_user}");
-    let member = polar
+    let member = connector_infra::simulator::polar::state(&polar)
         .registrations
         .lock()
         .unwrap()
@@ -207,7 +207,14 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     let url = c.begin_connect("polar", "paula").await;
     let back = c.consent(&format!("{url}&login={vendor_user}")).await;
     assert_eq!(back["status"], "connected", "{back:?}");
-    assert_eq!(polar.registrations.lock().unwrap().len(), 1);
+    assert_eq!(
+        connector_infra::simulator::polar::state(&polar)
+            .registrations
+            .lock()
+            .unwrap()
+            .len(),
+        1
+    );
     let again = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     assert_eq!(again.vendor_user_id, vendor_user);
     assert_eq!(drain(&stack).await, (1, 0));
@@ -241,7 +248,11 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["revoked_at_vendor"], true);
     assert_eq!(polar.stats.revocations.load(SeqCst), 1);
-    assert!(polar.registrations.lock().unwrap().is_empty());
+    assert!(connector_infra::simulator::polar::state(&polar)
+        .registrations
+        .lock()
+        .unwrap()
+        .is_empty());
     assert_eq!(polar.oauth.lock().unwrap().live_tokens(&vendor_user), 0);
     assert!(connection(&stack, "paula", Vendor::Polar).await.is_none());
 

@@ -97,21 +97,14 @@ pub struct VendorSim {
     pub users: Mutex<HashMap<String, SimUser>>,
     pub stats: Stats,
     pub new_user_id: fn(&VendorSim) -> String,
-    /// Vendor-specific bookkeeping by key (e.g. Withings notify subscriptions).
-    pub state: Mutex<HashMap<String, serde_json::Value>>,
     next_user: AtomicU32,
     /// Where the vendor delivers webhooks (its app-level endpoint setting).
     pub webhook_target: Mutex<Option<String>>,
     /// Injected 5xx, dropped connections and slowness (reliability tests).
     pub faults: faults::Faults,
-    /// The vendor module's own state (downcast with `extra::<T>()`).
+    /// The vendor module's own bookkeeping, typed by the module (e.g.
+    /// Withings' notify subscriptions; downcast with `extra::<T>()`).
     extra: Box<dyn std::any::Any + Send + Sync>,
-    /// Accounts registered with the partner app, by account: the partner's
-    /// id for them (Polar `POST /v3/users` `member-id`).
-    pub registrations: Mutex<HashMap<String, String>>,
-    /// The app's webhook subscriptions at the vendor (Oura), as the vendor
-    /// lists them.
-    pub subscriptions: Mutex<Vec<serde_json::Value>>,
 }
 
 impl VendorSim {
@@ -134,13 +127,10 @@ impl VendorSim {
             users: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             new_user_id,
-            state: Mutex::new(HashMap::new()),
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
             faults: faults::Faults::default(),
             extra: Box::new(()),
-            registrations: Mutex::new(HashMap::new()),
-            subscriptions: Mutex::new(Vec::new()),
         }
     }
 

@@ -29,13 +29,24 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub const OAUTH_PATHS: (&str, &str) = ("/oauth/authorize", "/oauth/token");
 /// Documents per page (Oura has no page-size parameter; small to page often).
 pub const PAGE_SIZE: usize = 5;
 /// The widest heart-rate window (days).
 pub const MAX_HEARTRATE_DAYS: i64 = 30;
+
+/// Oura's own bookkeeping: the app's webhook subscriptions, as Oura lists
+/// them.
+#[derive(Default)]
+pub struct OuraState {
+    pub subscriptions: Mutex<Vec<Value>>,
+}
+
+pub fn state(sim: &VendorSim) -> &OuraState {
+    sim.extra()
+}
 
 pub fn sim() -> VendorSim {
     VendorSim::new(
@@ -54,6 +65,7 @@ pub fn sim() -> VendorSim {
         Limiter::new(vec![Window::new(5000, std::time::Duration::from_secs(300))]),
         |sim| format!("sim-oura-user-{:04}", sim.next_user_number()),
     )
+    .with_extra(OuraState::default())
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
@@ -615,7 +627,7 @@ async fn list_subscriptions(State(sim): State<Arc<VendorSim>>, headers: HeaderMa
     if !app_authenticated(&sim, &headers) {
         return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
     }
-    let all = sim.subscriptions.lock().unwrap().clone();
+    let all = state(&sim).subscriptions.lock().unwrap().clone();
     json_response(StatusCode::OK, Value::Array(all))
 }
 
@@ -664,7 +676,7 @@ async fn create_subscription(
         "id": uuid::Uuid::new_v4().to_string(), "callback_url": callback,
         "event_type": event_type, "data_type": data_type, "expiration_time": expiry(Utc::now())
     });
-    sim.subscriptions.lock().unwrap().push(sub.clone());
+    state(&sim).subscriptions.lock().unwrap().push(sub.clone());
     json_response(StatusCode::CREATED, sub)
 }
 
@@ -676,7 +688,7 @@ async fn renew_subscription(
     if !app_authenticated(&sim, &headers) {
         return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
     }
-    let mut subs = sim.subscriptions.lock().unwrap();
+    let mut subs = state(&sim).subscriptions.lock().unwrap();
     match subs.iter_mut().find(|s| s["id"] == id.as_str()) {
         Some(s) => {
             s["expiration_time"] = json!(expiry(Utc::now()));
@@ -698,7 +710,7 @@ async fn delete_subscription(
     if !app_authenticated(&sim, &headers) {
         return detail(StatusCode::UNAUTHORIZED, HeaderMap::new(), "invalid client");
     }
-    let mut subs = sim.subscriptions.lock().unwrap();
+    let mut subs = state(&sim).subscriptions.lock().unwrap();
     let before = subs.len();
     subs.retain(|s| s["id"] != id.as_str());
     if subs.len() == before {
@@ -714,7 +726,7 @@ async fn delete_subscription(
 /// Makes the first `n` subscriptions expire `in_days` from now (tests of renewal).
 pub fn expire_subscriptions(sim: &VendorSim, n: usize, in_days: i64) -> Vec<String> {
     let at = (Utc::now() + Duration::days(in_days)).to_rfc3339_opts(SecondsFormat::Secs, false);
-    let mut subs = sim.subscriptions.lock().unwrap();
+    let mut subs = state(sim).subscriptions.lock().unwrap();
     subs.iter_mut()
         .take(n)
         .map(|s| {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// (authorize path, token path): flow.polar.com and polarremote.com, here
 /// under one base.
@@ -39,6 +39,17 @@ pub const ACTIVITY_RANGE_DAYS: i64 = 28;
 pub const ACTIVITY_MAX_AGE_DAYS: i64 = 365;
 /// Europe/Berlin in November, like the fixtures.
 pub const UTC_OFFSET_MINUTES: i32 = 60;
+
+/// Polar's own bookkeeping: accounts registered with the partner app
+/// (`POST /v3/users`), with the partner's `member-id` for each.
+#[derive(Default)]
+pub struct PolarState {
+    pub registrations: Mutex<HashMap<String, String>>,
+}
+
+pub fn state(sim: &VendorSim) -> &PolarState {
+    sim.extra()
+}
 
 pub fn sim() -> VendorSim {
     VendorSim::new(
@@ -69,6 +80,7 @@ pub fn sim() -> VendorSim {
             id
         },
     )
+    .with_extra(PolarState::default())
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
@@ -130,7 +142,7 @@ fn guard(
     registered: bool,
 ) -> Result<(String, HeaderMap), Box<Response>> {
     let (user, h) = sim.guard(headers, rate_headers)?;
-    if registered && !sim.registrations.lock().unwrap().contains_key(&user) {
+    if registered && !state(sim).registrations.lock().unwrap().contains_key(&user) {
         return Err(Box::new(
             (StatusCode::FORBIDDEN, h, "user is not registered").into_response(),
         ));
@@ -156,7 +168,7 @@ async fn register(State(sim): State<Arc<VendorSim>>, headers: HeaderMap, body: S
     let Some(member) = member else {
         return (StatusCode::BAD_REQUEST, h, "member-id is required").into_response();
     };
-    let mut regs = sim.registrations.lock().unwrap();
+    let mut regs = state(&sim).registrations.lock().unwrap();
     if regs.contains_key(&user) || regs.values().any(|m| *m == member) {
         return (
             StatusCode::CONFLICT,
@@ -184,7 +196,13 @@ async fn deregister(
     if id != user {
         return (StatusCode::FORBIDDEN, h).into_response();
     }
-    if sim.registrations.lock().unwrap().remove(&user).is_none() {
+    if state(&sim)
+        .registrations
+        .lock()
+        .unwrap()
+        .remove(&user)
+        .is_none()
+    {
         return (StatusCode::NOT_FOUND, h).into_response();
     }
     sim.oauth.lock().unwrap().revoke_user(&user);

@@ -21,11 +21,23 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Terra has no OAuth endpoints of its own; these paths only fill the config.
 pub const OAUTH_PATHS: (&str, &str) = ("/v2/auth/authenticateUser", "/v2/auth/none");
 pub const OFFSET_HOURS: i64 = -5;
+
+/// Terra's own bookkeeping: each widget authentication by Terra user id
+/// (provider, reference id, success URL, and whether the user consented),
+/// in the shape Terra's user objects show it.
+#[derive(Default)]
+pub struct TerraState {
+    auths: Mutex<HashMap<String, Value>>,
+}
+
+fn state(sim: &VendorSim) -> &TerraState {
+    sim.extra()
+}
 
 pub fn sim() -> VendorSim {
     VendorSim::new(
@@ -47,6 +59,7 @@ pub fn sim() -> VendorSim {
         )]),
         |_| uuid::Uuid::new_v4().to_string(),
     )
+    .with_extra(TerraState::default())
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
@@ -87,7 +100,7 @@ fn app_guard(sim: &VendorSim, headers: &HeaderMap) -> Result<(), Box<Response>> 
 }
 
 fn user_record(sim: &VendorSim, user_id: &str) -> Option<Value> {
-    sim.state.lock().unwrap().get(user_id).cloned()
+    state(sim).auths.lock().unwrap().get(user_id).cloned()
 }
 
 async fn authenticate_user(
@@ -107,7 +120,7 @@ async fn authenticate_user(
     };
     let user_id = (sim.new_user_id)(&sim);
     sim.ensure_user(&user_id);
-    sim.state.lock().unwrap().insert(
+    state(&sim).auths.lock().unwrap().insert(
         user_id.clone(),
         json!({
             "user_id": user_id, "provider": provider, "reference_id": req["reference_id"],
@@ -140,7 +153,8 @@ async fn consent(
         return (StatusCode::NOT_FOUND, "no such authentication").into_response();
     };
     rec["active"] = json!(true);
-    sim.state
+    state(&sim)
+        .auths
         .lock()
         .unwrap()
         .insert(user_id.clone(), rec.clone());
@@ -199,7 +213,7 @@ async fn deauthenticate(
     let Some(user_id) = q.get("user_id") else {
         return terra_error(StatusCode::BAD_REQUEST, "user_id is required");
     };
-    let Some(rec) = sim.state.lock().unwrap().remove(user_id) else {
+    let Some(rec) = state(&sim).auths.lock().unwrap().remove(user_id) else {
         return terra_error(StatusCode::NOT_FOUND, "user not found");
     };
     sim.stats.revocations.fetch_add(1, SeqCst);

@@ -26,9 +26,9 @@ use connector_core::webhooks::sign_hex_sha256;
 use connector_core::Vendor;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// (authorize path, token path) under the vendor's base.
 pub const OAUTH_PATHS: (&str, &str) = ("/oauth2_user/authorize2", "/v2/oauth2");
@@ -36,6 +36,18 @@ pub const TIMEZONE: &str = "Europe/Paris";
 pub const PAGE: usize = 5;
 pub const MEASURE_PAGE: usize = 10;
 pub const SLEEP_MAX_DAYS: i64 = 7;
+
+/// Withings' own bookkeeping: signature nonces handed out and not yet
+/// spent, and each user's notify subscriptions as (appli, callback URL).
+#[derive(Default)]
+pub struct WithingsState {
+    nonces: Mutex<HashSet<String>>,
+    subscriptions: Mutex<HashMap<String, Vec<(u32, String)>>>,
+}
+
+fn state(sim: &VendorSim) -> &WithingsState {
+    sim.extra()
+}
 
 pub fn sim() -> VendorSim {
     VendorSim::new(
@@ -54,6 +66,7 @@ pub fn sim() -> VendorSim {
         Limiter::new(vec![Window::new(120, std::time::Duration::from_secs(60))]),
         |sim| (9_990_000 + sim.next_user_number()).to_string(),
     )
+    .with_extra(WithingsState::default())
 }
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
@@ -146,22 +159,14 @@ async fn signature_service(State(sim): State<Arc<VendorSim>>, body: String) -> R
         return wrapped(503, json!({}));
     }
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    sim.state
-        .lock()
-        .unwrap()
-        .insert(format!("nonce:{nonce}"), json!(true));
+    state(&sim).nonces.lock().unwrap().insert(nonce.clone());
     wrapped(0, json!({ "nonce": nonce }))
 }
 
 fn revoke(sim: &VendorSim, f: &HashMap<String, String>) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let nonce = get("nonce");
-    let known = sim
-        .state
-        .lock()
-        .unwrap()
-        .remove(&format!("nonce:{nonce}"))
-        .is_some();
+    let known = state(sim).nonces.lock().unwrap().remove(nonce);
     if !known
         || get("client_id") != sim.app.client_id
         || get("signature") != signed(sim, &["revoke", &sim.app.client_id, nonce])
@@ -170,7 +175,7 @@ fn revoke(sim: &VendorSim, f: &HashMap<String, String>) -> Response {
     }
     let user = get("userid");
     sim.oauth.lock().unwrap().revoke_user(user);
-    sim.state.lock().unwrap().remove(&subs_key(user));
+    state(sim).subscriptions.lock().unwrap().remove(user);
     sim.stats.revocations.fetch_add(1, SeqCst);
     wrapped(0, json!({}))
 }
@@ -415,26 +420,15 @@ async fn data(
     }
 }
 
-fn subs_key(user: &str) -> String {
-    format!("subs:{user}")
-}
-
 /// The user's notify subscriptions as (appli, callback URL).
 pub fn subscriptions(sim: &VendorSim, user: &str) -> Vec<(u32, String)> {
-    sim.state
+    state(sim)
+        .subscriptions
         .lock()
         .unwrap()
-        .get(&subs_key(user))
-        .and_then(|v| v.as_array().cloned())
+        .get(user)
+        .cloned()
         .unwrap_or_default()
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s["appli"].as_u64()? as u32,
-                s["callbackurl"].as_str()?.to_string(),
-            ))
-        })
-        .collect()
 }
 
 /// `POST /notify`: `subscribe` (after a HEAD check of the callback URL),
@@ -464,11 +458,10 @@ async fn notify_service(
             if !head.is_ok_and(|r| r.status().is_success()) {
                 return wrapped(2554, json!({}));
             }
-            let mut state = sim.state.lock().unwrap();
-            let subs = state.entry(subs_key(&user)).or_insert_with(|| json!([]));
-            let list = subs.as_array_mut().expect("array");
-            list.retain(|s| !(s["appli"] == appli && s["callbackurl"] == url.as_str()));
-            list.push(json!({ "appli": appli, "callbackurl": url }));
+            let mut subs = state(&sim).subscriptions.lock().unwrap();
+            let list = subs.entry(user).or_default();
+            list.retain(|s| *s != (appli, url.clone()));
+            list.push((appli, url));
             wrapped(0, json!({}))
         }
         Some("list") => {
@@ -480,14 +473,8 @@ async fn notify_service(
             wrapped(0, json!({ "profiles": profiles }))
         }
         Some("revoke") => {
-            let mut state = sim.state.lock().unwrap();
-            if let Some(list) = state
-                .get_mut(&subs_key(&user))
-                .and_then(Value::as_array_mut)
-            {
-                list.retain(|s| {
-                    !(appli.is_some_and(|a| s["appli"] == a) && s["callbackurl"] == url.as_str())
-                });
+            if let Some(list) = state(&sim).subscriptions.lock().unwrap().get_mut(&user) {
+                list.retain(|(a, u)| !(appli == Some(*a) && *u == url));
             }
             wrapped(0, json!({}))
         }
