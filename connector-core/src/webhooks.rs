@@ -122,7 +122,7 @@ impl SignatureScheme {
                             .timestamp(),
                     },
                 };
-                if (now.timestamp() - secs).abs() > rule.tolerance_secs {
+                if now.timestamp().abs_diff(secs) > rule.tolerance_secs.unsigned_abs() {
                     return Err(Rejection::Stale(rule.tolerance_secs));
                 }
                 Some(raw)
@@ -411,6 +411,24 @@ mod tests {
             scheme.verify(secret, &moved, body, now),
             Err(Rejection::BadSignature)
         );
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_a_panic() {
+        let scheme = mock_scheme();
+        let now = Utc::now();
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -now.timestamp() - 1] {
+            let ts = ts.to_string();
+            let sig = sign_hex_sha256(b"k", &[ts.as_bytes(), b".", b"{}"]);
+            let h = headers(&[("x-mock-timestamp", ts.clone()), ("x-mock-signature", sig)]);
+            assert!(
+                matches!(
+                    scheme.verify(b"k", &h, b"{}", now),
+                    Err(Rejection::Stale(_))
+                ),
+                "{ts}"
+            );
+        }
     }
 
     #[test]
