@@ -8,7 +8,16 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota
+.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota fuzz fuzz-smoke fuzz-lint
+
+# cargo fuzz, installed into the project. It needs nightly compiler flags
+# (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
+# take them, so no nightly is installed.
+CARGO_FUZZ   := .tools/bin/cargo-fuzz
+FUZZ         := RUSTC_BOOTSTRAP=1 $(abspath $(CARGO_FUZZ))
+FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+# Inputs each target runs in `make test` (seeds first, then mutations).
+FUZZ_RUNS    ?= 10000
 
 $(VENV_OK): infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +41,7 @@ test: $(MOTO)
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
+	$(MAKE) fuzz-lint fuzz-smoke
 
 lint: $(VENV_OK)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -57,3 +67,33 @@ clean-venv:
 # enforcing QUOTA (limit/seconds); prints quota share, 429s, live waits.
 bench-quota: $(MOTO)
 	QUOTA=$(or $(QUOTA),60/3) SECS=$(or $(SECS),30) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example quota_bench
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --quiet --root .tools cargo-fuzz --version 0.13.2
+
+# The fuzz crate is outside the workspace: lint it on the workspace's
+# target dir (same lock versions, so nothing is built twice).
+fuzz-lint:
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	CARGO_TARGET_DIR=$(abspath target) $(CARGO) clippy --manifest-path fuzz/Cargo.toml --bins --locked -- -D warnings
+
+# Every fuzz target on its seeds plus FUZZ_RUNS mutations, with a fixed
+# seed and a fresh corpus: the same inputs on every machine. A debug build
+# without a sanitizer (safe Rust; the build is minutes, not a quarter hour).
+fuzz-smoke: $(CARGO_FUZZ)
+	$(FUZZ) build --fuzz-dir fuzz --dev -s none
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		corpus=$$(mktemp -d); \
+		$(FUZZ) run --fuzz-dir fuzz --dev -s none $$t $$corpus fuzz/seeds/$$t -- \
+			-runs=$(FUZZ_RUNS) -seed=1 -timeout=10 > $$corpus.log 2>&1 \
+			|| { tail -60 $$corpus.log; echo "fuzz target $$t failed (input in fuzz/artifacts/$$t)"; exit 1; }; \
+		printf '%-18s %s\n' $$t "$$(grep -E '^#[0-9]+.*(DONE|pulse|INITED)' $$corpus.log | tail -1)"; \
+		rm -rf $$corpus $$corpus.log; \
+	done
+
+# The long run of one target (release build, address sanitizer), growing
+# its corpus in fuzz/corpus/TARGET: make fuzz TARGET=webhook_whoop SECS=600
+fuzz: $(CARGO_FUZZ)
+	mkdir -p fuzz/corpus/$(TARGET)
+	$(FUZZ) run --fuzz-dir fuzz $(TARGET) fuzz/corpus/$(TARGET) fuzz/seeds/$(TARGET) -- \
+		-max_total_time=$(or $(SECS),600) -timeout=10 -print_final_stats=1

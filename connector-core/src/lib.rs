@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod env;
 pub mod error;
+pub mod http_runtime;
 pub mod jobs;
 pub mod model;
 pub mod oauth;

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use connector_core::App;
+use lambda_http::request::LambdaRequest;
 use lambda_http::Body;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,8 +94,11 @@ async fn dispatch(
         &body,
         claims.as_ref(),
     );
-    let request = match lambda_http::request::from_str(&event.to_string()) {
-        Ok(r) => r,
+    let request = match serde_json::from_value::<LambdaRequest>(event) {
+        Ok(mut e) => {
+            connector_core::http_runtime::sanitize(&mut e);
+            lambda_http::Request::from(e)
+        }
         Err(e) => {
             tracing::error!(error = %e, "could not build the Lambda request");
             return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");

@@ -1,6 +1,7 @@
 //! Body size limits on every route that reads a body: 64 KiB for user
 //! routes, 6 MB for vendor webhooks (vendors push whole summaries; a 413
-//! would make them retry and finally drop the notification).
+//! would make them retry and finally drop the notification); and request
+//! headers lambda_http cannot take.
 
 mod common;
 
@@ -42,4 +43,27 @@ async fn every_body_is_bounded_and_webhooks_take_vendor_sized_payloads() {
         )
         .await;
     assert_eq!(status, 413, "{body}");
+}
+
+/// lambda_http panics building the request URI from a client's
+/// `X-Forwarded-Proto` that is not a scheme; the functions drop the header
+/// first (`http_runtime::sanitize`), so the route answers as without it.
+#[tokio::test]
+async fn a_hostile_forwarding_header_gets_the_normal_answer() {
+    let stack = stack("hostile-headers").await;
+    let c = Client::new(&stack);
+    let body = r#"{"vendor":"mock"}"#;
+    let plain = c.post_with("/v1/sync", Some("alice"), body, &[]).await;
+    assert!(plain.0 < 500, "{plain:?}");
+    for proto in ["ht#tps", "https://", "x y"] {
+        let hostile = c
+            .post_with(
+                "/v1/sync",
+                Some("alice"),
+                body,
+                &[("x-forwarded-proto", Some(proto))],
+            )
+            .await;
+        assert_eq!(hostile, plain, "X-Forwarded-Proto: {proto}");
+    }
 }

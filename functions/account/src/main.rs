@@ -1,13 +1,10 @@
-use connector_core::App;
-use lambda_http::{run, service_fn, Error, Request};
+use connector_core::{http_runtime, App};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     connector_core::telemetry::init();
     let app = App::from_env().await?;
     let app = &app;
-    run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(account::handle(app, req).await)
-    }))
-    .await
+    http_runtime::run(move |req| account::handle(app, req)).await
 }

@@ -17,7 +17,8 @@ use std::time::Instant;
 
 const CONFLICT_RETRIES: usize = 5;
 
-fn scheme(window_secs: i64) -> SignatureScheme {
+/// The phone's signed envelope, with `window_secs` of freshness either way.
+pub fn scheme(window_secs: i64) -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,
         encoding: Encoding::Hex,
