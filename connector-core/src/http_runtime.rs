@@ -37,7 +37,7 @@ pub fn sanitize(event: &mut LambdaRequest) {
 }
 
 /// `host[:port]` that parses the same as a URL's authority and nothing more.
-fn is_authority(host: &str) -> bool {
+pub fn is_authority(host: &str) -> bool {
     host.parse::<http::uri::Authority>().is_ok()
         && !host.contains('@')
         && url::Url::parse(&format!("https://{host}/")).is_ok_and(|u| u.path() == "/")

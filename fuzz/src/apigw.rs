@@ -8,8 +8,8 @@ use connector_core::api::{
     body_bytes_up_to, json_body, path_param, query_param, request_domain, route, user_id,
     MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES,
 };
-use connector_core::http_runtime::sanitize;
-use http::uri::{Authority, PathAndQuery};
+use connector_core::http_runtime::{is_authority, sanitize};
+use http::uri::PathAndQuery;
 use lambda_http::request::LambdaRequest;
 use lambda_http::RequestExt;
 
@@ -27,8 +27,7 @@ fn from_api_gateway(event: &LambdaRequest) -> bool {
         .raw_query_string
         .as_deref()
         .is_none_or(|q| !q.contains('#') && format!("/?{q}").parse::<PathAndQuery>().is_ok());
-    let domain_ok = (ag.request_context.domain_name.as_deref())
-        .is_none_or(|d| !d.contains('@') && d.parse::<Authority>().is_ok());
+    let domain_ok = (ag.request_context.domain_name.as_deref()).is_none_or(is_authority);
     let stage_ok = ag.request_context.stage.as_deref().is_none_or(|s| {
         s == "$default"
             || (!s.is_empty()
