@@ -19,8 +19,8 @@ FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
 # Inputs each target runs in `make test` (seeds first, then mutations).
 FUZZ_RUNS    ?= 10000
 # A debug build without a sanitizer: the AWS SDK under coverage
-# instrumentation builds in ~4.5 min so, ~14 in release with the address
-# sanitizer (FUZZ_BUILD="-s address"; ~10x the execs a second).
+# instrumentation builds in ~4.5 min that way, ~14 in release with the address
+# sanitizer (FUZZ_BUILD="-s address").
 FUZZ_BUILD   ?= --dev -s none
 
 $(VENV_OK): infra/requirements.txt
