@@ -167,15 +167,20 @@ fn harness(vendor: Vendor) -> &'static Harness {
     &all[&vendor]
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     headers.insert(name, HeaderValue::from_str(value).expect("ASCII value"));
 }
 
-fn sign_with(scheme: SignatureScheme, secret: &str, d: &mut Delivery) {
-    let ts = scheme.timestamp.map(|rule| match rule.unit {
+/// `now()` as the scheme's timestamp header carries it.
+pub fn now_in(unit: TimestampUnit) -> String {
+    match unit {
         TimestampUnit::Millis => now().timestamp_millis().to_string(),
         _ => now().timestamp().to_string(),
-    });
+    }
+}
+
+fn sign_with(scheme: SignatureScheme, secret: &str, d: &mut Delivery) {
+    let ts = scheme.timestamp.map(|rule| now_in(rule.unit));
     let sig = scheme.sign(secret.as_bytes(), ts.as_deref(), &d.body);
     set(&mut d.headers, scheme.signature_header, &sig);
     if let (Some(rule), Some(ts)) = (scheme.timestamp, ts) {

@@ -2,10 +2,9 @@
 //! not sign is never accepted; one it signed is never refused for its
 //! signature; an accepted timestamp is inside the window.
 
-use crate::{now, Delivery};
+use crate::{now, now_in, set, Delivery};
 use connector_core::vendors::{mock::MockVendor, oura, polar, terra, whoop};
 use connector_core::webhooks::{Rejection, TimestampUnit};
-use http::HeaderValue;
 
 const SECRET: &[u8] = b"fake-scheme-secret-for-fuzzing";
 
@@ -31,18 +30,13 @@ pub fn verify(data: &[u8]) {
         let ts = scheme.timestamp.map(|rule| {
             match d.headers.get(rule.header).and_then(|v| v.to_str().ok()) {
                 Some(given) => given.trim().to_string(),
-                None if rule.unit == TimestampUnit::Millis => now().timestamp_millis().to_string(),
-                None => now().timestamp().to_string(),
+                None => now_in(rule.unit),
             }
         });
         let sig = scheme.sign(SECRET, ts.as_deref(), &d.body);
-        d.headers.insert(
-            scheme.signature_header,
-            HeaderValue::from_str(&sig).unwrap(),
-        );
+        set(&mut d.headers, scheme.signature_header, &sig);
         if let (Some(rule), Some(ts), false) = (scheme.timestamp, ts, given_ts) {
-            d.headers
-                .insert(rule.header, HeaderValue::from_str(&ts).unwrap());
+            set(&mut d.headers, rule.header, &ts);
         }
     }
     let result = scheme.verify(SECRET, &d.headers, &d.body, now());
@@ -76,10 +70,7 @@ pub fn verify(data: &[u8]) {
 fn terra_header(mut d: Delivery) {
     if d.authenticate {
         let sig = terra::sign(SECRET, now().timestamp(), &d.body);
-        d.headers.insert(
-            terra::SIGNATURE_HEADER,
-            HeaderValue::from_str(&sig).unwrap(),
-        );
+        set(&mut d.headers, terra::SIGNATURE_HEADER, &sig);
     }
     let result = terra::verify(SECRET, &d.headers, &d.body, now());
     assert_eq!(
