@@ -16,7 +16,7 @@ const FORWARDED_PROTO: &str = "x-forwarded-proto";
 /// Drops an `x-forwarded-proto` other than http or https (lambda_http then
 /// assumes https) and a `host` that is not a valid authority (it then uses
 /// API Gateway's domain name). Neither is read by the connector.
-pub fn sanitize(event: &mut LambdaRequest) {
+fn sanitize(event: &mut LambdaRequest) {
     let LambdaRequest::ApiGatewayV2(ag) = event else {
         return;
     };
@@ -34,6 +34,13 @@ pub fn sanitize(event: &mut LambdaRequest) {
     if !host_ok {
         ag.headers.remove(http::header::HOST);
     }
+}
+
+/// The request a function sees for an event: sanitized, then converted by
+/// lambda_http (what `run` does; the local gateway calls it directly).
+pub fn to_request(mut event: LambdaRequest) -> Request {
+    sanitize(&mut event);
+    event.into()
 }
 
 /// `host[:port]` that parses the same as a URL's authority and nothing more.
@@ -94,10 +101,8 @@ mod tests {
         serde_json::from_value(json).expect("an HTTP API event")
     }
 
-    fn uri_of(mut e: LambdaRequest) -> String {
-        sanitize(&mut e);
-        let req: Request = e.into();
-        req.uri().to_string()
+    fn uri_of(e: LambdaRequest) -> String {
+        to_request(e).uri().to_string()
     }
 
     #[test]

@@ -8,7 +8,7 @@ use connector_core::api::{
     body_bytes_up_to, json_body, path_param, query_param, request_domain, route, user_id,
     MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES,
 };
-use connector_core::http_runtime::{is_authority, sanitize};
+use connector_core::http_runtime::{is_authority, to_request};
 use http::uri::PathAndQuery;
 use lambda_http::request::LambdaRequest;
 use lambda_http::RequestExt;
@@ -39,17 +39,16 @@ fn from_api_gateway(event: &LambdaRequest) -> bool {
     path_ok && query_ok && domain_ok && stage_ok && body_ok
 }
 
-/// What a function does with an event: sanitize it as `http_runtime::run`
-/// does, convert it as lambda_http does, then read it with the helpers.
+/// What a function does with an event: convert it as `http_runtime::run`
+/// does, then read it with the helpers.
 pub fn event(data: &[u8]) {
-    let Ok(mut event) = serde_json::from_slice::<LambdaRequest>(data) else {
+    let Ok(event) = serde_json::from_slice::<LambdaRequest>(data) else {
         return;
     };
     if !from_api_gateway(&event) {
         return;
     }
-    sanitize(&mut event);
-    let req = lambda_http::Request::from(event);
+    let req = to_request(event);
     match user_id(&req) {
         Ok(user) => assert!(!user.is_empty(), "an empty user id"),
         Err(e) => refusal("user id", &e, data),

@@ -47,7 +47,7 @@ async fn every_body_is_bounded_and_webhooks_take_vendor_sized_payloads() {
 
 /// lambda_http panics building the request URI from a client's
 /// `X-Forwarded-Proto` that is not a scheme; the functions drop the header
-/// first (`http_runtime::sanitize`), so the route answers as without it.
+/// first (`http_runtime`), so the route answers as without it.
 #[tokio::test]
 async fn a_hostile_forwarding_header_gets_the_normal_answer() {
     let stack = stack("hostile-headers").await;
