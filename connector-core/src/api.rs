@@ -2,7 +2,7 @@
 //! `sub` the authorizer put into the request context), request parsing, and
 //! JSON / problem+json responses.
 
-use crate::error::Error;
+use crate::domain::error::Error;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;

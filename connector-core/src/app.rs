@@ -1,16 +1,17 @@
 //! Everything a function needs, built once at start-up (Lambda init) and
 //! shared by reference across invocations.
 
-use crate::config::Config;
+use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
+use crate::aws::queue::JobQueue;
 use crate::credentials::Credentials;
-use crate::crypto::{CacheLimits, Envelope, KmsKeys};
-use crate::env::Env;
-use crate::error::{Error, Result};
-use crate::jobs::JobQueue;
+use crate::domain::config::Config;
+use crate::domain::env::Env;
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::Vendor;
 use crate::quota::{CallBudget, FleetQuota};
 use crate::store::{ConnectionStore, EphemeralStore, HealthStore};
 use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
-use crate::vendors::{Registry, Vendor, VendorCtx, VendorDriver};
+use crate::vendors::{Registry, VendorCtx, VendorDriver};
 use std::sync::Arc;
 
 pub struct App {
@@ -25,27 +26,6 @@ pub struct App {
     pub mock: Arc<MockVendor>,
     pub http: reqwest::Client,
     pub quota: Arc<FleetQuota>,
-}
-
-/// The AWS SDK configuration: the real chain in AWS; against a local
-/// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint with dummy credentials.
-pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(ep) = endpoint {
-        loader = loader
-            .endpoint_url(ep)
-            .region(aws_config::Region::new(
-                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-            ))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "local-emulator",
-            ));
-    }
-    loader.load().await
 }
 
 impl App {
@@ -66,7 +46,7 @@ impl App {
 
     pub async fn new(env: Env) -> Result<Self> {
         let config = Config::from_env(&env)?;
-        let sdk = aws_config(config.aws_endpoint.as_deref()).await;
+        let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref()).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let ephemeral = EphemeralStore::new(dynamo.clone(), config.ephemeral_table.clone());
         let access_ttl = match env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {

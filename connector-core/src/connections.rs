@@ -3,12 +3,12 @@
 //! the backfill of the configured number of days; and revoking one.
 
 use crate::app::App;
-use crate::error::{Error, Result};
-use crate::jobs::{last_days, JobReason, SyncJob};
+use crate::domain::connection::{Connection, TokenSet};
+use crate::domain::error::{Error, Result};
+use crate::domain::job::{last_days, JobReason, SyncJob};
+use crate::domain::vendor::Vendor;
 use crate::refresh::refresh_connection;
 use crate::sync::EXPIRY_MARGIN_SECS;
-use crate::tokens::{self, Connection, TokenSet};
-use crate::vendors::Vendor;
 use chrono::Utc;
 
 pub async fn establish(
@@ -18,7 +18,7 @@ pub async fn establish(
     vendor_user_id: &str,
     tokens: &TokenSet,
 ) -> Result<()> {
-    let sealed = tokens::seal(&app.envelope, user_id, vendor, tokens).await?;
+    let sealed = app.envelope.seal_tokens(user_id, vendor, tokens).await?;
     app.connections
         .connect(
             user_id,
@@ -55,7 +55,7 @@ pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
         Err(Error::Vendor { .. }) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let mut tokens = tokens::open(&app.envelope, conn).await?;
+    let mut tokens = app.envelope.open_tokens(conn).await?;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) && tokens.refresh_token.is_some() {
         match refresh_connection(app, conn).await {
             Ok((_, fresh)) => tokens = fresh,
@@ -68,5 +68,5 @@ pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
     driver
         .revoke(&ctx, &conn.vendor_user_id, &tokens)
         .await
-        .map_err(|e| e.into_error(vendor))
+        .map_err(|e| Error::vendor(vendor, e))
 }

@@ -2,11 +2,12 @@
 //! by the env-var names) cached in-process, with the environment as the
 //! local fallback for names the secret does not hold.
 
-use crate::env::Env;
-use crate::error::{sdk, Error, Result};
-use crate::tokens::Secret;
+use crate::aws::sdk;
+use crate::domain::connection::Secret;
+use crate::domain::env::Env;
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::Vendor;
 use crate::vendors::catalog::{oauth_defaults, ClientAuth, TokenResponseShape};
-use crate::vendors::Vendor;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

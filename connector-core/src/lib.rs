@@ -1,20 +1,23 @@
 //! connector-core: everything of the wearable cloud connector that is not
-//! Lambda glue. One module per idea; see ../shared/DESIGN.md for the shape.
+//! Lambda glue.
+//!
+//! Layers, each a folder, imported one way only: `domain` (vocabulary, no
+//! I/O) ← `aws` (the only code that names an AWS SDK type) ← `vendors`
+//! (drivers, their facts, the token protocol, signatures, quota pacing) ←
+//! `flows` (use cases, the only code that takes the `App`); `http`
+//! (lambda_http glue) sits beside `flows`. A lower layer never imports a
+//! higher one, and no vendor's folder imports another's; `layers_test`
+//! checks it.
 
 pub mod api;
 pub mod app;
-pub mod config;
+pub mod aws;
 pub mod connections;
 pub mod credentials;
-pub mod crypto;
-pub mod env;
-pub mod error;
+pub mod domain;
 pub mod http_runtime;
-pub mod jobs;
-pub mod model;
 pub mod oauth;
 pub mod polling;
-pub mod push;
 pub mod push_store;
 pub mod quota;
 pub mod ratelimit;
@@ -23,10 +26,9 @@ pub mod retry;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
-pub mod tokens;
 pub mod vendors;
 pub mod webhooks;
 
 pub use app::App;
-pub use error::{Error, Result};
-pub use vendors::Vendor;
+pub use domain::error::{Error, Result};
+pub use domain::vendor::Vendor;

@@ -2,13 +2,13 @@
 //! a single-use state bound to the user (stored with a TTL and taken with a
 //! conditional delete), code exchange and refresh.
 
+use crate::aws::kms::{Binding, Envelope};
 use crate::credentials::VendorCredentials;
-use crate::crypto::{Binding, Envelope};
-use crate::error::{Error, Result};
+use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::{Vendor, VendorError};
 use crate::store::EphemeralStore;
-use crate::tokens::{Secret, TokenSet};
 use crate::vendors::catalog::{ClientAuth, TokenResponseShape};
-use crate::vendors::{Vendor, VendorError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::Utc;
@@ -242,11 +242,11 @@ pub async fn complete(
         state_item
             .get(k)
             .cloned()
-            .ok_or_else(|| Error::Storage(format!("OAuth state item lacks {k}")))
+            .ok_or_else(|| Error::Corrupt(format!("OAuth state item lacks {k}")))
     };
     let user_id = field("user_id")?;
     let redirect_uri = Url::parse(&field("redirect_uri")?)
-        .map_err(|_| Error::Storage("bad redirect_uri".into()))?;
+        .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
     let verifier = envelope
         .open(
             &field(PKCE_FIELD)?,
@@ -267,7 +267,7 @@ pub async fn complete(
     let resp = req
         .request_async(&TokenHttp::new(http, creds))
         .await
-        .map_err(|e| token_error(e).into_error(vendor))?;
+        .map_err(|e| Error::vendor(vendor, token_error(e)))?;
     Ok(Completed {
         user_id,
         return_url: field("return_url")?,

@@ -6,9 +6,9 @@
 //! connection falls back to a daily pull instead of going quiet.
 
 use crate::app::App;
-use crate::error::Result;
-use crate::jobs::{last_days, JobReason, SyncJob};
-use crate::vendors::Vendor;
+use crate::domain::error::Result;
+use crate::domain::job::{last_days, JobReason, SyncJob};
+use crate::domain::vendor::Vendor;
 use chrono::{DateTime, Duration, Utc};
 
 /// Days each poll pulls (a reading can arrive hours late).

@@ -2,9 +2,10 @@
 //! version, written in one transaction with the samples and the summary
 //! values derived from it, so a failure leaves nothing half-written.
 
-use crate::error::{sdk, Error, Result};
-use crate::model::{DailySummary, MetricType, Sample};
-use crate::push::{DayRecord, Scalar, SOURCE};
+use crate::aws::sdk;
+use crate::domain::error::{Error, Result};
+use crate::domain::health::{DailySummary, MetricType, Sample};
+use crate::domain::push::{DayRecord, Scalar, SOURCE};
 use crate::store::HealthStore;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::NaiveDate;
@@ -51,7 +52,7 @@ impl HealthStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let bad = || Error::Storage("push item is malformed".into());
+        let bad = || Error::Corrupt("push item is malformed".into());
         let record: DayRecord = item
             .get("record")
             .and_then(|v| v.as_s().ok())

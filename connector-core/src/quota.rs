@@ -17,10 +17,12 @@
 //! slot that is free now. Under a backfill backlog, live calls therefore
 //! take the next slots and backfill waits for them.
 
-use crate::env::Env;
-use crate::error::{sdk, Error, Result};
+use crate::aws::sdk;
+use crate::domain::env::Env;
+use crate::domain::error::{Error, Result};
+use crate::domain::job::Priority;
+use crate::domain::vendor::Vendor;
 use crate::store::{EphemeralStore, OWNER};
-use crate::vendors::Vendor;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,13 +132,6 @@ pub fn parse_windows(spec: &str) -> Result<Vec<QuotaWindow>, String> {
             })
         })
         .collect()
-}
-
-/// Whether a call serves fresh data someone waits for or history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Priority {
-    Live,
-    Backfill,
 }
 
 /// A window's GCRA parameters, in microseconds.

@@ -1,7 +1,8 @@
 //! A token bucket per key kept in DynamoDB, so every concurrent Lambda shares
 //! one budget (a per-process limiter would be multiplied by the fleet).
 
-use crate::error::{sdk, Error, Result};
+use crate::aws::sdk;
+use crate::domain::error::{Error, Result};
 use crate::store::{EphemeralStore, OWNER};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;

@@ -6,9 +6,9 @@
 //! current refresh token.
 
 use crate::app::App;
-use crate::error::{Error, Result};
-use crate::tokens::{self, Connection, ConnectionStatus, TokenSet};
-use crate::vendors::VendorError;
+use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::VendorError;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
         let latest = reread(app, conn).await?;
         if latest.token_version != conn.token_version {
             // Refreshed (or reconnected) since the caller read it: use that.
-            let t = tokens::open(&app.envelope, &latest).await?;
+            let t = app.envelope.open_tokens(&latest).await?;
             return Ok((latest, t));
         }
         let until = Utc::now() + chrono::Duration::seconds(LEASE_SECS);
@@ -44,10 +44,10 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
             return result;
         }
         if started.elapsed() > WAIT_FOR_OTHERS {
-            return Err(
-                VendorError::Transient("another refresh is still in progress".into())
-                    .into_error(vendor),
-            );
+            return Err(Error::vendor(
+                vendor,
+                VendorError::Transient("another refresh is still in progress".into()),
+            ));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -56,7 +56,7 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
 async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
     let (driver, ctx) = app.driver(vendor).await?;
-    let current = tokens::open(&app.envelope, conn).await?;
+    let current = app.envelope.open_tokens(conn).await?;
     let Some(refresh_token) = current.refresh_token.clone() else {
         // A vendor without refresh tokens (Polar) or a grant without one:
         // nothing can renew it, so the user has to reconnect.
@@ -71,7 +71,9 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
             .await?;
         return Err(Error::Vendor {
             vendor,
-            detail: "connection has no refresh token; the user must reconnect".into(),
+            error: VendorError::Permanent(
+                "connection has no refresh token; the user must reconnect".into(),
+            ),
         });
     };
     match driver
@@ -79,7 +81,10 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
         .await
     {
         Ok(fresh) => {
-            let sealed = tokens::seal(&app.envelope, &conn.user_id, vendor, &fresh).await?;
+            let sealed = app
+                .envelope
+                .seal_tokens(&conn.user_id, vendor, &fresh)
+                .await?;
             if app
                 .connections
                 .replace_tokens(conn, conn.token_version, &sealed, fresh.expires_at)
@@ -90,13 +95,13 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
             }
             // Reconnected while we refreshed: the new grant wins.
             let latest = reread(app, conn).await?;
-            let t = tokens::open(&app.envelope, &latest).await?;
+            let t = app.envelope.open_tokens(&latest).await?;
             Ok((latest, t))
         }
         Err(VendorError::RefreshRejected) => {
             let latest = reread(app, conn).await?;
             if latest.token_version != conn.token_version {
-                let t = tokens::open(&app.envelope, &latest).await?;
+                let t = app.envelope.open_tokens(&latest).await?;
                 return Ok((latest, t));
             }
             tracing::warn!(user_id = %conn.user_id, %vendor, "vendor rejected the refresh token");
@@ -108,9 +113,9 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
                     Some("the vendor rejected the refresh token; reconnect"),
                 )
                 .await?;
-            Err(VendorError::RefreshRejected.into_error(vendor))
+            Err(Error::vendor(vendor, VendorError::RefreshRejected))
         }
-        Err(e) => Err(e.into_error(vendor)),
+        Err(e) => Err(Error::vendor(vendor, e)),
     }
 }
 

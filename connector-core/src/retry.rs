@@ -4,7 +4,7 @@
 //! visibility, never by sleeping in the Lambda. After the queue's
 //! maxReceiveCount the message goes to the DLQ.
 
-use crate::error::Error;
+use crate::domain::error::{Disposition, Error};
 use rand::Rng;
 
 /// SQS's longest visibility timeout is 12 hours.
@@ -17,14 +17,12 @@ pub const BACKOFF_CAP_SECS: u64 = 900;
 /// Seconds until the message should be visible again, given the error and
 /// how many times the message has been received (1 on the first try).
 pub fn visibility_after(err: &Error, receive_count: u32, rng: &mut impl Rng) -> u64 {
-    match err {
-        Error::RateLimited { retry_after_secs } => {
-            (*retry_after_secs).clamp(1, MAX_VISIBILITY_SECS)
-        }
+    match err.disposition() {
+        Disposition::RetryAfter(secs) => secs.clamp(1, MAX_VISIBILITY_SECS),
         // A malformed job never succeeds: let it use up its receives at once
         // so the redrive policy moves it to the DLQ without delay.
-        Error::BadRequest(_) => 0,
-        _ => {
+        Disposition::DeadLetter => 0,
+        Disposition::BackOff | Disposition::RecordOnConnection => {
             let exp = receive_count.saturating_sub(1).min(16);
             let ceiling = BACKOFF_BASE_SECS
                 .saturating_mul(1 << exp)

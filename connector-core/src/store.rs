@@ -3,10 +3,11 @@
 //! Every update names the full primary key; expiry is checked on read because
 //! TTL deletion is lazy.
 
-use crate::error::{sdk, Error, Result};
-use crate::model::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
-use crate::tokens::{Connection, ConnectionStatus, SealedTokens};
-use crate::vendors::{RawRecord, Vendor};
+use crate::aws::sdk;
+use crate::domain::connection::{Connection, ConnectionStatus, SealedTokens};
+use crate::domain::error::{Error, Result};
+use crate::domain::health::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
+use crate::domain::vendor::{RawRecord, Vendor};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnValue, WriteRequest,
 };
@@ -98,7 +99,7 @@ impl ConnectionStore {
     }
 
     fn from_item(item: &Item) -> Result<Connection> {
-        let bad = |f: &str| Error::Storage(format!("connection item has no valid {f}"));
+        let bad = |f: &str| Error::Corrupt(format!("connection item has no valid {f}"));
         Ok(Connection {
             user_id: get_s(item, "user_id")
                 .ok_or_else(|| bad("user_id"))?
@@ -774,7 +775,7 @@ impl HealthStore {
         for item in &items {
             let date = get_s(item, "date")
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                .ok_or_else(|| Error::Storage("summary item has no valid date".into()))?;
+                .ok_or_else(|| Error::Corrupt("summary item has no valid date".into()))?;
             let mut row = DailySummary::new(date);
             for metric in SUMMARY_METRICS {
                 let prefix = format!("{}@", metric.as_str());
@@ -833,7 +834,7 @@ impl HealthStore {
             .items()
             .iter()
             .map(|item| {
-                let bad = || Error::Storage("sample item is malformed".into());
+                let bad = || Error::Corrupt("sample item is malformed".into());
                 Ok(Sample {
                     metric,
                     date: get_s(item, "date")
@@ -1044,5 +1045,16 @@ mod tests {
             schedule_shard("u", Vendor::Oura),
             "a user's vendors spread too (for this key)"
         );
+    }
+
+    #[test]
+    fn a_corrupt_connection_item_is_not_reported_as_an_outage() {
+        let mut item = ConnectionStore::key("u", Vendor::Whoop);
+        item.insert("status".into(), s("no-such-status"));
+        item.insert("connected_at".into(), n(1_700_000_000));
+        let err = ConnectionStore::from_item(&item).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        assert_eq!(err.status(), 500, "a 503 would tell the client to retry");
+        assert!(!err.public_detail().contains("retry"));
     }
 }

@@ -3,12 +3,13 @@
 //! idempotently (samples by natural key, summaries by user and day).
 
 use crate::app::App;
-use crate::error::{Error, Result};
-use crate::jobs::SyncJob;
-use crate::model::DailySummary;
+use crate::domain::connection::ConnectionStatus;
+use crate::domain::error::{Disposition, Error, Result};
+use crate::domain::health::DailySummary;
+use crate::domain::job::SyncJob;
+use crate::domain::vendor::VendorError;
 use crate::refresh::refresh_connection;
-use crate::tokens::{self, ConnectionStatus};
-use crate::vendors::{FetchRequest, VendorError};
+use crate::vendors::FetchRequest;
 use chrono::Utc;
 
 /// Refresh this long before the access token expires.
@@ -39,11 +40,10 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
     }
     let (driver, mut ctx) = match app.driver(vendor).await {
         Ok(d) => d,
-        Err(e @ Error::Vendor { .. }) => return record_permanent(app, job, e).await,
-        Err(e) => return Err(e),
+        Err(e) => return unless_permanent(app, job, e).await,
     };
     ctx.budget = ctx.budget.for_job(&job.user_id, job.reason.priority());
-    let mut tokens = tokens::open(&app.envelope, &conn).await?;
+    let mut tokens = app.envelope.open_tokens(&conn).await?;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
         (conn, tokens) = match refresh_connection(app, &conn).await {
             Ok(fresh) => fresh,
@@ -69,10 +69,7 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
                     Err(e) => return unless_needs_user(app, job, e).await,
                 };
             }
-            Err(VendorError::Permanent(detail)) => {
-                return record_permanent(app, job, Error::Vendor { vendor, detail }).await
-            }
-            Err(e) => return Err(e.into_error(vendor)),
+            Err(e) => return unless_permanent(app, job, Error::vendor(vendor, e)).await,
         }
     };
     let samples = fetched.samples;
@@ -108,7 +105,12 @@ async fn unless_needs_user(app: &App, job: &SyncJob, err: Error) -> Result<JobOu
     }
 }
 
-async fn record_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOutcome> {
+/// A failure the vendor made final is recorded on the connection and ends
+/// the job; anything else is retried later.
+async fn unless_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOutcome> {
+    if err.disposition() != Disposition::RecordOnConnection {
+        return Err(err);
+    }
     tracing::warn!(job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, error = %err, "sync failed permanently");
     app.connections
         .set_status(

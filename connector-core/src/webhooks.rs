@@ -2,12 +2,12 @@
 //! scheme type covers every vendor's rule: the HMAC, the encoding of the
 //! signature, what bytes are signed, and an optional timestamp header.
 
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::Vendor;
 use crate::store::EphemeralStore;
-use crate::vendors::Vendor;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 
@@ -201,31 +201,12 @@ pub fn sign_hex_sha256(secret: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// What a webhook event asks of the connector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// New or changed data: pull it with the user's own token.
-    DataChanged,
-    /// The user withdrew the grant at the vendor: mark the connection revoked.
-    Deauthorized,
-}
-
-/// One event from an authenticated webhook: whose, about which user-local
-/// day, and the vendor's id for the delivery (the dedup key).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebhookEvent {
-    pub event_id: String,
-    pub vendor_user_id: String,
-    pub date: NaiveDate,
-    pub kind: EventKind,
-}
-
 /// Checks a delivery against an HMAC scheme with the configured secret; a
 /// missing secret refuses everything (never "verified by default").
 pub fn authenticate(
     vendor: Vendor,
     scheme: &SignatureScheme,
-    secret: Option<&crate::tokens::Secret>,
+    secret: Option<&crate::domain::connection::Secret>,
     req: &crate::vendors::WebhookRequest<'_>,
 ) -> Result<()> {
     let Some(secret) = secret else {
@@ -242,7 +223,10 @@ pub fn authenticate(
 
 /// Constant-time equality of a presented shared secret (a bearer secret, a
 /// verify token) with the configured one; a missing one never matches.
-pub fn secret_matches(given: Option<&str>, configured: Option<&crate::tokens::Secret>) -> bool {
+pub fn secret_matches(
+    given: Option<&str>,
+    configured: Option<&crate::domain::connection::Secret>,
+) -> bool {
     use subtle::ConstantTimeEq;
     match (given, configured) {
         (Some(g), Some(c)) => bool::from(g.as_bytes().ct_eq(c.expose().as_bytes())),

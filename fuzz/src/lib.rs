@@ -12,10 +12,11 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use connector_core::credentials::Credentials;
-use connector_core::env::Env;
-use connector_core::error::Error;
+use connector_core::domain::env::Env;
+use connector_core::domain::error::Error;
+use connector_core::domain::vendor::Vendor;
 use connector_core::vendors::{
-    mock::MockVendor, oura, polar, terra, whoop, Vendor, VendorCtx, VendorDriver, WebhookReply,
+    mock::MockVendor, oura, polar, terra, whoop, VendorCtx, VendorDriver, WebhookReply,
     WebhookRequest,
 };
 use connector_core::webhooks::{SignatureScheme, TimestampUnit};
@@ -27,7 +28,7 @@ pub mod apigw;
 pub mod push;
 pub mod schemes;
 
-pub use connector_core::vendors::Vendor as Target;
+pub use connector_core::domain::vendor::Vendor as Target;
 
 pub const CLIENT_ID: &str = "fake-client-id";
 pub const CLIENT_SECRET: &str = "fake-client-secret-for-fuzzing";

@@ -3,7 +3,7 @@
 
 use crate::refusal;
 use chrono::{Duration, NaiveDate};
-use connector_core::push::{merge as merge_into, DayRecord, MergeResult, Push};
+use connector_core::domain::push::{merge as merge_into, DayRecord, MergeResult, Push};
 
 fn today() -> NaiveDate {
     crate::now().date_naive()

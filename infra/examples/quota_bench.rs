@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use connector_core::jobs::{JobReason, SyncJob};
+use connector_core::domain::job::{JobReason, SyncJob};
 use connector_core::Vendor;
 use connector_infra::simulator::limits::Window;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

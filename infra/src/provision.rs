@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use connector_core::error::sdk;
+use connector_core::aws::sdk;
 use serde_yaml::Value;
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use connector_core::error::sdk;
+use connector_core::aws::sdk;
 use connector_core::App;
 use std::collections::HashSet;
 

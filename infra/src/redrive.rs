@@ -5,8 +5,8 @@
 //! half-way duplicates at worst (jobs are idempotent) and never loses one.
 
 use aws_sdk_sqs::Client;
-use connector_core::error::sdk;
-use connector_core::jobs::{JobReason, SyncJob};
+use connector_core::aws::sdk;
+use connector_core::domain::job::{JobReason, SyncJob};
 
 /// The local stack's queues, by the stack name `make run` uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use crate::gateway::{router, Gateway};
 use crate::provision::{provision, Provisioned};
 use crate::pump::{Pump, PumpQueue};
 use crate::template::{Template, ValueSource};
-use connector_core::env::Env;
+use connector_core::domain::env::Env;
 use connector_core::App;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,7 +75,7 @@ impl Stack {
 
 pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Error + Send + Sync>> {
     let template = Template::load(&opts.template)?;
-    let sdk = connector_core::app::aws_config(Some(&opts.endpoint)).await;
+    let sdk = connector_core::aws::aws_config(Some(&opts.endpoint)).await;
     let provisioned = provision(&sdk, &template, &opts.prefix).await?;
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     let addr = listener.local_addr()?;

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
+use connector_core::aws::kms::{Binding, CacheLimits, Envelope, KmsKeys};
 use connector_core::credentials::Credentials;
-use connector_core::crypto::{Binding, CacheLimits, Envelope, KmsKeys};
-use connector_core::env::Env;
+use connector_core::domain::env::Env;
 use connector_core::Vendor;
 use std::collections::HashMap;
 

@@ -8,7 +8,6 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::*;
-use connector_core::tokens;
 use connector_core::Vendor;
 use connector_infra::simulator::dexcom::{reading, DISPLAY_OFFSET_HOURS, READING_MINUTES};
 use std::sync::atomic::Ordering::SeqCst;
@@ -26,7 +25,7 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
     let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert!(user.starts_with("simdexcomuser"), "{user}");
-    let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
 
     // Backfill: every reading of a local day, at its UTC time, exact values.
     assert_eq!(drain(&stack).await, (1, 0));

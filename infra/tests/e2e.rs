@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use connector_core::tokens;
 use connector_core::Vendor;
 
 fn today_row<'a>(reports: &'a serde_json::Value, date: &str) -> Vec<&'a serde_json::Value> {
@@ -374,7 +373,7 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
         .await
         .unwrap()
         .unwrap();
-    let alice_tokens = tokens::open(&app.envelope, &alice).await.unwrap();
+    let alice_tokens = app.envelope.open_tokens(&alice).await.unwrap();
     let secrets = [
         alice_tokens.access_token.expose().to_string(),
         alice_tokens
@@ -403,8 +402,8 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     // Alice's sealed token copied into Bob's row does not open.
     let mut moved = bob.clone();
     moved.sealed_access_token = alice.sealed_access_token.clone();
-    assert!(tokens::open(&app.envelope, &moved).await.is_err());
-    let sealed = connector_core::tokens::SealedTokens {
+    assert!(app.envelope.open_tokens(&moved).await.is_err());
+    let sealed = connector_core::domain::connection::SealedTokens {
         access: alice.sealed_access_token.clone(),
         refresh: alice.sealed_refresh_token.clone(),
     };
@@ -432,7 +431,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
     let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
-    let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let tokens = stack.app.envelope.open_tokens(&conn).await.unwrap();
     let (status, body) = c
         .call("DELETE", "/v1/connections/mock", Some("alice"), None)
         .await;
@@ -451,13 +450,13 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
                 access_token: tokens.access_token.expose(),
                 from: d,
                 to: d,
-                reason: connector_core::jobs::JobReason::Manual,
+                reason: connector_core::domain::job::JobReason::Manual,
             },
         )
         .await;
     assert!(matches!(
         fetch,
-        Err(connector_core::vendors::VendorError::Unauthorized)
+        Err(connector_core::domain::vendor::VendorError::Unauthorized)
     ));
     let refresh = driver
         .refresh(
@@ -468,7 +467,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
         .await;
     assert!(matches!(
         refresh,
-        Err(connector_core::vendors::VendorError::RefreshRejected)
+        Err(connector_core::domain::vendor::VendorError::RefreshRejected)
     ));
     // The queued backfill finds no connection and is dropped, not retried.
     assert_eq!(drain(&stack).await, (1, 0));

@@ -9,7 +9,7 @@ mod common;
 
 use chrono::Utc;
 use common::*;
-use connector_core::tokens::{self, ConnectionStatus};
+use connector_core::domain::connection::ConnectionStatus;
 use connector_core::Vendor;
 use connector_infra::simulator::garmin::{day, notify_with, ping, GarminState};
 use std::sync::atomic::Ordering::SeqCst;
@@ -33,7 +33,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let user = conn.vendor_user_id.clone();
     assert_eq!(user.len(), 32, "{user}");
     assert!(garmin.users.lock().unwrap().contains_key(&user));
-    let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
 
     // The backfill job asks Garmin for history (one request per summary
     // type); Garmin pings as it is ready (while the job may still run);

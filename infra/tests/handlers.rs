@@ -127,7 +127,8 @@ async fn health_push_event_is_signed_and_its_payload_valid() {
         scheme.verify(b"fake-push-secret", req.headers(), body, at),
         Ok(())
     );
-    let push = connector_core::push::Push::parse(body, "2026-02-16".parse().unwrap()).unwrap();
+    let push =
+        connector_core::domain::push::Push::parse(body, "2026-02-16".parse().unwrap()).unwrap();
     assert_eq!(push.workouts.len(), 1);
     // Against the wall clock (and another secret) the handler refuses it.
     let resp = health_push::handle(&stack.app, req).await;
@@ -197,7 +198,7 @@ async fn scheduled_event_runs_the_refresher() {
     assert_ne!(after.sealed_refresh_token, before.sealed_refresh_token);
     assert_eq!(
         after.status,
-        connector_core::tokens::ConnectionStatus::Connected
+        connector_core::domain::connection::ConnectionStatus::Connected
     );
 }
 
@@ -207,7 +208,7 @@ async fn scheduled_event_runs_the_refresher() {
 /// (an older version's) is put on them by the daily sweep.
 #[tokio::test]
 async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
-    use connector_core::tokens::ConnectionStatus;
+    use connector_core::domain::connection::ConnectionStatus;
     let stack = stack("schedule").await;
     let (app, c) = (&stack.app, Client::new(&stack));
     let users = ["alice", "bob", "carol", "dave"];
@@ -216,7 +217,7 @@ async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
     }
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::days(30);
-    let listed = |conns: Vec<connector_core::tokens::Connection>| {
+    let listed = |conns: Vec<connector_core::domain::connection::Connection>| {
         let mut users: Vec<String> = conns.into_iter().map(|c| c.user_id).collect();
         users.sort();
         users

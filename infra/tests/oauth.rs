@@ -7,8 +7,8 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use common::*;
-use connector_core::vendors::VendorError;
-use connector_core::{oauth, tokens, Vendor};
+use connector_core::domain::vendor::VendorError;
+use connector_core::{oauth, Vendor};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -65,7 +65,7 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
         "{}",
         conn.vendor_user_id
     );
-    let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
     assert!(t.access_token.expose().starts_with("at_"));
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.expires_at.is_some());

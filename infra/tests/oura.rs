@@ -9,10 +9,11 @@ mod common;
 
 use chrono::{Duration, FixedOffset, Utc};
 use common::*;
-use connector_core::model::MetricType;
+use connector_core::domain::connection::ConnectionStatus;
+use connector_core::domain::health::MetricType;
+use connector_core::domain::vendor::VendorError;
 use connector_core::oauth;
-use connector_core::tokens::{self, ConnectionStatus};
-use connector_core::vendors::{FetchRequest, VendorError};
+use connector_core::vendors::FetchRequest;
 use connector_core::Vendor;
 use connector_infra::simulator::oura::{day, deliver_handshake, deliver_webhook, Event};
 use std::sync::atomic::Ordering::SeqCst;
@@ -62,7 +63,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let vendor_user = conn.vendor_user_id.clone();
     assert!(vendor_user.starts_with("sim-oura-user-"), "{vendor_user}");
     assert!(oura.users.lock().unwrap().contains_key(&vendor_user));
-    let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.refresh_token.is_some());
 
@@ -147,7 +148,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
                 access_token: t.access_token.expose(),
                 from: local_today() - Duration::days(75),
                 to: local_today(),
-                reason: connector_core::jobs::JobReason::Manual,
+                reason: connector_core::domain::job::JobReason::Manual,
             },
         )
         .await
@@ -216,7 +217,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let after = connection(&stack, "olivia", Vendor::Oura).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
-    let fresh = tokens::open(&stack.app.envelope, &after).await.unwrap();
+    let fresh = stack.app.envelope.open_tokens(&after).await.unwrap();
     let old_refresh = t.refresh_token.clone().unwrap();
     assert_ne!(
         fresh.refresh_token.as_ref().unwrap().expose(),
@@ -262,7 +263,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
 
 #[tokio::test]
 async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
-    use connector_core::tokens::Secret;
+    use connector_core::domain::connection::Secret;
     use connector_core::vendors::oura::subscriptions::{self, DATA_TYPES, EVENT_TYPES};
     use connector_infra::simulator::oura::expire_subscriptions;
 

@@ -11,8 +11,8 @@ mod common;
 
 use chrono::{Duration, FixedOffset, Utc};
 use common::*;
-use connector_core::model::MetricType;
-use connector_core::tokens::{self, ConnectionStatus};
+use connector_core::domain::connection::ConnectionStatus;
+use connector_core::domain::health::MetricType;
 use connector_core::vendors::polar::member_id;
 use connector_core::vendors::FetchRequest;
 use connector_core::Vendor;
@@ -66,7 +66,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
         .cloned();
     assert_eq!(member, Some(member_id("paula")));
     assert!(!member.unwrap().contains("paula"));
-    let t = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.refresh_token.is_none(), "Polar issues no refresh token");
     assert!(t.expires_at.unwrap() > Utc::now() + Duration::days(3650 - 2));
@@ -151,7 +151,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
                 access_token: t.access_token.expose(),
                 from: local_today() - Duration::days(400),
                 to: local_today(),
-                reason: connector_core::jobs::JobReason::Manual,
+                reason: connector_core::domain::job::JobReason::Manual,
             },
         )
         .await

@@ -131,9 +131,7 @@ async fn provisioning_again_reuses_resources_and_keeps_data() {
         .await
         .unwrap()
         .unwrap();
-    assert!(connector_core::tokens::open(&second.app.envelope, &conn)
-        .await
-        .is_ok());
+    assert!(second.app.envelope.open_tokens(&conn).await.is_ok());
 }
 
 #[tokio::test]
@@ -186,12 +184,12 @@ async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
         .await
         .unwrap();
     // A dead backfill job goes back to the backfill queue, not the live one.
-    let backfill_job = connector_core::jobs::SyncJob::new(
+    let backfill_job = connector_core::domain::job::SyncJob::new(
         "alice",
-        connector_core::vendors::Vendor::Mock,
+        connector_core::domain::vendor::Vendor::Mock,
         chrono::Utc::now().date_naive(),
         chrono::Utc::now().date_naive(),
-        connector_core::jobs::JobReason::Backfill,
+        connector_core::domain::job::JobReason::Backfill,
     )
     .unwrap();
     let backfill_body = serde_json::to_string(&backfill_job).unwrap();

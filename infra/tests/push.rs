@@ -18,7 +18,7 @@ async fn record(
     stack: &connector_infra::stack::Stack,
     user: &str,
     date: &str,
-) -> Option<connector_core::push::DayRecord> {
+) -> Option<connector_core::domain::push::DayRecord> {
     stack
         .app
         .health
@@ -85,8 +85,8 @@ async fn created_merged_unchanged_with_newest_wins_backfill_and_workout_dedup() 
     assert_eq!(r["result"], "merged", "backfilled resting_hr");
 
     let rec = record(&stack, "alice", &d).await.unwrap();
-    let v = |s: connector_core::push::Scalar| rec.scalars[&s].value;
-    use connector_core::push::Scalar::*;
+    let v = |s: connector_core::domain::push::Scalar| rec.scalars[&s].value;
+    use connector_core::domain::push::Scalar::*;
     assert_eq!(v(Steps), 9234.0, "newest generated_at wins");
     assert_eq!(v(Hrv), 46.2, "older payload does not overwrite");
     assert_eq!(
@@ -329,7 +329,8 @@ async fn per_user_rate_limit_answers_429_with_retry_after() {
     let retry: u64 = r["retry_after"].as_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
     assert_eq!(
-        record(&stack, "alice", &d).await.unwrap().scalars[&connector_core::push::Scalar::Steps]
+        record(&stack, "alice", &d).await.unwrap().scalars
+            [&connector_core::domain::push::Scalar::Steps]
             .value,
         102.0
     );

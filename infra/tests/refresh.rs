@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
+use connector_core::domain::connection::ConnectionStatus;
+use connector_core::domain::vendor::VendorError;
 use connector_core::refresh::refresh_connection;
-use connector_core::tokens::{self, ConnectionStatus};
-use connector_core::vendors::VendorError;
 use connector_core::Vendor;
 
 async fn short_lived_stack(name: &str) -> connector_infra::stack::Stack {
@@ -23,7 +23,7 @@ async fn expiring_token_is_refreshed_and_rotated_before_sync() {
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
     let before = connection(&stack, "alice", Vendor::Mock).await.unwrap();
-    let old = tokens::open(&stack.app.envelope, &before).await.unwrap();
+    let old = stack.app.envelope.open_tokens(&before).await.unwrap();
     assert_eq!(drain(&stack).await, (1, 0));
     let after = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     assert_eq!(after.token_version, before.token_version + 1, "one refresh");
@@ -79,7 +79,7 @@ async fn concurrent_refreshes_spend_the_token_once_and_all_succeed() {
     );
     assert_eq!(after.status, ConnectionStatus::Connected);
     // And the stored token is the one every racer got.
-    let stored = tokens::open(&app.envelope, &after).await.unwrap();
+    let stored = app.envelope.open_tokens(&after).await.unwrap();
     assert!(access.contains(stored.access_token.expose()));
 }
 
@@ -90,7 +90,7 @@ async fn rejected_refresh_marks_the_connection_and_stops_syncs() {
     c.post("/v1/connections/mock", "alice", "").await;
     let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     // The user revoked access at the vendor: both tokens are dead there.
-    let tokens = tokens::open(&stack.app.envelope, &conn).await.unwrap();
+    let tokens = stack.app.envelope.open_tokens(&conn).await.unwrap();
     let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
     assert!(driver
         .revoke(&ctx, &conn.vendor_user_id, &tokens)

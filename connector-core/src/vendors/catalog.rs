@@ -2,7 +2,7 @@
 //! Every URL can be overridden with CONNECTOR_<VENDOR>_AUTH_URL, _TOKEN_URL and
 //! _API_BASE, which is how tests point a vendor at a local simulator.
 
-use super::Vendor;
+use crate::domain::vendor::Vendor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {

@@ -3,7 +3,7 @@
 //! as long as the vendor says on 429, retry 5xx and timeouts later. Response
 //! bodies never reach an error message (they can echo tokens).
 
-use super::VendorError;
+use crate::domain::vendor::VendorError;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;

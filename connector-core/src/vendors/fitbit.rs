@@ -27,15 +27,14 @@
 //!   token endpoint's sibling.
 
 use super::client::{check_status, get_api, send, send_ok};
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
-use crate::webhooks::{secret_matches, EventKind, WebhookEvent};
+use crate::webhooks::secret_matches;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};

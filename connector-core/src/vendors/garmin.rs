@@ -22,16 +22,15 @@
 //! - Disconnect: `DELETE /wellness-api/rest/user/registration` → 204.
 
 use super::client::{delete_with_token, get_api, get_json, send};
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::jobs::JobReason;
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::job::JobReason;
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
-use crate::webhooks::{secret_matches, EventKind, WebhookEvent};
+use crate::webhooks::secret_matches;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
@@ -393,7 +392,11 @@ impl VendorDriver for Garmin {
             .headers
             .get("garmin-client-id")
             .and_then(|v| v.to_str().ok());
-        let ours = ctx.creds.client_id.clone().map(crate::tokens::Secret::new);
+        let ours = ctx
+            .creds
+            .client_id
+            .clone()
+            .map(crate::domain::connection::Secret::new);
         if !secret_matches(client_id, ours.as_ref()) {
             tracing::warn!(
                 vendor = "garmin",

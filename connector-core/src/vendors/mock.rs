@@ -9,18 +9,16 @@
 //! = lowercase hex HMAC-SHA256(secret, timestamp + "." + raw body); body
 //! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
 
-use super::{
-    FetchRequest, Fetched, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{Vendor, VendorError};
 use crate::oauth::Grant;
 use crate::store::{EphemeralStore, OWNER};
-use crate::tokens::{Secret, TokenSet};
 use crate::webhooks::{
-    authenticate, Algorithm, Encoding, EventKind, SignatureScheme, SignedMessage, TimestampRule,
-    TimestampUnit, WebhookEvent,
+    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

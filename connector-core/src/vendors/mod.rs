@@ -1,5 +1,5 @@
-//! The vendors the connector knows, what each needs for OAuth, and the driver
-//! trait a vendor implements to be synced. One file per vendor driver.
+//! The driver trait a vendor implements to be synced, and the registry of
+//! drivers. One file per vendor driver.
 
 pub mod catalog;
 pub mod mock;
@@ -18,146 +18,16 @@ pub mod whoop;
 pub mod withings;
 
 use crate::credentials::VendorCredentials;
-use crate::error::{Error, Result};
-use crate::model::Sample;
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::WebhookEvent;
+use crate::domain::health::Sample;
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
-use crate::webhooks::WebhookEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Vendor {
-    Mock,
-    Whoop,
-    Garmin,
-    Fitbit,
-    Oura,
-    Polar,
-    Strava,
-    Dexcom,
-    Withings,
-    Terra,
-}
-
-impl Vendor {
-    pub const ALL: [Vendor; 10] = [
-        Vendor::Mock,
-        Vendor::Whoop,
-        Vendor::Garmin,
-        Vendor::Fitbit,
-        Vendor::Oura,
-        Vendor::Polar,
-        Vendor::Strava,
-        Vendor::Dexcom,
-        Vendor::Withings,
-        Vendor::Terra,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::Mock => "mock",
-            Vendor::Whoop => "whoop",
-            Vendor::Garmin => "garmin",
-            Vendor::Fitbit => "fitbit",
-            Vendor::Oura => "oura",
-            Vendor::Polar => "polar",
-            Vendor::Strava => "strava",
-            Vendor::Dexcom => "dexcom",
-            Vendor::Withings => "withings",
-            Vendor::Terra => "terra",
-        }
-    }
-
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Vendor::Mock => "Mock (local test vendor)",
-            Vendor::Whoop => "WHOOP",
-            Vendor::Garmin => "Garmin",
-            Vendor::Fitbit => "Fitbit (Google Health API)",
-            Vendor::Oura => "Oura",
-            Vendor::Polar => "Polar",
-            Vendor::Strava => "Strava",
-            Vendor::Dexcom => "Dexcom",
-            Vendor::Withings => "Withings",
-            Vendor::Terra => "Terra",
-        }
-    }
-
-    /// The VENDOR part of `CONNECTOR_<VENDOR>_CLIENT_ID` and friends.
-    pub fn env_name(self) -> &'static str {
-        match self {
-            Vendor::Mock => "MOCK",
-            Vendor::Whoop => "WHOOP",
-            Vendor::Garmin => "GARMIN",
-            Vendor::Fitbit => "FITBIT",
-            Vendor::Oura => "OURA",
-            Vendor::Polar => "POLAR",
-            Vendor::Strava => "STRAVA",
-            Vendor::Dexcom => "DEXCOM",
-            Vendor::Withings => "WITHINGS",
-            Vendor::Terra => "TERRA",
-        }
-    }
-}
-
-impl fmt::Display for Vendor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Vendor {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Vendor::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| Error::NotFound(format!("vendor {s:?}")))
-    }
-}
-
-/// Why a call to a vendor failed, in the terms the sync worker acts on.
-#[derive(Debug, thiserror::Error)]
-pub enum VendorError {
-    #[error("access token rejected")]
-    Unauthorized,
-    #[error("refresh token rejected")]
-    RefreshRejected,
-    #[error("rate limited; retry after {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("transient: {0}")]
-    Transient(String),
-    #[error("{0}")]
-    Permanent(String),
-    /// The request to the connector lacks what this vendor needs.
-    #[error("{field}: {reason}")]
-    BadInput { field: &'static str, reason: String },
-}
-
-impl VendorError {
-    pub fn into_error(self, vendor: Vendor) -> Error {
-        match self {
-            VendorError::RateLimited { retry_after_secs } => {
-                Error::RateLimited { retry_after_secs }
-            }
-            VendorError::BadInput { field, reason } => Error::InvalidField {
-                field: field.to_string(),
-                reason,
-            },
-            other => Error::Vendor {
-                vendor,
-                detail: other.to_string(),
-            },
-        }
-    }
-}
 
 /// What a driver needs to call its vendor: the shared HTTP client and the
 /// app's registration with the vendor (ids, secrets, URLs).
@@ -191,19 +61,7 @@ pub struct FetchRequest<'a> {
     pub to: NaiveDate,
     /// Why the job runs: a vendor that pushes history asynchronously (Garmin's
     /// backfill) asks for it on Backfill/Manual and pulls on Webhook.
-    pub reason: crate::jobs::JobReason,
-}
-
-/// One vendor record as received, kept (bounded) for audit and re-processing.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RawRecord {
-    /// The vendor's record type, e.g. "recovery" or "sleep".
-    pub kind: String,
-    /// The vendor's id of the record (or its date where it has none).
-    pub id: String,
-    /// The user-local date the record belongs to.
-    pub date: NaiveDate,
-    pub json: String,
+    pub reason: crate::domain::job::JobReason,
 }
 
 /// What one fetch produced: normalized samples and the raw records behind them.
@@ -359,24 +217,9 @@ impl Registry {
     pub fn driver(&self, vendor: Vendor) -> Result<&Arc<dyn VendorDriver>, Error> {
         self.get(vendor).ok_or_else(|| Error::Vendor {
             vendor,
-            detail: "no data driver for this vendor in this build yet".into(),
+            error: VendorError::Permanent(
+                "no data driver for this vendor in this build yet".into(),
+            ),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vendor_names_round_trip() {
-        for v in Vendor::ALL {
-            assert_eq!(v.as_str().parse::<Vendor>().unwrap(), v);
-            assert_eq!(
-                serde_json::to_string(&v).unwrap(),
-                format!("\"{}\"", v.as_str())
-            );
-        }
-        assert!("apple".parse::<Vendor>().is_err());
     }
 }

@@ -43,17 +43,16 @@
 //!   404/405; method UNCONFIRMED). A 401 means the token is already dead.
 
 use super::client::{check_status, get_api, paginate, send, Paging};
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
 use crate::webhooks::{
-    authenticate, secret_matches, Algorithm, Encoding, EventKind, SignatureScheme, SignedMessage,
-    TimestampRule, TimestampUnit, WebhookEvent,
+    authenticate, secret_matches, Algorithm, Encoding, SignatureScheme, SignedMessage,
+    TimestampRule, TimestampUnit,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, SecondsFormat, Utc};

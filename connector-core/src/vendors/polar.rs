@@ -49,17 +49,14 @@
 
 use super::client::{check_status, get_api, get_json, send};
 use super::oura::offset_at;
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
-use crate::webhooks::{
-    authenticate, Algorithm, Encoding, EventKind, SignatureScheme, SignedMessage, WebhookEvent,
-};
+use crate::webhooks::{authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage};
 use async_trait::async_trait;
 use chrono::{
     DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc,

@@ -26,16 +26,16 @@
 
 use super::client::{check_status, send};
 use super::{
-    FetchRequest, Fetched, HostedConnect, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError,
-    WebhookReply, WebhookRequest,
+    FetchRequest, Fetched, HostedConnect, VendorCtx, VendorDriver, WebhookReply, WebhookRequest,
 };
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::{Secret, TokenSet};
 use crate::webhooks::{
-    Algorithm, Encoding, EventKind, Rejection, SignatureScheme, SignedMessage, TimestampRule,
-    TimestampUnit, WebhookEvent,
+    Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -1,7 +1,8 @@
 //! Helpers shared by the vendor drivers' unit tests.
 
-use super::{Vendor, VendorCtx};
-use crate::model::{MetricType, Sample};
+use super::VendorCtx;
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::Vendor;
 use std::collections::HashMap;
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -13,7 +14,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// A driver context for `vendor` with these environment values (full names).
 pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
-    let env = crate::env::Env::with_overrides(
+    let env = crate::domain::env::Env::with_overrides(
         env.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<HashMap<_, _>>(),

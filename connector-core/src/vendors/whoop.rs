@@ -14,17 +14,15 @@
 //! - Revoke: `DELETE /developer/v2/user/access` → 204.
 
 use super::client::{delete_with_token, get_api, paginate, Paging};
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
 use crate::webhooks::{
-    authenticate, Algorithm, Encoding, EventKind, SignatureScheme, SignedMessage, TimestampRule,
-    TimestampUnit, WebhookEvent,
+    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};

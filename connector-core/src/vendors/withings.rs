@@ -52,15 +52,14 @@
 pub mod tz;
 
 use super::client::{check_status, send};
-use super::{
-    FetchRequest, Fetched, RawRecord, Vendor, VendorCtx, VendorDriver, VendorError, WebhookReply,
-    WebhookRequest,
-};
-use crate::error::{Error, Result};
-use crate::model::{MetricType, Sample};
+use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::domain::connection::TokenSet;
+use crate::domain::error::{Error, Result};
+use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::health::{MetricType, Sample};
+use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::tokens::TokenSet;
-use crate::webhooks::{secret_matches, sign_hex_sha256, EventKind, WebhookEvent};
+use crate::webhooks::{secret_matches, sign_hex_sha256};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::de::DeserializeOwned;

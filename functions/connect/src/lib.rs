@@ -73,7 +73,7 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
             },
         )
         .await
-        .map_err(|e| e.into_error(vendor))?;
+        .map_err(|e| Error::vendor(vendor, e))?;
     let url = match hosted {
         Some(url) => {
             oauth::save_state(

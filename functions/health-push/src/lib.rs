@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 use connector_core::api::{json, respond, user_id, MAX_BODY_BYTES};
-use connector_core::push::{merge, MergeResult, Push};
+use connector_core::domain::push::{merge, MergeResult, Push};
 use connector_core::ratelimit::{self, Bucket};
 use connector_core::webhooks::{
     Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,

@@ -13,7 +13,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 fn redirect(return_url: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>> {
     let mut url = url::Url::parse(return_url)
-        .map_err(|_| Error::Storage("stored return URL is invalid".into()))?;
+        .map_err(|_| Error::Corrupt("stored return URL is invalid".into()))?;
     url.query_pairs_mut().extend_pairs(pairs);
     Ok(Response::builder()
         .status(302)
@@ -38,7 +38,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
     let return_url = state_item
         .get("return_url")
         .cloned()
-        .ok_or_else(|| Error::Storage("OAuth state item lacks return_url".into()))?;
+        .ok_or_else(|| Error::Corrupt("OAuth state item lacks return_url".into()))?;
     let v = vendor.as_str();
     if let Some(err) = query_param(req, "error") {
         // The vendor's error code only (e.g. access_denied), never free text.
@@ -64,7 +64,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
     let user_id = state_item
         .get("user_id")
         .cloned()
-        .ok_or_else(|| Error::Storage("OAuth state item lacks user_id".into()))?;
+        .ok_or_else(|| Error::Corrupt("OAuth state item lacks user_id".into()))?;
     match driver.hosted_callback(&ctx, &state, &query).await {
         Ok(None) => {}
         Ok(Some((vendor_user_id, tokens))) => {

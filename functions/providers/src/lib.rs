@@ -31,8 +31,9 @@ async fn providers(app: &App, req: &Request) -> Result<Response<Body>> {
             id: vendor,
             name: vendor.display_name(),
             supported: app.credentials.vendor(vendor).await?.supported(),
-            connected: conn
-                .is_some_and(|c| c.status == connector_core::tokens::ConnectionStatus::Connected),
+            connected: conn.is_some_and(|c| {
+                c.status == connector_core::domain::connection::ConnectionStatus::Connected
+            }),
             status: conn.map(|c| c.status.as_str()),
             last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),
             error: conn.and_then(|c| c.last_error.clone()),

@@ -9,7 +9,7 @@
 //! delivers a message twice, the job is not run again.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use connector_core::jobs::SyncJob;
+use connector_core::domain::job::SyncJob;
 use connector_core::retry::visibility_after;
 use connector_core::sync::run_job;
 use connector_core::App;

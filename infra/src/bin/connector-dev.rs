@@ -43,7 +43,7 @@ async fn main() {
             let endpoint =
                 flag(&args, "--endpoint").unwrap_or_else(|| "http://127.0.0.1:4566".into());
             let stack = flag(&args, "--stack").unwrap_or_else(|| "connector-local".into());
-            let sdk = connector_core::app::aws_config(Some(&endpoint)).await;
+            let sdk = connector_core::aws::aws_config(Some(&endpoint)).await;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let moved = async {
                 let queues = connector_infra::redrive::local_queues(&sqs, &stack).await?;
@@ -107,7 +107,7 @@ async fn main() {
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(subscriptions::RENEW_WITHIN_DAYS);
             let creds = connector_core::credentials::Credentials::new(
-                connector_core::env::Env::process(),
+                connector_core::domain::env::Env::process(),
                 None,
             );
             let ctx = connector_core::vendors::VendorCtx {

@@ -400,7 +400,7 @@ pub async fn connection(
     stack: &Stack,
     user: &str,
     vendor: connector_core::Vendor,
-) -> Option<connector_core::tokens::Connection> {
+) -> Option<connector_core::domain::connection::Connection> {
     stack
         .app
         .connections
@@ -418,10 +418,11 @@ where
     let until = std::sync::Arc::new(until);
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let app =
-            connector_core::App::new(connector_core::env::Env::with_overrides(stack.env.clone()))
-                .await
-                .expect("worker app");
+        let app = connector_core::App::new(connector_core::domain::env::Env::with_overrides(
+            stack.env.clone(),
+        ))
+        .await
+        .expect("worker app");
         let pump = pump.clone();
         let until = until.clone();
         tasks.push(tokio::spawn(async move {

@@ -9,8 +9,9 @@
 //! [`UPKEEP_EVERY_HOURS`] ([`upkeep`]); `connector-dev oura-subscriptions
 //! <callback-url>` runs it by hand.
 
+use crate::domain::vendor::VendorError;
 use crate::vendors::client::{check_status, send};
-use crate::vendors::{VendorCtx, VendorError};
+use crate::vendors::VendorCtx;
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -170,7 +171,7 @@ pub async fn upkeep(app: &crate::App, now: DateTime<Utc>) -> crate::Result<Optio
         Err(e) => {
             // Let the next tick try again instead of waiting six hours.
             app.ephemeral.delete(UPKEEP_CLAIM).await?;
-            Err(e.into_error(crate::Vendor::Oura))
+            Err(crate::Error::vendor(crate::Vendor::Oura, e))
         }
     }
 }

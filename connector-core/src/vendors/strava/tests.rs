@@ -105,7 +105,7 @@ fn identify_reads_the_athlete_from_the_exchange_response() {
         .insert("athlete".into(), body["athlete"].clone());
     let grant = Grant {
         tokens: TokenSet {
-            access_token: crate::tokens::Secret::new("FAKE-strava-access-token-0001"),
+            access_token: crate::domain::connection::Secret::new("FAKE-strava-access-token-0001"),
             refresh_token: None,
             expires_at: None,
             scopes: vec![],

@@ -182,7 +182,7 @@ fn identify_takes_the_userid_of_the_token_response() {
     extra.fields.insert("userid".into(), body["userid"].clone());
     let grant = Grant {
         tokens: TokenSet {
-            access_token: crate::tokens::Secret::new("fake-withings-access-token-0001"),
+            access_token: crate::domain::connection::Secret::new("fake-withings-access-token-0001"),
             refresh_token: None,
             expires_at: None,
             scopes: vec![],

@@ -1,8 +1,8 @@
 //! Deployment configuration, read once at start-up. The same names are used
 //! in AWS (template.yaml fills them) and locally (the local stack fills them).
 
-use crate::env::Env;
-use crate::error::{Error, Result};
+use crate::domain::env::Env;
+use crate::domain::error::{Error, Result};
 use url::Url;
 
 pub const DEFAULT_BACKFILL_DAYS: u32 = 14;
@@ -126,7 +126,7 @@ impl Config {
     /// else on the domain the request came in on.
     pub fn callback_url(
         &self,
-        vendor: crate::vendors::Vendor,
+        vendor: crate::domain::vendor::Vendor,
         request_domain: Option<&str>,
     ) -> Result<Url> {
         let mut url = match (&self.public_base_url, request_domain) {

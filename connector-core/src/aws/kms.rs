@@ -4,7 +4,12 @@
 //! sealed value copied to another row does not open. Plain data keys are
 //! cached for a bounded time and use count on both sides and zeroized on drop.
 
-use crate::error::{sdk, Error, Result};
+use crate::aws::sdk;
+use crate::domain::connection::{
+    Connection, SealedTokens, Secret, TokenSet, ACCESS_TOKEN, REFRESH_TOKEN,
+};
+use crate::domain::error::{Error, Result};
+use crate::domain::vendor::Vendor;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
@@ -277,6 +282,52 @@ impl Envelope {
         String::from_utf8(plain.to_vec())
             .map(Zeroizing::new)
             .map_err(|_| Error::Crypto("sealed value is not UTF-8".into()))
+    }
+
+    /// Seals a token set for the connection row of (`user_id`, `vendor`).
+    pub async fn seal_tokens(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        tokens: &TokenSet,
+    ) -> Result<SealedTokens> {
+        let bind = |field| Binding {
+            user_id,
+            vendor: vendor.as_str(),
+            field,
+        };
+        let access = self
+            .seal(tokens.access_token.expose(), bind(ACCESS_TOKEN))
+            .await?;
+        let refresh = match &tokens.refresh_token {
+            Some(r) => Some(self.seal(r.expose(), bind(REFRESH_TOKEN)).await?),
+            None => None,
+        };
+        Ok(SealedTokens { access, refresh })
+    }
+
+    /// Opens the token set sealed on a connection row.
+    pub async fn open_tokens(&self, conn: &Connection) -> Result<TokenSet> {
+        let bind = |field| Binding {
+            user_id: &conn.user_id,
+            vendor: conn.vendor.as_str(),
+            field,
+        };
+        let access = self
+            .open(&conn.sealed_access_token, bind(ACCESS_TOKEN))
+            .await?;
+        let refresh = match &conn.sealed_refresh_token {
+            Some(r) => Some(Secret::new(
+                self.open(r, bind(REFRESH_TOKEN)).await?.as_str(),
+            )),
+            None => None,
+        };
+        Ok(TokenSet {
+            access_token: Secret::new(access.as_str()),
+            refresh_token: refresh,
+            expires_at: conn.expires_at,
+            scopes: conn.scopes.clone(),
+        })
     }
 
     fn take_seal_key(&self) -> Option<CachedKey> {

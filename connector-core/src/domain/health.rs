@@ -195,7 +195,7 @@ pub const SUMMARY_METRICS: [MetricType; 6] = [
 /// for steps; for everything else a wearable vendor's measurement leads and
 /// the phone fills in.
 pub fn source_rank(metric: MetricType, source: &str) -> u8 {
-    let phone = source == crate::push::SOURCE;
+    let phone = source == crate::domain::push::SOURCE;
     match (metric, phone) {
         (MetricType::Steps, true) => 0,
         (MetricType::Steps, false) => 1,

@@ -1,9 +1,7 @@
 //! Token sets and connection records. Access and refresh tokens only ever
-//! leave memory sealed by the envelope (crypto.rs), bound to their row.
+//! leave memory sealed by the envelope (aws/kms.rs), bound to their row.
 
-use crate::crypto::{Binding, Envelope};
-use crate::error::Result;
-use crate::vendors::Vendor;
+use crate::domain::vendor::Vendor;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -102,50 +100,6 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 pub struct SealedTokens {
     pub access: String,
     pub refresh: Option<String>,
-}
-
-pub async fn seal(
-    envelope: &Envelope,
-    user_id: &str,
-    vendor: Vendor,
-    tokens: &TokenSet,
-) -> Result<SealedTokens> {
-    let bind = |field| Binding {
-        user_id,
-        vendor: vendor.as_str(),
-        field,
-    };
-    let access = envelope
-        .seal(tokens.access_token.expose(), bind(ACCESS_TOKEN))
-        .await?;
-    let refresh = match &tokens.refresh_token {
-        Some(r) => Some(envelope.seal(r.expose(), bind(REFRESH_TOKEN)).await?),
-        None => None,
-    };
-    Ok(SealedTokens { access, refresh })
-}
-
-pub async fn open(envelope: &Envelope, conn: &Connection) -> Result<TokenSet> {
-    let bind = |field| Binding {
-        user_id: &conn.user_id,
-        vendor: conn.vendor.as_str(),
-        field,
-    };
-    let access = envelope
-        .open(&conn.sealed_access_token, bind(ACCESS_TOKEN))
-        .await?;
-    let refresh = match &conn.sealed_refresh_token {
-        Some(r) => Some(Secret::new(
-            envelope.open(r, bind(REFRESH_TOKEN)).await?.as_str(),
-        )),
-        None => None,
-    };
-    Ok(TokenSet {
-        access_token: Secret::new(access.as_str()),
-        refresh_token: refresh,
-        expires_at: conn.expires_at,
-        scopes: conn.scopes.clone(),
-    })
 }
 
 #[cfg(test)]

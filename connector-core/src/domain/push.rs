@@ -10,7 +10,7 @@
 //! calories, then by type and start time). An identical resubmission
 //! changes nothing.
 
-use crate::error::Error;
+use crate::domain::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

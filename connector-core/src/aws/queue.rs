@@ -1,0 +1,114 @@
+//! The SQS queues that carry sync jobs.
+
+use crate::aws::sdk;
+use crate::domain::error::{Error, Result};
+use crate::domain::job::{JobReason, SyncJob};
+
+/// The sync queues. Live jobs (webhook, manual, poll) and history
+/// (backfill) go to separate queues so a live job never waits behind a
+/// backlog: in AWS the backfill queue's event source is capped at a low
+/// concurrency while the live one scales, and the quota (quota.rs) gives
+/// backfill only the free slots.
+#[derive(Clone)]
+pub struct JobQueue {
+    sqs: aws_sdk_sqs::Client,
+    live_url: String,
+    backfill_url: Option<String>,
+}
+
+impl JobQueue {
+    /// Without a backfill queue, history shares the live one.
+    pub fn new(sqs: aws_sdk_sqs::Client, live_url: String, backfill_url: Option<String>) -> Self {
+        Self {
+            sqs,
+            live_url,
+            backfill_url,
+        }
+    }
+
+    /// The queue a job of `reason` is sent to.
+    pub fn url_for(&self, reason: JobReason) -> &str {
+        match (reason, &self.backfill_url) {
+            (JobReason::Backfill, Some(url)) => url,
+            _ => &self.live_url,
+        }
+    }
+
+    /// The URL of the queue whose ARN is `arn` (SQS events name their queue
+    /// by ARN); the live queue when it is neither.
+    pub fn url_of_arn(&self, arn: Option<&str>) -> &str {
+        let name = arn.and_then(|a| a.rsplit(':').next()).unwrap_or_default();
+        std::iter::once(&self.live_url)
+            .chain(&self.backfill_url)
+            .find(|url| !name.is_empty() && url.rsplit('/').next() == Some(name))
+            .unwrap_or(&self.live_url)
+    }
+
+    /// Makes a message received from `queue_url` visible again after `secs`
+    /// (its retry time).
+    pub async fn retry_after(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        secs: u64,
+    ) -> Result<()> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| Error::queue("ChangeMessageVisibility", sdk(e)))?;
+        Ok(())
+    }
+
+    pub async fn send(&self, job: &SyncJob) -> Result<()> {
+        let body = serde_json::to_string(job).expect("job serializes");
+        self.sqs
+            .send_message()
+            .queue_url(self.url_for(job.reason))
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| Error::queue("SendMessage", sdk(e)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(backfill: Option<&str>) -> JobQueue {
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        JobQueue::new(
+            aws_sdk_sqs::Client::from_conf(conf),
+            "http://sqs.local/000000000000/app-SyncQueue".into(),
+            backfill.map(str::to_string),
+        )
+    }
+
+    #[test]
+    fn backfill_goes_to_its_own_queue_and_retries_go_back_where_they_came_from() {
+        let backfill = "http://sqs.local/000000000000/app-BackfillQueue";
+        let q = queue(Some(backfill));
+        assert_eq!(q.url_for(JobReason::Backfill), backfill);
+        for live in [JobReason::Webhook, JobReason::Manual, JobReason::Poll] {
+            assert_eq!(q.url_for(live), q.live_url);
+        }
+        let arn = "arn:aws:sqs:us-east-1:000000000000:app-BackfillQueue";
+        assert_eq!(q.url_of_arn(Some(arn)), backfill);
+        assert_eq!(
+            q.url_of_arn(Some("arn:aws:sqs:us-east-1:000000000000:app-SyncQueue")),
+            q.live_url
+        );
+        assert_eq!(q.url_of_arn(None), q.live_url);
+
+        let shared = queue(None);
+        assert_eq!(shared.url_for(JobReason::Backfill), shared.live_url);
+        assert_eq!(shared.url_of_arn(Some(arn)), shared.live_url);
+    }
+}
