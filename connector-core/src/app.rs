@@ -3,13 +3,14 @@
 
 use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
 use crate::aws::queue::JobQueue;
-use crate::credentials::Credentials;
+use crate::aws::secrets::Secrets;
+use crate::aws::store::{ConnectionStore, EphemeralStore, HealthStore};
 use crate::domain::config::Config;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
 use crate::quota::{CallBudget, FleetQuota};
-use crate::store::{ConnectionStore, EphemeralStore, HealthStore};
+use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
 use crate::vendors::{Registry, VendorCtx, VendorDriver};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ pub struct App {
     pub ephemeral: EphemeralStore,
     pub envelope: Envelope,
     pub queue: JobQueue,
-    pub credentials: Credentials,
+    pub credentials: Secrets,
     pub vendors: Registry,
     pub mock: Arc<MockVendor>,
     pub http: reqwest::Client,
@@ -29,12 +30,17 @@ pub struct App {
 }
 
 impl App {
+    /// A vendor's app registration as configured now.
+    pub async fn vendor_credentials(&self, vendor: Vendor) -> Result<VendorCredentials> {
+        VendorCredentials::load(&self.credentials, vendor).await
+    }
+
     /// A vendor's driver with what it needs to call the vendor.
     pub async fn driver(&self, vendor: Vendor) -> Result<(Arc<dyn VendorDriver>, VendorCtx)> {
         let driver = self.vendors.driver(vendor)?.clone();
         let ctx = VendorCtx {
             http: self.http.clone(),
-            creds: self.credentials.vendor(vendor).await?,
+            creds: self.vendor_credentials(vendor).await?,
             budget: CallBudget::new(self.quota.clone(), vendor),
         };
         Ok((driver, ctx))
@@ -80,7 +86,7 @@ impl App {
                 config.sync_queue_url.clone(),
                 config.backfill_queue_url.clone(),
             ),
-            credentials: Credentials::new(env, secrets),
+            credentials: Secrets::new(env, secrets),
             vendors: Registry::real_vendors().with(mock.clone()),
             http: crate::oauth::http_client(),
             quota,

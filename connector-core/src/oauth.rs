@@ -3,12 +3,12 @@
 //! conditional delete), code exchange and refresh.
 
 use crate::aws::kms::{Binding, Envelope};
-use crate::credentials::VendorCredentials;
+use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::{Vendor, VendorError};
-use crate::store::EphemeralStore;
 use crate::vendors::catalog::{ClientAuth, TokenResponseShape};
+use crate::vendors::credentials::VendorCredentials;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::Utc;
@@ -185,7 +185,10 @@ pub async fn save_state(
 ) -> Result<()> {
     let mut item = HashMap::from([
         ("user_id".to_string(), user_id.to_string()),
-        (crate::store::OWNER.to_string(), user_id.to_string()),
+        (
+            crate::aws::store::ephemeral::OWNER.to_string(),
+            user_id.to_string(),
+        ),
         ("vendor".to_string(), vendor.as_str().to_string()),
         ("redirect_uri".to_string(), redirect_uri.to_string()),
         ("return_url".to_string(), return_url.to_string()),

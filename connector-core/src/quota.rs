@@ -17,13 +17,11 @@
 //! slot that is free now. Under a backfill backlog, live calls therefore
 //! take the next slots and backfill waits for them.
 
-use crate::aws::sdk;
+use crate::aws::store::ephemeral::{EphemeralStore, TatMove, TatStep};
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::Priority;
 use crate::domain::vendor::Vendor;
-use crate::store::{EphemeralStore, OWNER};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -357,73 +355,39 @@ impl FleetQuota {
         // few dozen rounds cover any realistic crowd on one key.
         for _ in 0..32 {
             let now = now_micros();
-            let expires = (now / 1_000_000) as u64 + 2 * per.as_secs() + 60;
-            let owner = match (scope_of(key), user) {
-                (Scope::User, Some(_)) => ", #owner = :owner",
-                _ => "",
+            let step = TatStep {
+                floor: now - pace.slack,
+                expires_at: (now / 1_000_000) + 2 * per.as_secs() as i64 + 60,
+                owner: match (scope_of(key), user) {
+                    (Scope::User, Some(u)) => Some(u),
+                    _ => None,
+                },
             };
-            let mut req = self
-                .store
-                .db
-                .update_item()
-                .table_name(&self.store.table)
-                .key("pk", AttributeValue::S(key.to_string()))
-                .expression_attribute_values(":floor", n(now - pace.slack))
-                .expression_attribute_values(":exp", n(expires as i64))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                );
-            req = if *busy {
-                req.update_expression(format!("SET tat = tat + :tau, expires_at = :exp{owner}"))
-                    .condition_expression("tat >= :floor AND tat <= :limit")
-                    .expression_attribute_values(":tau", n(pace.interval))
-                    .expression_attribute_values(
-                        ":limit",
-                        n(now + pace.admit_below(priority, max_wait)),
-                    )
-                    .return_values(ReturnValue::UpdatedOld)
+            let moved = if *busy {
+                let limit = now + pace.admit_below(priority, max_wait);
+                self.store
+                    .advance_tat(key, pace.interval, limit, step)
+                    .await?
             } else {
-                req.update_expression(format!("SET tat = :start, expires_at = :exp{owner}"))
-                    .condition_expression("attribute_not_exists(tat) OR tat < :floor")
-                    .expression_attribute_values(":start", n(now - pace.slack + pace.interval))
+                let start = now - pace.slack + pace.interval;
+                self.store.restart_tat(key, start, step).await?
             };
-            if let (false, Some(u)) = (owner.is_empty(), user) {
-                req = req
-                    .expression_attribute_names("#owner", OWNER)
-                    .expression_attribute_values(":owner", AttributeValue::S(u.to_string()));
-            }
-            match req.send().await {
-                Ok(out) => {
-                    let old = out.attributes.as_ref().and_then(tat_of);
+            match moved {
+                TatMove::Moved { old } => {
                     return Ok(match (*busy, old) {
                         (true, Some(old)) => decide(Some(old), now, pace, priority, max_wait),
                         _ => decide(None, now, pace, priority, max_wait),
                     });
                 }
-                Err(e) => {
-                    let Some(failed) = e
-                        .as_service_error()
-                        .filter(|s| s.is_conditional_check_failed_exception())
-                    else {
-                        return Err(Error::storage("UpdateItem quota", sdk(e)));
-                    };
-                    let old = match failed {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                            c.item.as_ref().and_then(tat_of)
+                TatMove::Refused { current } => match current {
+                    Some(old) if old >= now - pace.slack => {
+                        if let Slot::Wait(us) = decide(Some(old), now, pace, priority, max_wait) {
+                            return Ok(Slot::Wait(us));
                         }
-                        _ => None,
-                    };
-                    match old {
-                        Some(old) if old >= now - pace.slack => {
-                            if let Slot::Wait(us) = decide(Some(old), now, pace, priority, max_wait)
-                            {
-                                return Ok(Slot::Wait(us));
-                            }
-                            *busy = true;
-                        }
-                        _ => *busy = false,
+                        *busy = true;
                     }
-                }
+                    _ => *busy = false,
+                },
             }
         }
         Err(Error::Storage("quota contention: retry".into()))
@@ -432,20 +396,9 @@ impl FleetQuota {
     /// Returns a slot taken in one window when another refused the call.
     async fn give_back(&self, key: &str, pace: Option<Pace>) {
         let Some(pace) = pace else { return };
-        let res = self
-            .store
-            .db
-            .update_item()
-            .table_name(&self.store.table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .update_expression("SET tat = tat - :tau")
-            .condition_expression("attribute_exists(tat)")
-            .expression_attribute_values(":tau", n(pace.interval))
-            .send()
-            .await;
-        if let Err(e) = res {
+        if let Err(e) = self.store.give_back_tat(key, pace.interval).await {
             // Harmless: the slot stays used, so the fleet is only a little slower.
-            tracing::debug!(error = %sdk(e), "could not give a quota slot back");
+            tracing::debug!(error = %e, "could not give a quota slot back");
         }
     }
 }
@@ -534,14 +487,6 @@ fn pace_of(windows: &[QuotaWindow], key: &str) -> Option<Pace> {
         .iter()
         .find(|w| w.per.as_secs() == secs && w.scope == scope)
         .map(Pace::of)
-}
-
-fn tat_of(item: &HashMap<String, AttributeValue>) -> Option<i64> {
-    item.get("tat")?.as_n().ok()?.parse().ok()
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn now_micros() -> i64 {

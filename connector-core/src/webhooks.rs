@@ -2,9 +2,9 @@
 //! scheme type covers every vendor's rule: the HMAC, the encoding of the
 //! signature, what bytes are signed, and an optional timestamp header.
 
+use crate::aws::store::EphemeralStore;
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
-use crate::store::EphemeralStore;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};

@@ -11,10 +11,11 @@
 //! - the rest is the body.
 
 use chrono::{DateTime, TimeZone, Utc};
-use connector_core::credentials::Credentials;
+use connector_core::aws::secrets::Secrets;
 use connector_core::domain::env::Env;
 use connector_core::domain::error::Error;
 use connector_core::domain::vendor::Vendor;
+use connector_core::vendors::credentials::VendorCredentials;
 use connector_core::vendors::{
     mock::MockVendor, oura, polar, terra, whoop, VendorCtx, VendorDriver, WebhookReply,
     WebhookRequest,
@@ -127,7 +128,7 @@ fn driver(vendor: Vendor) -> Arc<dyn VendorDriver> {
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .build();
         let db = aws_sdk_dynamodb::Client::from_conf(conf);
-        let store = connector_core::store::EphemeralStore::new(db, "unused".into());
+        let store = connector_core::aws::store::EphemeralStore::new(db, "unused".into());
         return Arc::new(MockVendor::new(store, 3600, false));
     }
     connector_core::vendors::Registry::real_vendors()
@@ -148,7 +149,7 @@ fn harness(vendor: Vendor) -> &'static Harness {
             .into_iter()
             .map(|v| {
                 let creds = runtime()
-                    .block_on(Credentials::new(env_for(v), None).vendor(v))
+                    .block_on(VendorCredentials::load(&Secrets::new(env_for(v), None), v))
                     .expect("credentials from the environment");
                 let ctx = VendorCtx {
                     http: reqwest::Client::new(),

@@ -6,8 +6,9 @@ mod common;
 
 use common::*;
 use connector_core::aws::kms::{Binding, CacheLimits, Envelope, KmsKeys};
-use connector_core::credentials::Credentials;
+use connector_core::aws::secrets::Secrets;
 use connector_core::domain::env::Env;
+use connector_core::vendors::credentials::VendorCredentials;
 use connector_core::Vendor;
 use std::collections::HashMap;
 
@@ -154,8 +155,10 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
             "env-loses".to_string(),
         ),
     ]));
-    let creds = Credentials::new(env, Some((sm.clone(), arn.clone())));
-    let whoop = creds.vendor(Vendor::Whoop).await.unwrap();
+    let creds = Secrets::new(env, Some((sm.clone(), arn.clone())));
+    let whoop = VendorCredentials::load(&creds, Vendor::Whoop)
+        .await
+        .unwrap();
     assert!(whoop.supported());
     assert_eq!(
         whoop.client_id.as_deref(),
@@ -163,10 +166,16 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
         "the secret wins over env"
     );
     assert!(
-        creds.vendor(Vendor::Oura).await.unwrap().supported(),
+        VendorCredentials::load(&creds, Vendor::Oura)
+            .await
+            .unwrap()
+            .supported(),
         "env fallback"
     );
-    assert!(!creds.vendor(Vendor::Polar).await.unwrap().supported());
+    assert!(!VendorCredentials::load(&creds, Vendor::Polar)
+        .await
+        .unwrap()
+        .supported());
     // Cached: a change to the secret is not re-read within the TTL.
     sm.put_secret_value()
         .secret_id(&arn)
@@ -174,7 +183,13 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
         .send()
         .await
         .unwrap();
-    assert!(creds.vendor(Vendor::Whoop).await.unwrap().supported());
-    let fresh = Credentials::new(Env::default(), Some((sm, arn)));
-    assert!(!fresh.vendor(Vendor::Whoop).await.unwrap().supported());
+    assert!(VendorCredentials::load(&creds, Vendor::Whoop)
+        .await
+        .unwrap()
+        .supported());
+    let fresh = Secrets::new(Env::default(), Some((sm, arn)));
+    assert!(!VendorCredentials::load(&fresh, Vendor::Whoop)
+        .await
+        .unwrap()
+        .supported());
 }

@@ -75,7 +75,7 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     assert_eq!(status, 400);
 
     // Refresh through the oauth2 crate rotates; the old refresh token is dead.
-    let creds = stack.app.credentials.vendor(Vendor::Whoop).await.unwrap();
+    let creds = stack.app.vendor_credentials(Vendor::Whoop).await.unwrap();
     let old = t.refresh_token.clone().unwrap();
     let fresh = oauth::refresh(&stack.app.http, &creds, old.expose())
         .await

@@ -223,7 +223,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
         fresh.refresh_token.as_ref().unwrap().expose(),
         old_refresh.expose()
     );
-    let creds = stack.app.credentials.vendor(Vendor::Oura).await.unwrap();
+    let creds = stack.app.vendor_credentials(Vendor::Oura).await.unwrap();
     let reuse = oauth::refresh(&stack.app.http, &creds, old_refresh.expose()).await;
     assert!(matches!(reuse, Err(VendorError::RefreshRejected)));
     assert_eq!(oura.stats.refresh_reuse.load(SeqCst), 1);

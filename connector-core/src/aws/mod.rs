@@ -3,6 +3,8 @@
 
 pub mod kms;
 pub mod queue;
+pub mod secrets;
+pub mod store;
 
 /// The AWS SDK configuration: the real chain in AWS; against a local
 /// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint with dummy credentials.

@@ -190,12 +190,15 @@ pub const SUMMARY_METRICS: [MetricType; 6] = [
     MetricType::Calories,
 ];
 
+/// The source of the phone's pushed data (Apple Health) in reports and metrics.
+pub const PHONE_SOURCE: &str = "apple_health";
+
 /// Which source a daily summary shows when several have a value (lower
 /// wins): the phone counts steps all day, worn or not, so Apple Health leads
 /// for steps; for everything else a wearable vendor's measurement leads and
 /// the phone fills in.
 pub fn source_rank(metric: MetricType, source: &str) -> u8 {
-    let phone = source == crate::domain::push::SOURCE;
+    let phone = source == PHONE_SOURCE;
     match (metric, phone) {
         (MetricType::Steps, true) => 0,
         (MetricType::Steps, false) => 1,

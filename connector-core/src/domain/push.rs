@@ -11,13 +11,14 @@
 //! changes nothing.
 
 use crate::domain::error::Error;
+use crate::domain::health::{MetricType, Sample, PHONE_SOURCE};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The source name pushed data carries in reports and metrics.
-pub const SOURCE: &str = "apple_health";
+pub const SOURCE: &str = PHONE_SOURCE;
 pub const MAX_WORKOUTS: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -227,6 +228,26 @@ pub struct DayRecord {
     pub scalars: BTreeMap<Scalar, Stamped>,
     /// Keyed by `type|start_time`.
     pub workouts: BTreeMap<String, StoredWorkout>,
+}
+
+impl DayRecord {
+    /// The normalized samples the record stands for.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.scalars
+            .iter()
+            .map(|(scalar, stamped)| {
+                let (metric, value) = match scalar {
+                    Scalar::Steps => (MetricType::Steps, stamped.value),
+                    Scalar::RestingHr => (MetricType::RestingHr, stamped.value),
+                    Scalar::Hrv => (MetricType::Hrv, stamped.value),
+                    Scalar::SleepHours => {
+                        (MetricType::SleepDuration, (stamped.value * 60.0).round())
+                    }
+                };
+                Sample::daily(metric, self.date, value, SOURCE)
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

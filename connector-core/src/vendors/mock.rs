@@ -10,13 +10,14 @@
 //! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
 
 use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
+use crate::aws::store::ephemeral::OWNER;
+use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{Vendor, VendorError};
 use crate::oauth::Grant;
-use crate::store::{EphemeralStore, OWNER};
 use crate::webhooks::{
     authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };

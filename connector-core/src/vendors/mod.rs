@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod mock;
 
 pub mod client;
+pub mod credentials;
 pub mod dexcom;
 pub mod fitbit;
 pub mod garmin;
@@ -17,13 +18,13 @@ pub mod testing;
 pub mod whoop;
 pub mod withings;
 
-use crate::credentials::VendorCredentials;
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::WebhookEvent;
 use crate::domain::health::Sample;
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::oauth::Grant;
+use crate::vendors::credentials::VendorCredentials;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! Helpers shared by the vendor drivers' unit tests.
 
+use super::credentials::VendorCredentials;
 use super::VendorCtx;
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::Vendor;
@@ -19,10 +20,10 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<HashMap<_, _>>(),
     );
-    let creds = crate::credentials::Credentials::new(env, None);
+    let creds = crate::aws::secrets::Secrets::new(env, None);
     VendorCtx {
         http: reqwest::Client::new(),
-        creds: block_on(creds.vendor(vendor)).expect("credentials"),
+        creds: block_on(VendorCredentials::load(&creds, vendor)).expect("credentials"),
         budget: crate::quota::CallBudget::unmetered(vendor),
     }
 }

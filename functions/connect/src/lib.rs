@@ -44,7 +44,7 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
             &serde_json::json!({ "vendor": vendor, "status": "connected" }),
         ));
     }
-    let creds = app.credentials.vendor(vendor).await?;
+    let creds = app.vendor_credentials(vendor).await?;
     if !creds.supported() {
         return Err(Error::VendorNotConfigured(vendor));
     }

@@ -5,8 +5,8 @@
 
 use chrono::Utc;
 use connector_core::api::{json, respond, user_id, MAX_BODY_BYTES};
+use connector_core::aws::store::ephemeral::Bucket;
 use connector_core::domain::push::{merge, MergeResult, Push};
-use connector_core::ratelimit::{self, Bucket};
 use connector_core::webhooks::{
     Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
@@ -92,13 +92,10 @@ async fn push(app: &App, req: &Request, outcome: &mut Outcome) -> Result<Respons
     outcome.verification = "ok";
 
     let rate = app.config.push_rate_per_min;
-    if let Err(retry_after_secs) = ratelimit::take(
-        &app.ephemeral,
-        &format!("push#{user}"),
-        &user,
-        Bucket::per_minute(rate),
-    )
-    .await?
+    if let Err(retry_after_secs) = app
+        .ephemeral
+        .take_token(&format!("push#{user}"), &user, Bucket::per_minute(rate))
+        .await?
     {
         outcome.reason = Some("rate limited".into());
         return Err(Error::RateLimited { retry_after_secs });

@@ -93,7 +93,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             ],
         );
     };
-    let creds = app.credentials.vendor(vendor).await?;
+    let creds = app.vendor_credentials(vendor).await?;
     let done = match oauth::complete(&app.http, &app.envelope, &creds, &state_item, &code).await {
         Ok(d) => d,
         Err(e) => {

@@ -30,7 +30,7 @@ async fn providers(app: &App, req: &Request) -> Result<Response<Body>> {
         out.push(Provider {
             id: vendor,
             name: vendor.display_name(),
-            supported: app.credentials.vendor(vendor).await?.supported(),
+            supported: app.vendor_credentials(vendor).await?.supported(),
             connected: conn.is_some_and(|c| {
                 c.status == connector_core::domain::connection::ConnectionStatus::Connected
             }),

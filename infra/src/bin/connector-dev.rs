@@ -106,19 +106,20 @@ async fn main() {
             let days = flag(&args, "--renew-days")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(subscriptions::RENEW_WITHIN_DAYS);
-            let creds = connector_core::credentials::Credentials::new(
+            let secrets = connector_core::aws::secrets::Secrets::new(
                 connector_core::domain::env::Env::process(),
                 None,
             );
+            let oura = connector_core::vendors::credentials::VendorCredentials::load(
+                &secrets,
+                connector_core::Vendor::Oura,
+            );
             let ctx = connector_core::vendors::VendorCtx {
                 http: reqwest::Client::new(),
-                creds: creds
-                    .vendor(connector_core::Vendor::Oura)
-                    .await
-                    .unwrap_or_else(|e| {
-                        eprintln!("oura credentials: {e}");
-                        std::process::exit(2)
-                    }),
+                creds: oura.await.unwrap_or_else(|e| {
+                    eprintln!("oura credentials: {e}");
+                    std::process::exit(2)
+                }),
                 budget: connector_core::quota::CallBudget::unmetered(connector_core::Vendor::Oura),
             };
             let now = chrono::Utc::now();

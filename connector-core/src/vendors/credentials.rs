@@ -1,28 +1,12 @@
-//! Vendor credentials: from one Secrets Manager secret (a JSON object keyed
-//! by the env-var names) cached in-process, with the environment as the
-//! local fallback for names the secret does not hold.
+//! What the connector knows of a vendor's app registration: its ids and
+//! secrets (from the secret or the environment) and its OAuth endpoints and
+//! quirks (the catalog's, overridable by the environment).
 
-use crate::aws::sdk;
+use crate::aws::secrets::Secrets;
 use crate::domain::connection::Secret;
-use crate::domain::env::Env;
-use crate::domain::error::{Error, Result};
+use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
 use crate::vendors::catalog::{oauth_defaults, ClientAuth, TokenResponseShape};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-
-pub const CACHE_TTL: Duration = Duration::from_secs(300);
-
-type SecretMap = Arc<HashMap<String, Secret>>;
-
-pub struct Credentials {
-    env: Env,
-    source: Option<(aws_sdk_secretsmanager::Client, String)>,
-    ttl: Duration,
-    cache: Mutex<Option<(Instant, SecretMap)>>,
-}
 
 /// What the connector knows of one vendor's app registration.
 #[derive(Clone, Debug)]
@@ -55,90 +39,33 @@ impl VendorCredentials {
     pub fn supported(&self) -> bool {
         self.vendor == Vendor::Mock || (self.client_id.is_some() && self.client_secret.is_some())
     }
-}
 
-impl Credentials {
-    pub fn new(env: Env, source: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
-        Self {
-            env,
-            source,
-            ttl: CACHE_TTL,
-            cache: Mutex::new(None),
-        }
-    }
-
-    async fn secret_map(&self) -> Result<SecretMap> {
-        let Some((client, arn)) = &self.source else {
-            return Ok(SecretMap::default());
-        };
-        let mut cache = self.cache.lock().await;
-        if let Some((at, map)) = cache.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.clone());
-            }
-        }
-        let out = client
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| Error::storage("GetSecretValue", sdk(e)))?;
-        let raw = out.secret_string.unwrap_or_default();
-        let parsed: HashMap<String, serde_json::Value> = if raw.trim().is_empty() {
-            HashMap::new()
-        } else {
-            serde_json::from_str(&raw).map_err(|_| {
-                Error::Config("vendor credentials secret is not a JSON object".into())
-            })?
-        };
-        let map: SecretMap = Arc::new(
-            parsed
-                .into_iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::String(s) if !s.trim().is_empty() => {
-                        Some((k, Secret::new(s)))
-                    }
-                    _ => None,
-                })
-                .collect(),
-        );
-        *cache = Some((Instant::now(), map.clone()));
-        Ok(map)
-    }
-
-    /// A named value: the secret's first, then the environment's.
-    pub async fn value(&self, name: &str) -> Result<Option<Secret>> {
-        let map = self.secret_map().await?;
-        Ok(map
-            .get(name)
-            .cloned()
-            .or_else(|| self.env.get(name).map(Secret::new)))
-    }
-
-    pub async fn vendor(&self, vendor: Vendor) -> Result<VendorCredentials> {
+    /// A vendor's registration: its secrets from `secrets`, its endpoints
+    /// from the environment or the catalog's defaults.
+    pub async fn load(secrets: &Secrets, vendor: Vendor) -> Result<Self> {
+        let env = secrets.env();
         let p = format!("CONNECTOR_{}", vendor.env_name());
         let get = |suffix: &str| format!("{p}_{suffix}");
         let defaults = oauth_defaults(vendor);
         let url = |suffix: &str, default: Option<&str>| {
-            self.env
-                .get(&format!("{p}_{suffix}"))
+            env.get(&format!("{p}_{suffix}"))
                 .or_else(|| default.map(String::from))
         };
-        Ok(VendorCredentials {
+        Ok(Self {
             vendor,
-            client_id: self
+            client_id: secrets
                 .value(&get("CLIENT_ID"))
                 .await?
                 .map(|s| s.expose().to_string()),
-            client_secret: self.value(&get("CLIENT_SECRET")).await?,
-            webhook_secret: self.value(&get("WEBHOOK_SECRET")).await?,
-            verify_token: self.value(&get("VERIFY_TOKEN")).await?,
-            subscription_id: self
+            client_secret: secrets.value(&get("CLIENT_SECRET")).await?,
+            webhook_secret: secrets.value(&get("WEBHOOK_SECRET")).await?,
+            verify_token: secrets.value(&get("VERIFY_TOKEN")).await?,
+            subscription_id: secrets
                 .value(&get("SUBSCRIPTION_ID"))
                 .await?
                 .map(|s| s.expose().to_string()),
-            webhook_url: self.env.get(&get("WEBHOOK_URL")).or_else(|| {
-                self.env.get("CONNECTOR_PUBLIC_BASE_URL").map(|b| {
+            webhook_url: env.get(&get("WEBHOOK_URL")).or_else(|| {
+                env.get("CONNECTOR_PUBLIC_BASE_URL").map(|b| {
                     format!(
                         "{}/v1/webhooks/{}",
                         b.trim_end_matches('/'),
@@ -177,6 +104,8 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::env::Env;
+    use std::collections::HashMap;
 
     #[tokio::test]
     async fn env_fallback_decides_support() {
@@ -198,16 +127,25 @@ mod tests {
                 "http://127.0.0.1:9/token".to_string(),
             ),
         ]));
-        let c = Credentials::new(env, None);
-        assert!(c.vendor(Vendor::Mock).await.unwrap().supported());
-        let whoop = c.vendor(Vendor::Whoop).await.unwrap();
+        let c = Secrets::new(env, None);
+        assert!(VendorCredentials::load(&c, Vendor::Mock)
+            .await
+            .unwrap()
+            .supported());
+        let whoop = VendorCredentials::load(&c, Vendor::Whoop).await.unwrap();
         assert!(whoop.supported());
         assert_eq!(whoop.token_url.as_deref(), Some("http://127.0.0.1:9/token"));
         assert_eq!(
             whoop.auth_url.as_deref(),
             Some("https://api.prod.whoop.com/oauth/oauth2/auth")
         );
-        assert!(!c.vendor(Vendor::Oura).await.unwrap().supported());
-        assert!(!c.vendor(Vendor::Garmin).await.unwrap().supported());
+        assert!(!VendorCredentials::load(&c, Vendor::Oura)
+            .await
+            .unwrap()
+            .supported());
+        assert!(!VendorCredentials::load(&c, Vendor::Garmin)
+            .await
+            .unwrap()
+            .supported());
     }
 }

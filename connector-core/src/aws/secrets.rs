@@ -1,0 +1,88 @@
+//! Named secrets (vendor credentials, the phone-push secret): from one
+//! Secrets Manager secret (a JSON object keyed by the env-var names) cached
+//! in-process, with the environment as the local fallback for names the
+//! secret does not hold.
+
+use crate::aws::sdk;
+use crate::domain::connection::Secret;
+use crate::domain::env::Env;
+use crate::domain::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+pub const CACHE_TTL: Duration = Duration::from_secs(300);
+
+type SecretMap = Arc<HashMap<String, Secret>>;
+
+pub struct Secrets {
+    env: Env,
+    source: Option<(aws_sdk_secretsmanager::Client, String)>,
+    ttl: Duration,
+    cache: Mutex<Option<(Instant, SecretMap)>>,
+}
+
+impl Secrets {
+    pub fn new(env: Env, source: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
+        Self {
+            env,
+            source,
+            ttl: CACHE_TTL,
+            cache: Mutex::new(None),
+        }
+    }
+
+    async fn secret_map(&self) -> Result<SecretMap> {
+        let Some((client, arn)) = &self.source else {
+            return Ok(SecretMap::default());
+        };
+        let mut cache = self.cache.lock().await;
+        if let Some((at, map)) = cache.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(map.clone());
+            }
+        }
+        let out = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetSecretValue", sdk(e)))?;
+        let raw = out.secret_string.unwrap_or_default();
+        let parsed: HashMap<String, serde_json::Value> = if raw.trim().is_empty() {
+            HashMap::new()
+        } else {
+            serde_json::from_str(&raw).map_err(|_| {
+                Error::Config("vendor credentials secret is not a JSON object".into())
+            })?
+        };
+        let map: SecretMap = Arc::new(
+            parsed
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    serde_json::Value::String(s) if !s.trim().is_empty() => {
+                        Some((k, Secret::new(s)))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+        *cache = Some((Instant::now(), map.clone()));
+        Ok(map)
+    }
+
+    /// A named value: the secret's first, then the environment's.
+    pub async fn value(&self, name: &str) -> Result<Option<Secret>> {
+        let map = self.secret_map().await?;
+        Ok(map
+            .get(name)
+            .cloned()
+            .or_else(|| self.env.get(name).map(Secret::new)))
+    }
+
+    /// The process environment behind the secret.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+}

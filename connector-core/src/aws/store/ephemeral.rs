@@ -1,0 +1,371 @@
+//! The Ephemeral table: short-lived items with a TTL (single-use OAuth
+//! state, webhook dedup keys, job done-markers, fleet-wide claims), each
+//! naming its owner so deleting a user finds them.
+
+use super::item::{conditional, get_n, get_s, n, s, Item};
+use crate::aws::sdk;
+use crate::domain::error::{Error, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// The attribute that names whose an ephemeral item is (user id, or a Mock
+/// vendor user id), indexed so that deleting a user finds every item.
+pub const OWNER: &str = "owner";
+
+/// Short-lived items with a TTL: single-use OAuth state and dedup keys.
+#[derive(Clone)]
+pub struct EphemeralStore {
+    pub(crate) db: Client,
+    pub(crate) table: String,
+}
+
+impl EphemeralStore {
+    pub const OWNER_INDEX: &'static str = "by-owner";
+
+    pub fn new(db: Client, table: String) -> Self {
+        Self { db, table }
+    }
+
+    /// Stores `attrs` under `pk` until `expires_at`, replacing any old item.
+    pub async fn put(
+        &self,
+        pk: &str,
+        attrs: HashMap<String, String>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut item: Item = attrs.into_iter().map(|(k, v)| (k, s(v))).collect();
+        item.insert("pk".into(), s(pk));
+        item.insert("expires_at".into(), n(expires_at.timestamp()));
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| Error::storage("PutItem ephemeral", sdk(e)))?;
+        Ok(())
+    }
+
+    /// The live item under `pk`, if any.
+    pub async fn get(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem ephemeral", sdk(e)))?;
+        Ok(out
+            .item
+            .filter(|i| get_n::<i64>(i, "expires_at").is_some_and(|t| t > Utc::now().timestamp()))
+            .map(Self::strings))
+    }
+
+    fn strings(item: Item) -> HashMap<String, String> {
+        item.into_iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+            .collect()
+    }
+
+    /// Removes and returns the item only if it exists and has not expired:
+    /// exactly one caller can take it.
+    pub async fn take(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+        let res = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .condition_expression("attribute_exists(pk) AND expires_at > :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        Ok(conditional(res, "DeleteItem ephemeral")?
+            .and_then(|out| out.attributes.map(Self::strings)))
+    }
+
+    /// Claims `pk` until `expires_at`. True for the first claim; false when a
+    /// live claim exists (an expired one may be claimed again).
+    pub async fn claim(
+        &self,
+        pk: &str,
+        expires_at: DateTime<Utc>,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let mut req = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("expires_at", n(expires_at.timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        if let Some(o) = owner {
+            req = req.item(OWNER, s(o));
+        }
+        Ok(conditional(req.send().await, "PutItem claim")?.is_some())
+    }
+
+    /// Deletes every live or expired item that names `owner` (through the
+    /// by-owner index); returns how many.
+    pub async fn delete_owned(&self, owner: &str) -> Result<usize> {
+        let mut count = 0;
+        loop {
+            let page = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(Self::OWNER_INDEX)
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", OWNER)
+                .expression_attribute_values(":o", s(owner))
+                .send()
+                .await
+                .map_err(|e| Error::storage("Query by-owner", sdk(e)))?;
+            let pks: Vec<String> = page
+                .items()
+                .iter()
+                .filter_map(|i| get_s(i, "pk").map(String::from))
+                .collect();
+            if pks.is_empty() {
+                return Ok(count);
+            }
+            for pk in pks {
+                self.delete(&pk).await?;
+                count += 1;
+            }
+        }
+    }
+
+    pub async fn delete(&self, pk: &str) -> Result<()> {
+        self.db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .send()
+            .await
+            .map_err(|e| Error::storage("DeleteItem ephemeral", sdk(e)))?;
+        Ok(())
+    }
+
+    /// Takes one token from `key`'s bucket: Ok(Ok(())) when granted, Ok(Err(s))
+    /// when empty, with the seconds until a token is back.
+    pub async fn take_token(
+        &self,
+        key: &str,
+        owner: &str,
+        bucket: Bucket,
+    ) -> Result<Result<(), u64>> {
+        let pk = format!("ratelimit#{key}");
+        for _ in 0..8 {
+            let now_ms = Utc::now().timestamp_millis();
+            let item = self
+                .db
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| Error::storage("GetItem rate limit", sdk(e)))?
+                .item;
+            let num = |k: &str| {
+                item.as_ref()
+                    .and_then(|i| i.get(k))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            let (tokens, updated) = match (num("tokens"), num("updated_ms")) {
+                (Some(t), Some(u)) => (t, u as i64),
+                _ => (bucket.capacity, now_ms),
+            };
+            let elapsed = (now_ms - updated).max(0) as f64 / 1000.0;
+            let available = (tokens + elapsed * bucket.refill_per_sec).min(bucket.capacity);
+            if available < 1.0 {
+                let wait = ((1.0 - available) / bucket.refill_per_sec).ceil().max(1.0);
+                return Ok(Err(wait as u64));
+            }
+            let idle_secs = (bucket.capacity / bucket.refill_per_sec).ceil() as i64 + 60;
+            let mut put = self
+                .db
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(pk.clone()))
+                .item("tokens", AttributeValue::N((available - 1.0).to_string()))
+                .item("updated_ms", AttributeValue::N(now_ms.to_string()))
+                .item(OWNER, AttributeValue::S(owner.into()))
+                .item(
+                    "expires_at",
+                    AttributeValue::N((now_ms / 1000 + idle_secs).to_string()),
+                );
+            put = match item.as_ref().and_then(|i| i.get("updated_ms")).cloned() {
+                Some(old) => put
+                    .condition_expression("updated_ms = :old")
+                    .expression_attribute_values(":old", old),
+                None => put.condition_expression("attribute_not_exists(pk)"),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(Ok(())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(Error::storage("PutItem rate limit", sdk(e))),
+            }
+        }
+        Err(Error::Storage("rate limiter contention".into()))
+    }
+}
+
+/// Where a pacing schedule (one GCRA window of the fleet quota) stands:
+/// one item per window whose `tat`, in microseconds, is the theoretical
+/// arrival time of the next call.
+impl EphemeralStore {
+    /// Moves a running schedule on by `interval` if its `tat` is between
+    /// `step.floor` (still running) and `limit` (not booked too far ahead).
+    pub async fn advance_tat(
+        &self,
+        key: &str,
+        interval: i64,
+        limit: i64,
+        step: TatStep<'_>,
+    ) -> Result<TatMove> {
+        let req = self
+            .tat_update(key, &step)
+            .update_expression(format!(
+                "SET tat = tat + :tau, expires_at = :exp{}",
+                step.owner_set()
+            ))
+            .condition_expression("tat >= :floor AND tat <= :limit")
+            .expression_attribute_values(":tau", n(interval))
+            .expression_attribute_values(":limit", n(limit))
+            .return_values(ReturnValue::UpdatedOld);
+        Self::tat_moved(req.send().await)
+    }
+
+    /// Restarts a stopped schedule (no `tat`, or one before `step.floor`) at `start`.
+    pub async fn restart_tat(&self, key: &str, start: i64, step: TatStep<'_>) -> Result<TatMove> {
+        let req = self
+            .tat_update(key, &step)
+            .update_expression(format!(
+                "SET tat = :start, expires_at = :exp{}",
+                step.owner_set()
+            ))
+            .condition_expression("attribute_not_exists(tat) OR tat < :floor")
+            .expression_attribute_values(":start", n(start));
+        Self::tat_moved(req.send().await)
+    }
+
+    /// Gives one `interval` of a schedule back.
+    pub async fn give_back_tat(&self, key: &str, interval: i64) -> Result<()> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("SET tat = tat - :tau")
+            .condition_expression("attribute_exists(tat)")
+            .expression_attribute_values(":tau", n(interval))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem quota", sdk(e)))?;
+        Ok(())
+    }
+
+    fn tat_update(
+        &self,
+        key: &str,
+        step: &TatStep<'_>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .expression_attribute_values(":floor", n(step.floor))
+            .expression_attribute_values(":exp", n(step.expires_at))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(owner) = step.owner {
+            req = req
+                .expression_attribute_names("#owner", OWNER)
+                .expression_attribute_values(":owner", s(owner));
+        }
+        req
+    }
+
+    fn tat_moved(
+        res: Result<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+            aws_sdk_dynamodb::error::SdkError<
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+                aws_sdk_dynamodb::config::http::HttpResponse,
+            >,
+        >,
+    ) -> Result<TatMove> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let tat = |item: Option<&Item>| item.and_then(|i| get_n::<i64>(i, "tat"));
+        match res {
+            Ok(out) => Ok(TatMove::Moved {
+                old: tat(out.attributes.as_ref()),
+            }),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(TatMove::Refused {
+                    current: tat(c.item.as_ref()),
+                }),
+                _ => Err(Error::storage("UpdateItem quota", sdk(e))),
+            },
+        }
+    }
+}
+
+/// What both schedule updates share.
+pub struct TatStep<'a> {
+    /// A `tat` before this is a stopped schedule (microseconds).
+    pub floor: i64,
+    /// When the item may go (unix seconds).
+    pub expires_at: i64,
+    /// The user a per-user schedule belongs to.
+    pub owner: Option<&'a str>,
+}
+
+impl TatStep<'_> {
+    fn owner_set(&self) -> &'static str {
+        if self.owner.is_some() {
+            ", #owner = :owner"
+        } else {
+            ""
+        }
+    }
+}
+
+/// How a schedule update went.
+pub enum TatMove {
+    /// Done; `old` is the `tat` before (a running schedule's only).
+    Moved { old: Option<i64> },
+    /// The condition failed; `current` is the `tat` that made it fail.
+    Refused { current: Option<i64> },
+}
+
+/// A token bucket kept per key in the Ephemeral table, so every concurrent
+/// Lambda shares one budget (a per-process limiter would be multiplied by
+/// the fleet).
+#[derive(Clone, Copy, Debug)]
+pub struct Bucket {
+    pub capacity: f64,
+    pub refill_per_sec: f64,
+}
+
+impl Bucket {
+    pub fn per_minute(n: u32) -> Self {
+        Self {
+            capacity: f64::from(n.max(1)),
+            refill_per_sec: f64::from(n.max(1)) / 60.0,
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The HealthData table: samples by natural key, daily summaries per
+//! source, raw vendor records, and the phone's push records.
+
+use super::item::{get_n, get_s, get_time, n, s, Item};
+use crate::aws::sdk;
+use crate::domain::error::{Error, Result};
+use crate::domain::health::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
+use crate::domain::push::DayRecord;
+use crate::domain::vendor::{RawRecord, Vendor};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{NaiveDate, Utc};
+use std::collections::HashMap;
+
+#[derive(Clone)]
+pub struct HealthStore {
+    pub(crate) db: Client,
+    pub(crate) table: String,
+}
+
+/// Raw vendor records larger than this keep only their size.
+pub const MAX_RAW_BYTES: usize = 32 * 1024;
+
+fn raw_key(vendor: Vendor, r: &RawRecord) -> String {
+    format!("raw#{}#{}#{}", vendor.as_str(), r.kind, r.id)
+}
+
+/// A sample's item, keyed by its natural key (user, metric, time, source).
+fn sample_item(user_id: &str, sample: &Sample) -> Item {
+    let mut item = HashMap::from([
+        ("user_id".to_string(), s(user_id)),
+        ("sk".to_string(), s(sample.sort_key())),
+        ("metric".to_string(), s(sample.metric.as_str())),
+        (
+            "date".to_string(),
+            s(sample.date.format("%Y-%m-%d").to_string()),
+        ),
+        ("value".to_string(), n(sample.value)),
+        ("source".to_string(), s(&sample.source)),
+    ]);
+    if let Some(t) = sample.time {
+        item.insert("time".into(), n(t.timestamp()));
+    }
+    if let Some(l) = &sample.label {
+        item.insert("label".into(), s(l));
+    }
+    item
+}
+
+fn push_key(date: NaiveDate) -> String {
+    format!("push#{}", date.format("%Y-%m-%d"))
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item set"),
+        )
+        .build()
+}
+
+pub(crate) fn day_key(date: NaiveDate) -> String {
+    format!("day#{}", date.format("%Y-%m-%d"))
+}
+
+impl HealthStore {
+    pub fn new(db: Client, table: String) -> Self {
+        Self { db, table }
+    }
+
+    /// Writes samples by natural key (user, metric, time, source): writing
+    /// the same sample again overwrites it.
+    pub async fn put_samples(&self, user_id: &str, samples: &[Sample]) -> Result<()> {
+        let mut by_key: HashMap<String, &Sample> = HashMap::new();
+        for sample in samples {
+            by_key.insert(sample.sort_key(), sample);
+        }
+        let requests: Vec<WriteRequest> = by_key
+            .into_values()
+            .map(|smp| put_request(sample_item(user_id, smp)))
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    /// Keeps vendor records as received, by (source, kind, id): a record
+    /// fetched again overwrites itself. Bodies over MAX_RAW_BYTES are not
+    /// kept, only their size, so one huge record cannot fill the table.
+    pub async fn put_raw(&self, user_id: &str, vendor: Vendor, raw: &[RawRecord]) -> Result<()> {
+        let mut by_key: HashMap<String, &RawRecord> = HashMap::new();
+        for r in raw {
+            by_key.insert(raw_key(vendor, r), r);
+        }
+        let now = Utc::now().timestamp();
+        let requests = by_key
+            .into_iter()
+            .map(|(sk, r)| {
+                let mut item = HashMap::from([
+                    ("user_id".to_string(), s(user_id)),
+                    ("sk".to_string(), s(sk)),
+                    ("date".to_string(), s(r.date.format("%Y-%m-%d").to_string())),
+                    ("fetched_at".to_string(), n(now)),
+                    ("bytes".to_string(), n(r.json.len() as i64)),
+                ]);
+                if r.json.len() <= MAX_RAW_BYTES {
+                    item.insert("json".into(), s(&r.json));
+                } else {
+                    item.insert("truncated".into(), AttributeValue::Bool(true));
+                }
+                put_request(item)
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+
+    /// The kept raw records of a vendor for a user: (kind, id, json).
+    pub async fn raw_records(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        let prefix = format!("raw#{}#", vendor.as_str());
+        let items = self
+            .query_range(user_id, prefix.clone(), format!("{prefix}~"))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let sk = get_s(item, "sk")?.strip_prefix(&prefix)?;
+                let (kind, id) = sk.split_once('#')?;
+                Some((
+                    kind.to_string(),
+                    id.to_string(),
+                    get_s(item, "json").map(String::from),
+                ))
+            })
+            .collect())
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..8u32 {
+                let out = self
+                    .db
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| Error::storage("BatchWriteItem", sdk(e)))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 7 {
+                    return Err(Error::Storage(format!(
+                        "{} writes stayed unprocessed",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The update that records `summary`'s values, each under its source
+    /// (`<metric>@<source>`), keeping other sources' values for the day.
+    pub(crate) fn summary_update(
+        &self,
+        user_id: &str,
+        summary: &DailySummary,
+    ) -> aws_sdk_dynamodb::types::Update {
+        let mut set = vec!["#d = :d".to_string()];
+        let mut names = HashMap::from([("#d".to_string(), "date".to_string())]);
+        let mut values = HashMap::from([(
+            ":d".to_string(),
+            s(summary.date.format("%Y-%m-%d").to_string()),
+        )]);
+        for (i, metric) in SUMMARY_METRICS.iter().enumerate() {
+            if let Some(v) = summary.get(*metric) {
+                let source = summary
+                    .sources
+                    .get(metric.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                names.insert(format!("#m{i}"), format!("{}@{}", metric.as_str(), source));
+                values.insert(format!(":m{i}"), n(v));
+                set.push(format!("#m{i} = :m{i}"));
+            }
+        }
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .key("sk", s(day_key(summary.date)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .expect("update has table, key and expression")
+    }
+
+    /// Records the values of `summary` under their sources.
+    pub async fn upsert_summary(&self, user_id: &str, summary: &DailySummary) -> Result<()> {
+        let u = self.summary_update(user_id, summary);
+        self.db
+            .update_item()
+            .table_name(u.table_name())
+            .set_key(Some(u.key().clone()))
+            .update_expression(u.update_expression())
+            .set_expression_attribute_names(u.expression_attribute_names().cloned())
+            .set_expression_attribute_values(u.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem summary", sdk(e)))?;
+        Ok(())
+    }
+
+    /// One page of a user's items with `lo <= sk <= hi`.
+    async fn query_page(
+        &self,
+        user_id: &str,
+        (lo, hi): (&str, &str),
+        start: Option<Item>,
+        limit: Option<i32>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        self.db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .set_exclusive_start_key(start)
+            .set_limit(limit)
+            .send()
+            .await
+            .map_err(|e| Error::storage("Query health data", sdk(e)))
+    }
+
+    async fn query_range(&self, user_id: &str, lo: String, hi: String) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self.query_page(user_id, (&lo, &hi), start, None).await?;
+            out.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Daily summaries for `from..=to`, oldest first.
+    pub async fn summaries(
+        &self,
+        user_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailySummary>> {
+        let items = self
+            .query_range(user_id, day_key(from), day_key(to))
+            .await?;
+        let mut rows = Vec::with_capacity(items.len());
+        for item in &items {
+            let date = get_s(item, "date")
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .ok_or_else(|| Error::Corrupt("summary item has no valid date".into()))?;
+            let mut row = DailySummary::new(date);
+            for metric in SUMMARY_METRICS {
+                let prefix = format!("{}@", metric.as_str());
+                let best = item
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix(&prefix)?,
+                            v.as_n().ok()?.parse::<f64>().ok()?,
+                        ))
+                    })
+                    .min_by_key(|(source, _)| (source_rank(metric, source), source.to_string()));
+                if let Some((source, value)) = best {
+                    row.set(metric, value, source);
+                }
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// One page of samples of a metric on `from..=to` (by their day), oldest
+    /// first, starting after the sort key `after`; with the sort key to
+    /// continue from when there may be more.
+    pub async fn samples_page(
+        &self,
+        user_id: &str,
+        metric: MetricType,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Sample>, Option<String>)> {
+        let prefix = format!("sample#{}#", metric.as_str());
+        // Intraday keys carry the UTC time, which can fall a day either side
+        // of the user-local date: query a day wider, keep the local dates.
+        // '~' sorts after every character a time or source uses.
+        let lo = format!(
+            "{prefix}{}",
+            (from - chrono::Duration::days(1)).format("%Y-%m-%d")
+        );
+        let hi = format!(
+            "{prefix}{}~",
+            (to + chrono::Duration::days(1)).format("%Y-%m-%d")
+        );
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("user_id".to_string(), s(user_id)),
+                ("sk".to_string(), s(sk)),
+            ])
+        });
+        let page = self
+            .query_page(user_id, (&lo, &hi), start, Some(limit.max(1)))
+            .await?;
+        let samples = page
+            .items()
+            .iter()
+            .map(|item| {
+                let bad = || Error::Corrupt("sample item is malformed".into());
+                Ok(Sample {
+                    metric,
+                    date: get_s(item, "date")
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                        .ok_or_else(bad)?,
+                    time: get_time(item, "time"),
+                    value: get_n(item, "value").ok_or_else(bad)?,
+                    source: get_s(item, "source").ok_or_else(bad)?.to_string(),
+                    label: get_s(item, "label").map(String::from),
+                })
+            })
+            .filter(|s| !matches!(s, Ok(x) if x.date < from || x.date > to))
+            .collect::<Result<Vec<_>>>()?;
+        let next = page
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| get_s(k, "sk"))
+            .map(String::from);
+        Ok((samples, next))
+    }
+
+    /// Deletes every health item of a user; returns how many.
+    pub async fn delete_user(&self, user_id: &str) -> Result<usize> {
+        // Every sort key starts with a lowercase word ("day#", "push#", "sample#").
+        let items = self.query_range(user_id, "a".into(), "~".into()).await?;
+        let requests: Vec<WriteRequest> = items
+            .iter()
+            .filter_map(|item| {
+                let key = HashMap::from([
+                    ("user_id".to_string(), item.get("user_id")?.clone()),
+                    ("sk".to_string(), item.get("sk")?.clone()),
+                ]);
+                Some(
+                    WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(key)).build().ok()?)
+                        .build(),
+                )
+            })
+            .collect();
+        let count = requests.len();
+        self.batch_write(requests).await?;
+        Ok(count)
+    }
+}
+
+/// Phone pushes: one record per (user, date) with an optimistic version,
+/// written in one transaction with its samples and the summary values
+/// derived from it, so a failure leaves nothing half-written.
+impl HealthStore {
+    /// The stored push record of a day and its version.
+    pub async fn push_day(
+        &self,
+        user_id: &str,
+        date: NaiveDate,
+    ) -> Result<Option<(DayRecord, u64)>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .key("sk", AttributeValue::S(push_key(date)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem push", sdk(e)))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let bad = || Error::Corrupt("push item is malformed".into());
+        let record: DayRecord = item
+            .get("record")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(bad)?;
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        Ok(Some((record, version)))
+    }
+
+    /// Writes the record (if its version is still `expected`; None: if none
+    /// exists yet) together with its samples and summary values. Returns
+    /// false when another writer changed the day first.
+    pub async fn save_push_day(
+        &self,
+        user_id: &str,
+        record: &DayRecord,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let next = expected.map_or(1, |v| v + 1);
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("user_id", AttributeValue::S(user_id.into()))
+            .item("sk", AttributeValue::S(push_key(record.date)))
+            .item("date", AttributeValue::S(record.date.to_string()))
+            .item(
+                "record",
+                AttributeValue::S(serde_json::to_string(record).expect("record serializes")),
+            )
+            .item("version", AttributeValue::N(next.to_string()));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(sk)"),
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put.build().expect("put is complete"))
+            .build()];
+        let samples = record.samples();
+        for sample in &samples {
+            let item = sample_item(user_id, sample);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item))
+                            .build()
+                            .expect("put"),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(summary) = DailySummary::from_samples(&samples).first() {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.summary_update(user_id, summary))
+                    .build(),
+            );
+        }
+        match self
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                let cancelled_by_condition = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")),
+                    _ => false,
+                };
+                if cancelled_by_condition {
+                    Ok(false)
+                } else {
+                    Err(Error::storage("TransactWriteItems push", sdk(e)))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! DynamoDB: the connector's three tables, each with the one module that
+//! knows its item layout. Every update names the full primary key; expiry is
+//! checked on read because TTL deletion is lazy.
+
+pub mod connections;
+pub mod ephemeral;
+pub mod health;
+mod item;
+
+pub use connections::ConnectionStore;
+pub use ephemeral::EphemeralStore;
+pub use health::HealthStore;
