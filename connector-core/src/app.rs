@@ -9,10 +9,12 @@ use crate::domain::config::Config;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
-use crate::quota::{CallBudget, FleetQuota};
+use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
+use crate::vendors::driver::VendorDriver;
 use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
-use crate::vendors::{Registry, VendorCtx, VendorDriver};
+use crate::vendors::quota::{CallBudget, FleetQuota};
+use crate::vendors::registry::Registry;
 use std::sync::Arc;
 
 pub struct App {
@@ -88,7 +90,7 @@ impl App {
             ),
             credentials: Secrets::new(env, secrets),
             vendors: Registry::real_vendors().with(mock.clone()),
-            http: crate::oauth::http_client(),
+            http: crate::vendors::token::http_client(),
             quota,
             ephemeral,
             mock,

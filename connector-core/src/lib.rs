@@ -15,16 +15,16 @@ pub mod aws;
 pub mod connections;
 pub mod domain;
 pub mod http_runtime;
-pub mod oauth;
 pub mod polling;
-pub mod quota;
 pub mod refresh;
 pub mod retry;
 pub mod sync;
 pub mod telemetry;
 pub mod vendors;
-pub mod webhooks;
 
 pub use app::App;
 pub use domain::error::{Error, Result};
 pub use domain::vendor::Vendor;
+
+#[cfg(test)]
+mod layers_test;

@@ -6,27 +6,17 @@
 //! connection falls back to a daily pull instead of going quiet.
 
 use crate::app::App;
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
+use crate::vendors::driver::Upkept;
 use chrono::{DateTime, Duration, Utc};
 
 /// Days each poll pulls (a reading can arrive hours late).
 pub const POLL_DAYS: u32 = 2;
-/// How long a webhook vendor may stay silent about a connection.
-pub const WEBHOOK_WATCHDOG_HOURS: i64 = 24;
-
 /// How long a connection to `vendor` may go without a sync; None: never polled.
 fn interval(app: &App, vendor: Vendor) -> Option<Duration> {
-    if vendor == Vendor::Mock {
-        return None;
-    }
-    let driver = app.vendors.get(vendor)?;
-    Some(
-        driver
-            .poll_every()
-            .unwrap_or_else(|| Duration::hours(WEBHOOK_WATCHDOG_HOURS)),
-    )
+    app.vendors.get(vendor)?.quiet_limit()
 }
 
 /// Queues the due polls; returns how many were queued. One scan serves
@@ -57,4 +47,51 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
         queued += 1;
     }
     Ok(queued)
+}
+
+/// The Ephemeral item that holds a vendor's upkeep turn for the fleet.
+pub fn upkeep_claim(vendor: Vendor) -> String {
+    format!("upkeep#{vendor}")
+}
+
+/// Each vendor's upkeep (Oura's webhook subscriptions), run by one tick of
+/// the fleet per the vendor's interval; a failed turn gives its claim back
+/// so the next tick tries again. Returns what changed, in all.
+pub async fn upkeep_vendors(app: &App, now: DateTime<Utc>) -> Upkept {
+    let mut total = Upkept::default();
+    for vendor in Vendor::ALL {
+        let (driver, ctx) = match app.driver(vendor).await {
+            Ok(d) => d,
+            Err(Error::VendorNotConfigured(_) | Error::Vendor { .. }) => continue,
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep: could not load the vendor");
+                continue;
+            }
+        };
+        let Some(every) = driver.upkeep_every(&ctx) else {
+            continue;
+        };
+        let claim = upkeep_claim(vendor);
+        match app.ephemeral.claim(&claim, now + every, None).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep: could not claim the turn");
+                continue;
+            }
+        }
+        match driver.upkeep(&ctx, now).await {
+            Ok(done) => {
+                total.created += done.created;
+                total.renewed += done.renewed;
+            }
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep failed; the next tick tries again");
+                if let Err(e) = app.ephemeral.delete(&claim).await {
+                    tracing::warn!(%vendor, error = %e, "upkeep: could not release the turn");
+                }
+            }
+        }
+    }
+    total
 }

@@ -9,7 +9,7 @@ use crate::domain::health::DailySummary;
 use crate::domain::job::SyncJob;
 use crate::domain::vendor::VendorError;
 use crate::refresh::refresh_connection;
-use crate::vendors::FetchRequest;
+use crate::vendors::driver::FetchRequest;
 use chrono::Utc;
 
 /// Refresh this long before the access token expires.

@@ -15,12 +15,11 @@ use connector_core::aws::secrets::Secrets;
 use connector_core::domain::env::Env;
 use connector_core::domain::error::Error;
 use connector_core::domain::vendor::Vendor;
+use connector_core::vendors::client::VendorCtx;
 use connector_core::vendors::credentials::VendorCredentials;
-use connector_core::vendors::{
-    mock::MockVendor, oura, polar, terra, whoop, VendorCtx, VendorDriver, WebhookReply,
-    WebhookRequest,
-};
-use connector_core::webhooks::{SignatureScheme, TimestampUnit};
+use connector_core::vendors::driver::{VendorDriver, WebhookReply, WebhookRequest};
+use connector_core::vendors::signature::{SignatureScheme, TimestampUnit};
+use connector_core::vendors::{mock::MockVendor, oura, polar, terra, whoop};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -131,7 +130,7 @@ fn driver(vendor: Vendor) -> Arc<dyn VendorDriver> {
         let store = connector_core::aws::store::EphemeralStore::new(db, "unused".into());
         return Arc::new(MockVendor::new(store, 3600, false));
     }
-    connector_core::vendors::Registry::real_vendors()
+    connector_core::vendors::registry::Registry::real_vendors()
         .get(vendor)
         .cloned()
         .expect("a driver for every real vendor")
@@ -154,7 +153,7 @@ fn harness(vendor: Vendor) -> &'static Harness {
                 let ctx = VendorCtx {
                     http: reqwest::Client::new(),
                     creds,
-                    budget: connector_core::quota::CallBudget::unmetered(v),
+                    budget: connector_core::vendors::quota::CallBudget::unmetered(v),
                 };
                 (
                     v,

@@ -3,8 +3,8 @@
 //! signature; an accepted timestamp is inside the window.
 
 use crate::{now, now_in, set, Delivery};
+use connector_core::vendors::signature::{Rejection, TimestampUnit};
 use connector_core::vendors::{mock::MockVendor, oura, polar, terra, whoop};
-use connector_core::webhooks::{Rejection, TimestampUnit};
 
 const SECRET: &[u8] = b"fake-scheme-secret-for-fuzzing";
 

@@ -1,7 +1,7 @@
 //! Builds a correctly signed Mock webhook, as the Mock vendor would send it.
 
 use connector_core::vendors::mock::mock_user_id;
-use connector_core::webhooks::sign_hex_sha256;
+use connector_core::vendors::signature::sign_hex_sha256;
 
 pub struct SignedWebhook {
     pub body: String,

@@ -1,7 +1,7 @@
 //! Signs a phone push the way the iOS app does: X-Sync-Timestamp and
 //! X-Sync-Signature = lowercase hex HMAC-SHA256(secret, timestamp + "." + body).
 
-use connector_core::webhooks::sign_hex_sha256;
+use connector_core::vendors::signature::sign_hex_sha256;
 
 pub struct SignedPush {
     pub timestamp: String,

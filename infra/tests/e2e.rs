@@ -268,7 +268,7 @@ async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
     let fresh = signed_webhook(&stack, "evt-2", "alice", &date);
     let tampered = fresh.body.replace("evt-2", "evt-3");
     let stale_ts = (chrono::Utc::now().timestamp() - 301).to_string();
-    let stale_sig = connector_core::webhooks::sign_hex_sha256(
+    let stale_sig = connector_core::vendors::signature::sign_hex_sha256(
         stack.env["CONNECTOR_MOCK_WEBHOOK_SECRET"].as_bytes(),
         &[stale_ts.as_bytes(), b".", fresh.body.as_bytes()],
     );
@@ -444,7 +444,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
     let fetch = driver
         .fetch(
             &ctx,
-            connector_core::vendors::FetchRequest {
+            connector_core::vendors::driver::FetchRequest {
                 user_id: "alice",
                 vendor_user_id: &conn.vendor_user_id,
                 access_token: tokens.access_token.expose(),

@@ -112,11 +112,11 @@ async fn health_push_event_is_signed_and_its_payload_valid() {
     let stack = stack("push-event").await;
     let req = http_event("health-push.json");
     // Signed with the events' test secret at its fixed time.
-    let scheme = connector_core::webhooks::SignatureScheme {
+    let scheme = connector_core::vendors::signature::SignatureScheme {
         signature_header: "x-sync-signature",
-        timestamp: Some(connector_core::webhooks::TimestampRule {
+        timestamp: Some(connector_core::vendors::signature::TimestampRule {
             header: "x-sync-timestamp",
-            unit: connector_core::webhooks::TimestampUnit::SecondsOrRfc3339,
+            unit: connector_core::vendors::signature::TimestampUnit::SecondsOrRfc3339,
             tolerance_secs: 300,
         }),
         ..MockVendor::scheme()

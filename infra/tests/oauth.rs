@@ -8,7 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use common::*;
 use connector_core::domain::vendor::VendorError;
-use connector_core::{oauth, Vendor};
+use connector_core::vendors::token as oauth;
+use connector_core::Vendor;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering::SeqCst;
 

@@ -12,8 +12,8 @@ use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::health::MetricType;
 use connector_core::domain::vendor::VendorError;
-use connector_core::oauth;
-use connector_core::vendors::FetchRequest;
+use connector_core::vendors::driver::FetchRequest;
+use connector_core::vendors::token as oauth;
 use connector_core::Vendor;
 use connector_infra::simulator::oura::{day, deliver_handshake, deliver_webhook, Event};
 use std::sync::atomic::Ordering::SeqCst;
@@ -321,7 +321,8 @@ async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
 
 #[tokio::test]
 async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
-    use connector_core::vendors::oura::subscriptions::{DATA_TYPES, EVENT_TYPES, UPKEEP_CLAIM};
+    use connector_core::polling::upkeep_claim;
+    use connector_core::vendors::oura::subscriptions::{DATA_TYPES, EVENT_TYPES};
     use connector_infra::simulator::oura::expire_subscriptions;
 
     let (sim, stack) = sim_stack("oura-upkeep").await;
@@ -353,7 +354,12 @@ async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
     let r = token_refresher::handle(&stack.app, event()).await;
     assert_eq!((r.subscriptions_created, r.subscriptions_renewed), (0, 0));
     // ...and the first tick after them renews exactly those two.
-    stack.app.ephemeral.delete(UPKEEP_CLAIM).await.unwrap();
+    stack
+        .app
+        .ephemeral
+        .delete(&upkeep_claim(Vendor::Oura))
+        .await
+        .unwrap();
     let r = token_refresher::handle(&stack.app, event()).await;
     assert_eq!(
         (r.subscriptions_created, r.subscriptions_renewed),

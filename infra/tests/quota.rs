@@ -9,7 +9,7 @@ use common::*;
 use connector_core::domain::env::Env;
 use connector_core::domain::job::Priority;
 use connector_core::domain::job::{JobReason, SyncJob};
-use connector_core::quota::OverQuota;
+use connector_core::vendors::quota::OverQuota;
 use connector_core::{App, Vendor};
 use connector_infra::simulator::limits::Window;
 use std::sync::atomic::Ordering::SeqCst;

@@ -4,9 +4,34 @@
 //! bodies never reach an error message (they can echo tokens).
 
 use crate::domain::vendor::VendorError;
+use crate::vendors::credentials::VendorCredentials;
+use crate::vendors::quota::CallBudget;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+
+/// What a driver needs to call its vendor: the shared HTTP client and the
+/// app's registration with the vendor (ids, secrets, URLs).
+#[derive(Clone)]
+pub struct VendorCtx {
+    pub http: reqwest::Client,
+    pub creds: VendorCredentials,
+    /// The fleet's quota every API call takes a slot from.
+    pub budget: CallBudget,
+}
+
+impl VendorCtx {
+    /// The vendor's API origin with `path` appended exactly as documented.
+    pub fn api_url(&self, path: &str) -> Result<url::Url, VendorError> {
+        let base = self
+            .creds
+            .api_base
+            .as_deref()
+            .ok_or_else(|| VendorError::Permanent("API base URL is not configured".into()))?;
+        url::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+            .map_err(|_| VendorError::Permanent("API base URL is not a valid URL".into()))
+    }
+}
 
 /// Larger vendor answers are refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -29,10 +54,7 @@ impl Answer {
 
 /// Sends a request once the fleet's quota for the vendor has a slot, and
 /// reads the answer, whatever its status.
-pub async fn send(
-    ctx: &super::VendorCtx,
-    req: reqwest::RequestBuilder,
-) -> Result<Answer, VendorError> {
+pub async fn send(ctx: &VendorCtx, req: reqwest::RequestBuilder) -> Result<Answer, VendorError> {
     match ctx.budget.admit().await {
         Ok(Ok(())) => {}
         Ok(Err(over)) => {
@@ -80,7 +102,7 @@ pub async fn send(
 
 /// Sends a request and accepts only a 2xx answer.
 pub async fn send_ok(
-    ctx: &super::VendorCtx,
+    ctx: &VendorCtx,
     req: reqwest::RequestBuilder,
     what: &str,
 ) -> Result<Answer, VendorError> {
@@ -91,7 +113,7 @@ pub async fn send_ok(
 
 /// GET with the user's bearer token, expecting JSON.
 pub async fn get_json<T: DeserializeOwned>(
-    ctx: &super::VendorCtx,
+    ctx: &VendorCtx,
     access_token: &str,
     url: url::Url,
     what: &str,
@@ -113,7 +135,7 @@ pub struct Paging {
 /// Every page of a collection at `path` with `params`, each record parsed
 /// and kept with its raw JSON.
 pub async fn paginate<T: DeserializeOwned>(
-    ctx: &super::VendorCtx,
+    ctx: &VendorCtx,
     access_token: &str,
     path: &str,
     params: &[(&str, String)],
@@ -167,7 +189,7 @@ pub async fn paginate<T: DeserializeOwned>(
 /// DELETE `path` on the vendor's API with the user's bearer token, expecting 2xx
 /// (WHOOP's revoke, Garmin's deregistration).
 pub async fn delete_with_token(
-    ctx: &super::VendorCtx,
+    ctx: &VendorCtx,
     access_token: &str,
     path: &str,
     what: &str,
@@ -179,7 +201,7 @@ pub async fn delete_with_token(
 
 /// GET `path` on the vendor's API with the user's bearer token, expecting JSON.
 pub async fn get_api<T: DeserializeOwned>(
-    ctx: &super::VendorCtx,
+    ctx: &VendorCtx,
     access_token: &str,
     path: &str,
     what: &str,

@@ -1,9 +1,9 @@
 //! Helpers shared by the vendor drivers' unit tests.
 
 use super::credentials::VendorCredentials;
-use super::VendorCtx;
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::Vendor;
+use crate::vendors::client::VendorCtx;
 use std::collections::HashMap;
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -24,7 +24,7 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
     VendorCtx {
         http: reqwest::Client::new(),
         creds: block_on(VendorCredentials::load(&creds, vendor)).expect("credentials"),
-        budget: crate::quota::CallBudget::unmetered(vendor),
+        budget: crate::vendors::quota::CallBudget::unmetered(vendor),
     }
 }
 

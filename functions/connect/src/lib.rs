@@ -3,9 +3,10 @@
 //! and deletes the tokens.
 
 use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
+use connector_core::vendors::driver::HostedConnect;
 use connector_core::vendors::mock::mock_user_id;
-use connector_core::vendors::HostedConnect;
-use connector_core::{connections, oauth, App, Error, Result, Vendor};
+use connector_core::vendors::token as oauth;
+use connector_core::{connections, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 

@@ -7,7 +7,7 @@ use chrono::Utc;
 use connector_core::api::{json, respond, user_id, MAX_BODY_BYTES};
 use connector_core::aws::store::ephemeral::Bucket;
 use connector_core::domain::push::{merge, MergeResult, Push};
-use connector_core::webhooks::{
+use connector_core::vendors::signature::{
     Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
 use connector_core::{App, Error, Result};

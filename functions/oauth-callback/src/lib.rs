@@ -3,7 +3,8 @@
 //! and sends the user back to the app's return URL with the outcome.
 
 use connector_core::api::{path_param, query_param, respond};
-use connector_core::{connections, oauth, App, Error, Result, Vendor};
+use connector_core::vendors::token as oauth;
+use connector_core::{connections, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
 

@@ -1,8 +1,8 @@
 //! Scheduled: refresh every connection whose access token expires within the
 //! next hour (a connection the vendor refuses is marked `refresh_failed`),
 //! then queue the pulls of vendors that send no webhooks (polling.rs), and
-//! keep Oura's expiring webhook subscriptions renewed. Both lists come from
-//! the sparse schedule indexes; once a day the fleet's first tick also puts
+//! run each vendor's upkeep (Oura renews its expiring webhook
+//! subscriptions). Both lists come from the sparse schedule indexes; once a day the fleet's first tick also puts
 //! connections that older versions wrote on them (a table scan).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -23,7 +23,7 @@ pub struct RefreshReport {
     pub polls_queued: usize,
     /// Connections put on the schedule indexes by the daily sweep.
     pub scheduled: usize,
-    /// Oura webhook subscriptions created and renewed by this tick.
+    /// Vendor webhook subscriptions (Oura's) created and renewed by this tick.
     pub subscriptions_created: usize,
     pub subscriptions_renewed: usize,
 }
@@ -59,14 +59,9 @@ pub async fn handle(app: &App, _event: EventBridgeEvent) -> RefreshReport {
         Ok(n) => report.polls_queued = n,
         Err(e) => tracing::error!(error = %e, "could not queue polls"),
     }
-    match connector_core::vendors::oura::subscriptions::upkeep(app, Utc::now()).await {
-        Ok(Some(r)) => {
-            report.subscriptions_created = r.created.len();
-            report.subscriptions_renewed = r.renewed.len();
-        }
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "could not keep Oura's subscriptions"),
-    }
+    let upkept = connector_core::polling::upkeep_vendors(app, Utc::now()).await;
+    report.subscriptions_created = upkept.created;
+    report.subscriptions_renewed = upkept.renewed;
     tracing::info!(
         due = report.due,
         refreshed = report.refreshed,

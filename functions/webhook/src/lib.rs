@@ -9,8 +9,8 @@ use connector_core::api::{body_bytes_up_to, json, path_param, respond, MAX_WEBHO
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::event::{EventKind, WebhookEvent};
 use connector_core::domain::job::{JobReason, SyncJob};
-use connector_core::vendors::{WebhookReply, WebhookRequest};
-use connector_core::webhooks::Dedup;
+use connector_core::vendors::driver::{WebhookReply, WebhookRequest};
+use connector_core::vendors::signature::Dedup;
 use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;

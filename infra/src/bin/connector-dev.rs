@@ -114,13 +114,15 @@ async fn main() {
                 &secrets,
                 connector_core::Vendor::Oura,
             );
-            let ctx = connector_core::vendors::VendorCtx {
+            let ctx = connector_core::vendors::client::VendorCtx {
                 http: reqwest::Client::new(),
                 creds: oura.await.unwrap_or_else(|e| {
                     eprintln!("oura credentials: {e}");
                     std::process::exit(2)
                 }),
-                budget: connector_core::quota::CallBudget::unmetered(connector_core::Vendor::Oura),
+                budget: connector_core::vendors::quota::CallBudget::unmetered(
+                    connector_core::Vendor::Oura,
+                ),
             };
             let now = chrono::Utc::now();
             match subscriptions::ensure(&ctx, callback, now, chrono::Duration::days(days)).await {

@@ -5,13 +5,13 @@
 //! webhook function must already be reachable with the same
 //! CONNECTOR_OURA_VERIFY_TOKEN. Subscriptions expire (`expiration_time`;
 //! lifetime UNCONFIRMED): [`ensure`] creates the missing ones and renews
-//! those that expire soon. The token-refresher's schedule runs it every
-//! [`UPKEEP_EVERY_HOURS`] ([`upkeep`]); `connector-dev oura-subscriptions
-//! <callback-url>` runs it by hand.
+//! those that expire soon. The scheduled tick runs it every
+//! [`UPKEEP_EVERY_HOURS`] as the Oura driver's upkeep; `connector-dev
+//! oura-subscriptions <callback-url>` runs it by hand.
 
 use crate::domain::vendor::VendorError;
+use crate::vendors::client::VendorCtx;
 use crate::vendors::client::{check_status, send};
-use crate::vendors::VendorCtx;
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +30,6 @@ pub const EVENT_TYPES: [&str; 3] = ["create", "update", "delete"];
 pub const RENEW_WITHIN_DAYS: i64 = 7;
 /// The scheduled upkeep checks the subscriptions this often.
 pub const UPKEEP_EVERY_HOURS: i64 = 6;
-/// The Ephemeral item that holds the fleet's upkeep turn until the next one.
-pub const UPKEEP_CLAIM: &str = "upkeep#oura#subscriptions";
 
 /// `WebhookSubscriptionModel`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,33 +145,6 @@ pub async fn ensure(
         }
     }
     Ok(report)
-}
-
-/// The scheduled part: when Oura is configured with a verification token,
-/// at most once per [`UPKEEP_EVERY_HOURS`] across the fleet, [`ensure`]
-/// the subscriptions for this deployment's webhook URL. None when there
-/// was nothing to do.
-pub async fn upkeep(app: &crate::App, now: DateTime<Utc>) -> crate::Result<Option<Report>> {
-    let (_, ctx) = match app.driver(crate::Vendor::Oura).await {
-        Ok(d) => d,
-        Err(crate::Error::VendorNotConfigured(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let (Some(callback), Some(_)) = (ctx.creds.webhook_url.clone(), &ctx.creds.verify_token) else {
-        return Ok(None);
-    };
-    let until = now + Duration::hours(UPKEEP_EVERY_HOURS);
-    if !app.ephemeral.claim(UPKEEP_CLAIM, until, None).await? {
-        return Ok(None);
-    }
-    match ensure(&ctx, &callback, now, Duration::days(RENEW_WITHIN_DAYS)).await {
-        Ok(report) => Ok(Some(report)),
-        Err(e) => {
-            // Let the next tick try again instead of waiting six hours.
-            app.ephemeral.delete(UPKEEP_CLAIM).await?;
-            Err(crate::Error::vendor(crate::Vendor::Oura, e))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! see its README) → exact normalized values; webhook vectors and handshakes.
 
 use super::*;
+use crate::vendors::driver::WebhookRequest;
 use crate::vendors::testing::{self, block_on, daily};
-use crate::vendors::WebhookRequest;
+use crate::vendors::time::offset_at;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
 

@@ -2,8 +2,8 @@
 //! see its README) → exact normalized values; webhook vectors and PING.
 
 use super::*;
+use crate::vendors::driver::WebhookRequest;
 use crate::vendors::testing::{self, block_on, daily};
-use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
 

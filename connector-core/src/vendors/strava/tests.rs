@@ -2,8 +2,8 @@
 //! see its README) → exact normalized values; webhook handshakes and events.
 
 use super::*;
+use crate::vendors::driver::WebhookRequest;
 use crate::vendors::testing::{self, block_on};
-use crate::vendors::WebhookRequest;
 use http::{HeaderMap, HeaderValue, Method};
 
 fn fixture_activities(with_detail: bool) -> Vec<Activity> {
@@ -99,7 +99,7 @@ fn identify_reads_the_athlete_from_the_exchange_response() {
         "../../../fixtures/vendors/strava/token_exchange_response.json"
     ))
     .unwrap();
-    let mut extra = crate::oauth::ExtraFields::default();
+    let mut extra = crate::vendors::token::ExtraFields::default();
     extra
         .fields
         .insert("athlete".into(), body["athlete"].clone());
@@ -118,7 +118,7 @@ fn identify_reads_the_athlete_from_the_exchange_response() {
     );
     let empty = Grant {
         tokens: grant.tokens.clone(),
-        extra: crate::oauth::ExtraFields::default(),
+        extra: crate::vendors::token::ExtraFields::default(),
     };
     assert!(block_on(Strava.identify(&ctx(), &empty)).is_err());
 }

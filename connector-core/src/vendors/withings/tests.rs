@@ -2,8 +2,8 @@
 //! see its README) → exact normalized values; notifications and statuses.
 
 use super::*;
+use crate::vendors::driver::WebhookRequest;
 use crate::vendors::testing::block_on;
-use crate::vendors::WebhookRequest;
 use http::{HeaderMap, Method};
 
 fn body_of(json: &str) -> serde_json::Value {
@@ -178,7 +178,7 @@ fn identify_takes_the_userid_of_the_token_response() {
     let body = body_of(include_str!(
         "../../../fixtures/vendors/withings/oauth2_requesttoken_response.json"
     ));
-    let mut extra = crate::oauth::ExtraFields::default();
+    let mut extra = crate::vendors::token::ExtraFields::default();
     extra.fields.insert("userid".into(), body["userid"].clone());
     let grant = Grant {
         tokens: TokenSet {

@@ -7,7 +7,7 @@
 //! - User id: there is no profile call; every v3 response carries `userId`
 //!   (stable per Dexcom account and per client app): `identify` reads it
 //!   from `GET /v3/users/self/dataRange`.
-//! - **No webhooks**: the connector polls (`poll_every`), and every pull
+//! - **No webhooks**: the connector polls (`quiet_limit`), and every pull
 //!   first asks `dataRange` where glucose data exists, then reads
 //!   `GET /v3/users/self/egvs?startDate&endDate` (zone-less UTC
 //!   `YYYY-MM-DDThh:mm:ss`, at most 30 days a request) over the overlap.
@@ -17,12 +17,14 @@
 //!   Dexcom's account settings); the connector deletes its tokens and says so.
 
 use super::client::{get_api, get_json};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::time;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -157,14 +159,7 @@ impl VendorDriver for Dexcom {
             ));
         };
         // Local days reach up to 14 h either side of UTC: read a day wider.
-        let want_from = (req.from - Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
-        let want_to = (req.to + Duration::days(2))
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
+        let (want_from, want_to) = time::covering(req.from, req.to);
         let (start, end) = (
             want_from.max(has_from),
             want_to.min(has_to + Duration::seconds(1)),
@@ -216,7 +211,7 @@ impl VendorDriver for Dexcom {
         Ok(false)
     }
 
-    fn poll_every(&self) -> Option<Duration> {
+    fn quiet_limit(&self) -> Option<Duration> {
         Some(Duration::minutes(POLL_MINUTES))
     }
 }
@@ -228,7 +223,7 @@ mod tests {
     #[test]
     fn golden_glucose_readings_on_the_display_date() {
         let page: Egvs = serde_json::from_str(include_str!(
-            "../../fixtures/vendors/dexcom/v3_egvs_response.json"
+            "../../../fixtures/vendors/dexcom/v3_egvs_response.json"
         ))
         .unwrap();
         assert!(page.user_id.unwrap().starts_with("fakedexcomuser"));
@@ -281,7 +276,7 @@ mod tests {
     #[test]
     fn data_range_fixture_names_the_user() {
         let r: DataRange = serde_json::from_str(include_str!(
-            "../../fixtures/vendors/dexcom/v3_datarange_response.json"
+            "../../../fixtures/vendors/dexcom/v3_datarange_response.json"
         ))
         .unwrap();
         assert!(r.user_id.starts_with("fakedexcomuser"));

@@ -43,17 +43,21 @@
 //!   404/405; method UNCONFIRMED). A 401 means the token is already dead.
 
 use super::client::{check_status, get_api, paginate, send, Paging};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{
+    FetchRequest, Fetched, Upkept, VendorDriver, WebhookReply, WebhookRequest,
+};
+use crate::vendors::signature::{
     authenticate, secret_matches, Algorithm, Encoding, SignatureScheme, SignedMessage,
     TimestampRule, TimestampUnit,
 };
+use crate::vendors::time::{day_start, offset_at};
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -204,18 +208,6 @@ fn known_offsets(c: &Collections) -> Vec<(DateTime<Utc>, FixedOffset)> {
     }
     out.sort_by_key(|(t, _)| *t);
     out
-}
-
-/// The user's offset at `t`: that of the latest known local timestamp at or
-/// before it, else the earliest one, else UTC.
-pub fn offset_at(known: &[(DateTime<Utc>, FixedOffset)], t: DateTime<Utc>) -> FixedOffset {
-    known
-        .iter()
-        .rev()
-        .find(|(at, _)| *at <= t)
-        .or_else(|| known.first())
-        .map(|(_, o)| *o)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"))
 }
 
 fn tenth(x: f64) -> f64 {
@@ -431,6 +423,25 @@ impl VendorDriver for Oura {
         Vendor::Oura
     }
 
+    /// Subscriptions are kept once this deployment's webhook URL and the
+    /// verification token its handshake answers with are configured.
+    fn upkeep_every(&self, ctx: &VendorCtx) -> Option<Duration> {
+        (ctx.creds.webhook_url.is_some() && ctx.creds.verify_token.is_some())
+            .then(|| Duration::hours(subscriptions::UPKEEP_EVERY_HOURS))
+    }
+
+    async fn upkeep(&self, ctx: &VendorCtx, now: DateTime<Utc>) -> Result<Upkept, VendorError> {
+        let Some(callback) = ctx.creds.webhook_url.as_deref() else {
+            return Ok(Upkept::default());
+        };
+        let renew_within = Duration::days(subscriptions::RENEW_WITHIN_DAYS);
+        let report = subscriptions::ensure(ctx, callback, now, renew_within).await?;
+        Ok(Upkept {
+            created: report.created.len(),
+            renewed: report.renewed.len(),
+        })
+    }
+
     async fn identify(&self, ctx: &VendorCtx, grant: &Grant) -> Result<String, VendorError> {
         let p: PersonalInfo = get_api(
             ctx,
@@ -506,12 +517,7 @@ impl VendorDriver for Oura {
         // Heart rate by UTC instants: every offset of the window's days.
         let mut heartrate: Vec<(HeartRate, String)> = Vec::new();
         for (a, b) in windows(from, to) {
-            let instant = |d: NaiveDate| {
-                d.and_hms_opt(0, 0, 0)
-                    .expect("midnight")
-                    .and_utc()
-                    .to_rfc3339_opts(SecondsFormat::Secs, true)
-            };
+            let instant = |d: NaiveDate| day_start(d).to_rfc3339_opts(SecondsFormat::Secs, true);
             let params = [
                 ("start_datetime", instant(a)),
                 ("end_datetime", instant(b + Duration::days(1))),

@@ -48,15 +48,18 @@
 //!   revokes the token). 401/404 = already gone at Polar.
 
 use super::client::{check_status, get_api, get_json, send};
-use super::oura::offset_at;
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage};
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::{
+    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage,
+};
+use crate::vendors::time::{offset_at, utc};
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{
     DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc,
@@ -118,8 +121,7 @@ pub struct Exercise {
 
 impl Exercise {
     fn offset(&self) -> FixedOffset {
-        FixedOffset::east_opt(self.start_time_utc_offset * 60)
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"))
+        FixedOffset::east_opt(self.start_time_utc_offset * 60).unwrap_or_else(utc)
     }
 
     pub fn start_utc(&self) -> DateTime<Utc> {

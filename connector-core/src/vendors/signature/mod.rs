@@ -207,7 +207,7 @@ pub fn authenticate(
     vendor: Vendor,
     scheme: &SignatureScheme,
     secret: Option<&crate::domain::connection::Secret>,
-    req: &crate::vendors::WebhookRequest<'_>,
+    req: &crate::vendors::driver::WebhookRequest<'_>,
 ) -> Result<()> {
     let Some(secret) = secret else {
         tracing::warn!(%vendor, "webhook secret not configured; rejecting delivery");

@@ -27,14 +27,15 @@
 //!   token endpoint's sibling.
 
 use super::client::{check_status, get_api, send, send_ok};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::secret_matches;
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::secret_matches;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};

@@ -43,14 +43,16 @@
 //!   deleted activity already stored stay (the store has no per-record delete).
 
 use super::client::{check_status, send, Answer};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::secret_matches;
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::secret_matches;
+use crate::vendors::time::day_start;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use serde::Deserialize;
@@ -177,10 +179,7 @@ async fn get(
 }
 
 fn epoch(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp()
+    day_start(d).timestamp()
 }
 
 /// Every activity that started in `[after, before)` (epoch s), newest first,

@@ -22,15 +22,17 @@
 //! - Disconnect: `DELETE /wellness-api/rest/user/registration` → 204.
 
 use super::client::{delete_with_token, get_api, get_json, send};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::job::JobReason;
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::secret_matches;
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::secret_matches;
+use crate::vendors::time::day_start;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
@@ -234,12 +236,8 @@ pub fn normalize(s: &Summaries) -> Vec<Sample> {
 
 /// The upload windows (≤ 24 h each, none in the future) covering the UTC days `from..=to`.
 pub fn upload_windows(from: NaiveDate, to: NaiveDate, now: DateTime<Utc>) -> Vec<(i64, i64)> {
-    let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    let end = (to + Duration::days(1))
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .min(now);
+    let start = day_start(from);
+    let end = day_start(to + Duration::days(1)).min(now);
     let mut out = Vec::new();
     let mut t = start.timestamp();
     while t < end.timestamp() {
@@ -259,10 +257,7 @@ pub fn backfill_requests(from: NaiveDate, to: NaiveDate) -> Vec<(&'static str, i
             // Padded by a day either side below, so each request stays within max_days.
             let last = (day + Duration::days(max_days - 3)).min(to);
             // Summaries are keyed by the device's local day: pad by a day.
-            let start = (day - Duration::days(1))
-                .and_hms_opt(0, 0, 0)
-                .expect("midnight")
-                .and_utc();
+            let start = day_start(day - Duration::days(1));
             let end = (last + Duration::days(1))
                 .and_hms_opt(23, 59, 59)
                 .expect("time")

@@ -25,18 +25,19 @@
 //! - Disconnect: `DELETE /v2/auth/deauthenticateUser?user_id=`.
 
 use super::client::{check_status, send};
-use super::{
-    FetchRequest, Fetched, HostedConnect, VendorCtx, VendorDriver, WebhookReply, WebhookRequest,
-};
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{
+    FetchRequest, Fetched, HostedConnect, VendorDriver, WebhookReply, WebhookRequest,
+};
+use crate::vendors::signature::{
     Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use http::{HeaderMap, HeaderValue};
@@ -398,7 +399,7 @@ impl VendorDriver for Terra {
         let info = call(ctx, ctx.http.get(url), "userInfo").await?;
         let reference = info["user"]["reference_id"].as_str().unwrap_or_default();
         // Constant time: the state is a secret until it is spent.
-        if !crate::webhooks::secret_matches(Some(reference), Some(&Secret::new(state))) {
+        if !crate::vendors::signature::secret_matches(Some(reference), Some(&Secret::new(state))) {
             return Err(VendorError::Permanent(
                 "the Terra user was made for another connect request".into(),
             ));

@@ -9,7 +9,6 @@
 //! = lowercase hex HMAC-SHA256(secret, timestamp + "." + raw body); body
 //! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
 
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::aws::store::ephemeral::OWNER;
 use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
@@ -17,10 +16,12 @@ use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::{
     authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -201,6 +202,11 @@ struct MockWebhook {
 impl VendorDriver for MockVendor {
     fn vendor(&self) -> Vendor {
         Vendor::Mock
+    }
+
+    /// Mock data appears when asked for; nothing to watch.
+    fn quiet_limit(&self) -> Option<chrono::Duration> {
+        None
     }
 
     async fn identify(&self, _ctx: &VendorCtx, _grant: &Grant) -> Result<String, VendorError> {

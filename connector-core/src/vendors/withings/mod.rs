@@ -52,14 +52,16 @@
 pub mod tz;
 
 use super::client::{check_status, send};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{secret_matches, sign_hex_sha256};
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::{secret_matches, sign_hex_sha256};
+use crate::vendors::time::day_start;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::de::DeserializeOwned;
@@ -403,10 +405,7 @@ fn ymd(d: NaiveDate) -> String {
 }
 
 fn epoch(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp()
+    day_start(d).timestamp()
 }
 
 fn form_of(body: &[u8]) -> HashMap<String, String> {
@@ -514,7 +513,7 @@ impl VendorDriver for Withings {
             .or_else(|| {
                 field("date")
                     .and_then(|d| d.parse::<NaiveDate>().ok())
-                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+                    .map(day_start)
             })
             .unwrap_or(req.now);
         Ok(WebhookReply::Events(vec![WebhookEvent {

@@ -14,18 +14,20 @@
 //! - Revoke: `DELETE /developer/v2/user/access` → 204.
 
 use super::client::{delete_with_token, get_api, paginate, Paging};
-use super::{FetchRequest, Fetched, VendorCtx, VendorDriver, WebhookReply, WebhookRequest};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
-use crate::oauth::Grant;
-use crate::webhooks::{
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::signature::{
     authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
+use crate::vendors::time;
+use crate::vendors::token::Grant;
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -149,19 +151,13 @@ pub struct WorkoutScore {
 
 /// The user-local date of an instant, by WHOOP's `timezone_offset`
 /// ("-05:00"; "Z" or a missing one is UTC).
-pub fn local_date(at: DateTime<Utc>, offset: Option<&str>) -> NaiveDate {
-    let tz = offset
-        .and_then(|o| {
-            if o == "Z" {
-                FixedOffset::east_opt(0)
-            } else {
-                DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{o}"))
-                    .ok()
-                    .map(|d| *d.offset())
-            }
-        })
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
-    at.with_timezone(&tz).date_naive()
+fn local_date(at: DateTime<Utc>, offset: Option<&str>) -> NaiveDate {
+    time::local_date(
+        at,
+        offset
+            .and_then(time::parse_offset)
+            .unwrap_or_else(time::utc),
+    )
 }
 
 /// Kilojoules to kilocalories, to 0.1 kcal.
@@ -398,14 +394,7 @@ impl VendorDriver for Whoop {
     async fn fetch(&self, ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
         // Records are found by start time in UTC; widen the window by a day
         // each side, then keep what falls on the requested local days.
-        let start = (req.from - Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
-        let end = (req.to + Duration::days(2))
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
+        let (start, end) = time::covering(req.from, req.to);
         let t = req.access_token;
         let cycles: Vec<(Cycle, String)> =
             collect(ctx, t, "/developer/v2/cycle", start, end).await?;

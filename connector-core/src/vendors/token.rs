@@ -475,7 +475,8 @@ mod tests {
 
     #[test]
     fn withings_status_body_responses_unwrap_or_become_oauth_errors() {
-        let ok = include_bytes!("../fixtures/vendors/withings/oauth2_requesttoken_response.json");
+        let ok =
+            include_bytes!("../../fixtures/vendors/withings/oauth2_requesttoken_response.json");
         let (status, body) = unwrap_status_body(ok).unwrap();
         assert_eq!(status, 200);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -489,7 +490,7 @@ mod tests {
         assert_eq!(grant.extra_str("userid").as_deref(), Some("9990001"));
         assert!(!format!("{grant:?}").contains("fake-withings"));
 
-        let refused = include_bytes!("../fixtures/vendors/withings/error_invalid_token.json");
+        let refused = include_bytes!("../../fixtures/vendors/withings/error_invalid_token.json");
         let (status, body) = unwrap_status_body(refused).unwrap();
         assert_eq!(status, 400);
         assert_eq!(body, br#"{"error":"invalid_grant"}"#);
