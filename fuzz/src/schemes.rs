@@ -3,7 +3,7 @@
 //! signature; an accepted timestamp is inside the window.
 
 use crate::{now, now_in, set, Delivery};
-use connector_core::vendors::signature::{Rejection, TimestampUnit};
+use connector_core::vendors::signature::{phone_push, Rejection, TimestampUnit};
 use connector_core::vendors::{mock::MockVendor, oura, polar, terra, whoop};
 
 const SECRET: &[u8] = b"fake-scheme-secret-for-fuzzing";
@@ -18,7 +18,7 @@ pub fn verify(data: &[u8]) {
         whoop::scheme(),
         oura::scheme(),
         polar::scheme(),
-        health_push::scheme(300),
+        phone_push(300),
     ];
     let Some(&scheme) = schemes.get(usize::from(d.control >> 3) & 7) else {
         return terra_header(d);

@@ -1,7 +1,7 @@
 //! Signs a phone push the way the iOS app does: X-Sync-Timestamp and
 //! X-Sync-Signature = lowercase hex HMAC-SHA256(secret, timestamp + "." + body).
 
-use connector_core::vendors::signature::sign_hex_sha256;
+use connector_core::vendors::signature::phone_push;
 
 pub struct SignedPush {
     pub timestamp: String,
@@ -11,6 +11,7 @@ pub struct SignedPush {
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> SignedPush {
     SignedPush {
         timestamp: timestamp.to_string(),
-        signature: sign_hex_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]),
+        // The window only matters to the verifier.
+        signature: phone_push(0).sign(secret.as_bytes(), Some(timestamp), body),
     }
 }

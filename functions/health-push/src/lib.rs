@@ -7,30 +7,13 @@ use chrono::Utc;
 use connector_core::api::{json, respond, user_id, MAX_BODY_BYTES};
 use connector_core::aws::store::ephemeral::Bucket;
 use connector_core::domain::push::{merge, MergeResult, Push};
-use connector_core::vendors::signature::{
-    Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
-};
+use connector_core::vendors::signature::{phone_push, Rejection};
 use connector_core::{App, Error, Result};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 
 const CONFLICT_RETRIES: usize = 5;
-
-/// The phone's signed envelope, with `window_secs` of freshness either way.
-pub fn scheme(window_secs: i64) -> SignatureScheme {
-    SignatureScheme {
-        algorithm: Algorithm::HmacSha256,
-        encoding: Encoding::Hex,
-        message: SignedMessage::TimestampDotBody,
-        signature_header: "x-sync-signature",
-        timestamp: Some(TimestampRule {
-            header: "x-sync-timestamp",
-            unit: TimestampUnit::SecondsOrRfc3339,
-            tolerance_secs: window_secs,
-        }),
-    }
-}
 
 /// What one push did, for its log line.
 #[derive(Default)]
@@ -83,7 +66,7 @@ async fn push(app: &App, req: &Request, outcome: &mut Outcome) -> Result<Respons
         return Err(Rejection::BadSignature.into());
     };
     if let Err(r) =
-        scheme(window).verify(secret.expose().as_bytes(), req.headers(), body, Utc::now())
+        phone_push(window).verify(secret.expose().as_bytes(), req.headers(), body, Utc::now())
     {
         outcome.verification = "rejected";
         outcome.reason = Some(r.to_string());

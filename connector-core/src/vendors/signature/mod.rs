@@ -221,6 +221,24 @@ pub fn authenticate(
         })
 }
 
+/// The phone's signed push envelope (`X-Sync-Timestamp`, unix seconds or
+/// ISO 8601, and `X-Sync-Signature` = lowercase hex HMAC-SHA256(secret,
+/// timestamp + "." + body)), fresh within `window_secs` either way. The
+/// health-push function verifies with it and the dev signer signs with it.
+pub const fn phone_push(window_secs: i64) -> SignatureScheme {
+    SignatureScheme {
+        algorithm: Algorithm::HmacSha256,
+        encoding: Encoding::Hex,
+        message: SignedMessage::TimestampDotBody,
+        signature_header: "x-sync-signature",
+        timestamp: Some(TimestampRule {
+            header: "x-sync-timestamp",
+            unit: TimestampUnit::SecondsOrRfc3339,
+            tolerance_secs: window_secs,
+        }),
+    }
+}
+
 /// Constant-time equality of a presented shared secret (a bearer secret, a
 /// verify token) with the configured one; a missing one never matches.
 pub fn secret_matches(
@@ -417,15 +435,7 @@ mod tests {
 
     #[test]
     fn push_timestamps_may_be_iso_8601() {
-        let scheme = SignatureScheme {
-            timestamp: Some(TimestampRule {
-                header: "x-sync-timestamp",
-                unit: TimestampUnit::SecondsOrRfc3339,
-                tolerance_secs: 300,
-            }),
-            signature_header: "x-sync-signature",
-            ..mock_scheme()
-        };
+        let scheme = phone_push(300);
         let now: DateTime<Utc> = "2026-02-16T23:59:50Z".parse().unwrap();
         for ts in [
             "2026-02-16T23:59:45Z",
