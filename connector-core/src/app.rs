@@ -7,14 +7,14 @@ use crate::aws::secrets::Secrets;
 use crate::aws::store::{ConnectionStore, EphemeralStore, HealthStore};
 use crate::domain::config::Config;
 use crate::domain::env::Env;
-use crate::domain::error::{Error, Result};
+use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
+use crate::vendors::driver::DriverDeps;
 use crate::vendors::driver::VendorDriver;
-use crate::vendors::mock::{MockVendor, DEFAULT_ACCESS_TTL_SECS};
 use crate::vendors::quota::{CallBudget, FleetQuota};
-use crate::vendors::registry::Registry;
+use crate::vendors::registry::{self, Registry};
 use std::sync::Arc;
 
 pub struct App {
@@ -26,7 +26,6 @@ pub struct App {
     pub queue: JobQueue,
     pub credentials: Secrets,
     pub vendors: Registry,
-    pub mock: Arc<MockVendor>,
     pub http: reqwest::Client,
     pub quota: Arc<FleetQuota>,
 }
@@ -34,7 +33,7 @@ pub struct App {
 impl App {
     /// A vendor's app registration as configured now.
     pub async fn vendor_credentials(&self, vendor: Vendor) -> Result<VendorCredentials> {
-        VendorCredentials::load(&self.credentials, vendor).await
+        VendorCredentials::load(&self.credentials, registry::spec(vendor)).await
     }
 
     /// A vendor's driver with what it needs to call the vendor.
@@ -57,21 +56,17 @@ impl App {
         let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref()).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let ephemeral = EphemeralStore::new(dynamo.clone(), config.ephemeral_table.clone());
-        let access_ttl = match env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {
-            None => DEFAULT_ACCESS_TTL_SECS,
-            Some(v) => v.parse().map_err(|_| {
-                Error::Config("CONNECTOR_MOCK_ACCESS_TTL_SECS must be a number".into())
-            })?,
-        };
-        let high_stress = env
-            .get("CONNECTOR_MOCK_HIGH_STRESS")
-            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-        let mock = Arc::new(MockVendor::new(ephemeral.clone(), access_ttl, high_stress));
+        let vendors = Registry::build(&DriverDeps {
+            ephemeral: &ephemeral,
+            env: &env,
+        })?;
         let secrets = config
             .secret_arn
             .clone()
             .map(|arn| (aws_sdk_secretsmanager::Client::new(&sdk), arn));
-        let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env)?);
+        let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env, |v| {
+            registry::spec(v).quota
+        })?);
         Ok(Self {
             connections: ConnectionStore::new(dynamo.clone(), config.connections_table.clone()),
             health: HealthStore::new(dynamo, config.health_table.clone()),
@@ -89,11 +84,10 @@ impl App {
                 config.backfill_queue_url.clone(),
             ),
             credentials: Secrets::new(env, secrets),
-            vendors: Registry::real_vendors().with(mock.clone()),
+            vendors,
             http: crate::vendors::token::http_client(),
             quota,
             ephemeral,
-            mock,
             config,
         })
     }

@@ -17,7 +17,9 @@ use connector_core::domain::error::Error;
 use connector_core::domain::vendor::Vendor;
 use connector_core::vendors::client::VendorCtx;
 use connector_core::vendors::credentials::VendorCredentials;
+use connector_core::vendors::driver::DriverDeps;
 use connector_core::vendors::driver::{VendorDriver, WebhookReply, WebhookRequest};
+use connector_core::vendors::registry::Registry;
 use connector_core::vendors::signature::{SignatureScheme, TimestampUnit};
 use connector_core::vendors::{mock::MockVendor, oura, polar, terra, whoop};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -119,21 +121,26 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fn driver(vendor: Vendor) -> Arc<dyn VendorDriver> {
-    if vendor == Vendor::Mock {
-        // The Mock driver keeps users in DynamoDB; its webhook path never
-        // calls it, so a client that points nowhere is enough.
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .build();
-        let db = aws_sdk_dynamodb::Client::from_conf(conf);
-        let store = connector_core::aws::store::EphemeralStore::new(db, "unused".into());
-        return Arc::new(MockVendor::new(store, 3600, false));
-    }
-    connector_core::vendors::registry::Registry::real_vendors()
+    static DRIVERS: OnceLock<Registry> = OnceLock::new();
+    DRIVERS
+        .get_or_init(|| {
+            // The Mock driver keeps users in DynamoDB; its webhook path never
+            // calls it, so a client that points nowhere is enough.
+            let conf = aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build();
+            let db = aws_sdk_dynamodb::Client::from_conf(conf);
+            let ephemeral = connector_core::aws::store::EphemeralStore::new(db, "unused".into());
+            Registry::build(&DriverDeps {
+                ephemeral: &ephemeral,
+                env: &Env::default(),
+            })
+            .expect("every driver builds")
+        })
         .get(vendor)
         .cloned()
-        .expect("a driver for every real vendor")
+        .expect("a driver for every vendor")
 }
 
 struct Harness {
@@ -148,7 +155,10 @@ fn harness(vendor: Vendor) -> &'static Harness {
             .into_iter()
             .map(|v| {
                 let creds = runtime()
-                    .block_on(VendorCredentials::load(&Secrets::new(env_for(v), None), v))
+                    .block_on(VendorCredentials::load(
+                        &Secrets::new(env_for(v), None),
+                        connector_core::vendors::registry::spec(v),
+                    ))
                     .expect("credentials from the environment");
                 let ctx = VendorCtx {
                     http: reqwest::Client::new(),

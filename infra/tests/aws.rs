@@ -9,6 +9,7 @@ use connector_core::aws::kms::{Binding, CacheLimits, Envelope, KmsKeys};
 use connector_core::aws::secrets::Secrets;
 use connector_core::domain::env::Env;
 use connector_core::vendors::credentials::VendorCredentials;
+use connector_core::vendors::registry;
 use connector_core::Vendor;
 use std::collections::HashMap;
 
@@ -156,7 +157,7 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
         ),
     ]));
     let creds = Secrets::new(env, Some((sm.clone(), arn.clone())));
-    let whoop = VendorCredentials::load(&creds, Vendor::Whoop)
+    let whoop = VendorCredentials::load(&creds, registry::spec(Vendor::Whoop))
         .await
         .unwrap();
     assert!(whoop.supported());
@@ -166,16 +167,18 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
         "the secret wins over env"
     );
     assert!(
-        VendorCredentials::load(&creds, Vendor::Oura)
+        VendorCredentials::load(&creds, registry::spec(Vendor::Oura))
             .await
             .unwrap()
             .supported(),
         "env fallback"
     );
-    assert!(!VendorCredentials::load(&creds, Vendor::Polar)
-        .await
-        .unwrap()
-        .supported());
+    assert!(
+        !VendorCredentials::load(&creds, registry::spec(Vendor::Polar))
+            .await
+            .unwrap()
+            .supported()
+    );
     // Cached: a change to the secret is not re-read within the TTL.
     sm.put_secret_value()
         .secret_id(&arn)
@@ -183,13 +186,17 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
         .send()
         .await
         .unwrap();
-    assert!(VendorCredentials::load(&creds, Vendor::Whoop)
-        .await
-        .unwrap()
-        .supported());
+    assert!(
+        VendorCredentials::load(&creds, registry::spec(Vendor::Whoop))
+            .await
+            .unwrap()
+            .supported()
+    );
     let fresh = Secrets::new(Env::default(), Some((sm, arn)));
-    assert!(!VendorCredentials::load(&fresh, Vendor::Whoop)
-        .await
-        .unwrap()
-        .supported());
+    assert!(
+        !VendorCredentials::load(&fresh, registry::spec(Vendor::Whoop))
+            .await
+            .unwrap()
+            .supported()
+    );
 }

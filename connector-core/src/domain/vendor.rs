@@ -6,80 +6,52 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Vendor {
-    Mock,
-    Whoop,
-    Garmin,
-    Fitbit,
-    Oura,
-    Polar,
-    Strava,
-    Dexcom,
-    Withings,
-    Terra,
+/// Declares the vendors, one line each: variant, wire name (also its name
+/// in routes and in stored keys) and the VENDOR of `CONNECTOR_<VENDOR>_*`.
+macro_rules! vendors {
+    ($($variant:ident: $name:literal, $env:literal;)+) => {
+        /// A vendor the connector knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Vendor {
+            $(
+                #[doc = $name]
+                $variant,
+            )+
+        }
+
+        impl Vendor {
+            /// Every vendor, in declaration order.
+            pub const ALL: [Vendor; [$($name),+].len()] = [$(Vendor::$variant),+];
+
+            /// The vendor's wire name: in routes, JSON and stored keys.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => $name,)+
+                }
+            }
+
+            /// The VENDOR part of `CONNECTOR_<VENDOR>_CLIENT_ID` and friends.
+            pub fn env_name(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => $env,)+
+                }
+            }
+        }
+    };
 }
 
-impl Vendor {
-    pub const ALL: [Vendor; 10] = [
-        Vendor::Mock,
-        Vendor::Whoop,
-        Vendor::Garmin,
-        Vendor::Fitbit,
-        Vendor::Oura,
-        Vendor::Polar,
-        Vendor::Strava,
-        Vendor::Dexcom,
-        Vendor::Withings,
-        Vendor::Terra,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::Mock => "mock",
-            Vendor::Whoop => "whoop",
-            Vendor::Garmin => "garmin",
-            Vendor::Fitbit => "fitbit",
-            Vendor::Oura => "oura",
-            Vendor::Polar => "polar",
-            Vendor::Strava => "strava",
-            Vendor::Dexcom => "dexcom",
-            Vendor::Withings => "withings",
-            Vendor::Terra => "terra",
-        }
-    }
-
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Vendor::Mock => "Mock (local test vendor)",
-            Vendor::Whoop => "WHOOP",
-            Vendor::Garmin => "Garmin",
-            Vendor::Fitbit => "Fitbit (Google Health API)",
-            Vendor::Oura => "Oura",
-            Vendor::Polar => "Polar",
-            Vendor::Strava => "Strava",
-            Vendor::Dexcom => "Dexcom",
-            Vendor::Withings => "Withings",
-            Vendor::Terra => "Terra",
-        }
-    }
-
-    /// The VENDOR part of `CONNECTOR_<VENDOR>_CLIENT_ID` and friends.
-    pub fn env_name(self) -> &'static str {
-        match self {
-            Vendor::Mock => "MOCK",
-            Vendor::Whoop => "WHOOP",
-            Vendor::Garmin => "GARMIN",
-            Vendor::Fitbit => "FITBIT",
-            Vendor::Oura => "OURA",
-            Vendor::Polar => "POLAR",
-            Vendor::Strava => "STRAVA",
-            Vendor::Dexcom => "DEXCOM",
-            Vendor::Withings => "WITHINGS",
-            Vendor::Terra => "TERRA",
-        }
-    }
+vendors! {
+    Mock: "mock", "MOCK";
+    Whoop: "whoop", "WHOOP";
+    Garmin: "garmin", "GARMIN";
+    Fitbit: "fitbit", "FITBIT";
+    Oura: "oura", "OURA";
+    Polar: "polar", "POLAR";
+    Strava: "strava", "STRAVA";
+    Dexcom: "dexcom", "DEXCOM";
+    Withings: "withings", "WITHINGS";
+    Terra: "terra", "TERRA";
 }
 
 impl fmt::Display for Vendor {
@@ -140,6 +112,7 @@ mod tests {
     #[test]
     fn vendor_names_round_trip() {
         for v in Vendor::ALL {
+            assert_eq!(v.env_name(), v.as_str().to_ascii_uppercase());
             assert_eq!(v.as_str().parse::<Vendor>().unwrap(), v);
             assert_eq!(
                 serde_json::to_string(&v).unwrap(),

@@ -1,12 +1,12 @@
 //! What the connector knows of a vendor's app registration: its ids and
 //! secrets (from the secret or the environment) and its OAuth endpoints and
-//! quirks (the catalog's, overridable by the environment).
+//! quirks (its SPEC's, overridable by the environment).
 
 use crate::aws::secrets::Secrets;
 use crate::domain::connection::Secret;
 use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
-use crate::vendors::catalog::{oauth_defaults, ClientAuth, TokenResponseShape};
+use crate::vendors::spec::{ClientAuth, TokenResponseShape, VendorSpec};
 
 /// What the connector knows of one vendor's app registration.
 #[derive(Clone, Debug)]
@@ -41,12 +41,13 @@ impl VendorCredentials {
     }
 
     /// A vendor's registration: its secrets from `secrets`, its endpoints
-    /// from the environment or the catalog's defaults.
-    pub async fn load(secrets: &Secrets, vendor: Vendor) -> Result<Self> {
+    /// from the environment or its SPEC.
+    pub async fn load(secrets: &Secrets, spec: &VendorSpec) -> Result<Self> {
+        let vendor = spec.vendor;
         let env = secrets.env();
         let p = format!("CONNECTOR_{}", vendor.env_name());
         let get = |suffix: &str| format!("{p}_{suffix}");
-        let defaults = oauth_defaults(vendor);
+        let defaults = spec.oauth;
         let url = |suffix: &str, default: Option<&str>| {
             env.get(&format!("{p}_{suffix}"))
                 .or_else(|| default.map(String::from))
@@ -128,24 +129,32 @@ mod tests {
             ),
         ]));
         let c = Secrets::new(env, None);
-        assert!(VendorCredentials::load(&c, Vendor::Mock)
+        assert!(
+            VendorCredentials::load(&c, crate::vendors::registry::spec(Vendor::Mock))
+                .await
+                .unwrap()
+                .supported()
+        );
+        let whoop = VendorCredentials::load(&c, crate::vendors::registry::spec(Vendor::Whoop))
             .await
-            .unwrap()
-            .supported());
-        let whoop = VendorCredentials::load(&c, Vendor::Whoop).await.unwrap();
+            .unwrap();
         assert!(whoop.supported());
         assert_eq!(whoop.token_url.as_deref(), Some("http://127.0.0.1:9/token"));
         assert_eq!(
             whoop.auth_url.as_deref(),
             Some("https://api.prod.whoop.com/oauth/oauth2/auth")
         );
-        assert!(!VendorCredentials::load(&c, Vendor::Oura)
-            .await
-            .unwrap()
-            .supported());
-        assert!(!VendorCredentials::load(&c, Vendor::Garmin)
-            .await
-            .unwrap()
-            .supported());
+        assert!(
+            !VendorCredentials::load(&c, crate::vendors::registry::spec(Vendor::Oura))
+                .await
+                .unwrap()
+                .supported()
+        );
+        assert!(
+            !VendorCredentials::load(&c, crate::vendors::registry::spec(Vendor::Garmin))
+                .await
+                .unwrap()
+                .supported()
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The driver trait a vendor implements to be connected and synced, and
 //! what the flows hand a driver and get back.
 
-use crate::domain::connection::TokenSet;
+use crate::aws::store::EphemeralStore;
+use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::env::Env;
 use crate::domain::error::Result;
 use crate::domain::event::WebhookEvent;
 use crate::domain::health::Sample;
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
+use crate::vendors::signature::{Rejection, SignatureScheme};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -38,6 +41,29 @@ pub struct WebhookRequest<'a> {
     pub query: &'a HashMap<String, String>,
     pub body: &'a [u8],
     pub now: DateTime<Utc>,
+}
+
+impl WebhookRequest<'_> {
+    /// Checks the delivery against an HMAC scheme with the configured
+    /// secret; a missing secret refuses everything (never "verified by
+    /// default").
+    pub fn authenticate(
+        &self,
+        vendor: Vendor,
+        scheme: &SignatureScheme,
+        secret: Option<&Secret>,
+    ) -> Result<()> {
+        let Some(secret) = secret else {
+            tracing::warn!(%vendor, "webhook secret not configured; rejecting delivery");
+            return Err(Rejection::BadSignature.into());
+        };
+        scheme
+            .verify(secret.expose().as_bytes(), self.headers, self.body, self.now)
+            .map_err(|rejection| {
+                tracing::warn!(%vendor, reason = %rejection, bytes = self.body.len(), "webhook rejected");
+                rejection.into()
+            })
+    }
 }
 
 /// What a driver made of a webhook delivery.
@@ -106,6 +132,13 @@ pub trait VendorDriver: Send + Sync {
         Ok(Upkept::default())
     }
 
+    /// A vendor that needs no consent page (Mock) connects `user_id` at
+    /// once: its user id for them and their tokens. None: the OAuth (or
+    /// hosted) flow.
+    async fn connect_at_once(&self, _user_id: &str) -> Result<Option<(String, TokenSet)>> {
+        Ok(None)
+    }
+
     /// A vendor with its own hosted connect flow instead of an OAuth code
     /// flow (Terra) returns the URL to send the user to; `state` is stored
     /// and comes back on the callback. None: the standard OAuth flow.
@@ -154,6 +187,14 @@ pub struct Upkept {
     pub created: usize,
     /// Subscriptions renewed.
     pub renewed: usize,
+}
+
+/// What a driver is built from.
+pub struct DriverDeps<'a> {
+    /// The Ephemeral table (the Mock vendor keeps its side there).
+    pub ephemeral: &'a EphemeralStore,
+    /// The configuration.
+    pub env: &'a Env,
 }
 
 /// What a hosted connect flow needs.

@@ -4,13 +4,13 @@
 //! client; and one folder per vendor (its driver, wire types, normalization
 //! and tests). No vendor's folder imports another's.
 
-pub mod catalog;
 pub mod client;
 pub mod credentials;
 pub mod driver;
 pub mod quota;
 pub mod registry;
 pub mod signature;
+pub mod spec;
 #[cfg(test)]
 pub mod testing;
 pub mod time;

@@ -52,7 +52,8 @@ pub struct QuotaWindow {
 }
 
 impl QuotaWindow {
-    const fn app(limit: u32, secs: u64) -> Self {
+    /// `limit` calls per `secs` for the whole app.
+    pub const fn app(limit: u32, secs: u64) -> Self {
         Self {
             limit,
             per: Duration::from_secs(secs),
@@ -60,35 +61,13 @@ impl QuotaWindow {
         }
     }
 
-    const fn user(limit: u32, secs: u64) -> Self {
+    /// `limit` calls per `secs` for each user.
+    pub const fn user(limit: u32, secs: u64) -> Self {
         Self {
             limit,
             per: Duration::from_secs(secs),
             scope: Scope::User,
         }
-    }
-}
-
-/// The documented API limits (docs/vendors/<vendor>.md). Vendors raise them
-/// for approved apps: `CONNECTOR_<VENDOR>_QUOTA` replaces them.
-pub fn documented(vendor: Vendor) -> Vec<QuotaWindow> {
-    match vendor {
-        Vendor::Mock => vec![QuotaWindow::app(50, 1)],
-        Vendor::Whoop => vec![QuotaWindow::app(100, 60), QuotaWindow::app(10_000, 86_400)],
-        // Garmin documents backfill limits only; 100 a minute is the
-        // evaluation key's order of magnitude.
-        Vendor::Garmin => vec![QuotaWindow::app(100, 60)],
-        // Google Health API: 300 a minute per user, 120,000 per project.
-        Vendor::Fitbit => vec![QuotaWindow::user(300, 60), QuotaWindow::app(120_000, 60)],
-        Vendor::Oura => vec![QuotaWindow::app(5_000, 300)],
-        // Polar's limits grow with registered users (500 + 20 × users per
-        // 15 min); the base is the safe floor.
-        Vendor::Polar => vec![QuotaWindow::app(500, 900), QuotaWindow::app(5_000, 86_400)],
-        // Read limits: 100 per 15 minutes, 1,000 a day.
-        Vendor::Strava => vec![QuotaWindow::app(100, 900), QuotaWindow::app(1_000, 86_400)],
-        Vendor::Dexcom => vec![QuotaWindow::app(60_000, 3_600)],
-        Vendor::Withings => vec![QuotaWindow::app(120, 60)],
-        Vendor::Terra => vec![QuotaWindow::app(100, 60)],
     }
 }
 
@@ -225,7 +204,13 @@ pub struct FleetQuota {
 }
 
 impl FleetQuota {
-    pub fn from_env(store: EphemeralStore, env: &Env) -> Result<Self> {
+    /// The fleet quota of every vendor: its `documented` windows, or those
+    /// `CONNECTOR_<VENDOR>_QUOTA` sets instead.
+    pub fn from_env(
+        store: EphemeralStore,
+        env: &Env,
+        documented: impl Fn(Vendor) -> &'static [QuotaWindow],
+    ) -> Result<Self> {
         let mut windows = HashMap::new();
         for vendor in Vendor::ALL {
             let var = format!("CONNECTOR_{}_QUOTA", vendor.env_name());
@@ -233,7 +218,7 @@ impl FleetQuota {
                 Some(spec) => {
                     parse_windows(&spec).map_err(|e| Error::Config(format!("{var}: {e}")))?
                 }
-                None => documented(vendor),
+                None => documented(vendor).to_vec(),
             };
             windows.insert(vendor, ws);
         }

@@ -1,11 +1,38 @@
-//! The drivers of this build, by vendor: one line per vendor.
+//! The vendors of this build, one line each: its SPEC and how its driver
+//! is built.
 
-use crate::domain::error::Error;
+use crate::domain::error::{Error, Result};
 use crate::domain::vendor::{Vendor, VendorError};
-use crate::vendors::driver::VendorDriver;
-use crate::vendors::{dexcom, fitbit, garmin, oura, polar, strava, terra, whoop, withings};
+use crate::vendors::driver::{DriverDeps, VendorDriver};
+use crate::vendors::spec::VendorSpec;
+use crate::vendors::{dexcom, fitbit, garmin, mock, oura, polar, strava, terra, whoop, withings};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+type Build = fn(&DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>>;
+
+/// Every vendor of this build: its facts and its driver.
+const VENDORS: [(&VendorSpec, Build); 10] = [
+    (&mock::SPEC, mock::driver),
+    (&whoop::SPEC, |_| Ok(Arc::new(whoop::Whoop))),
+    (&garmin::SPEC, |_| Ok(Arc::new(garmin::Garmin))),
+    (&fitbit::SPEC, |_| Ok(Arc::new(fitbit::Fitbit))),
+    (&oura::SPEC, |_| Ok(Arc::new(oura::Oura))),
+    (&polar::SPEC, |_| Ok(Arc::new(polar::Polar))),
+    (&strava::SPEC, |_| Ok(Arc::new(strava::Strava))),
+    (&dexcom::SPEC, |_| Ok(Arc::new(dexcom::Dexcom))),
+    (&withings::SPEC, |_| Ok(Arc::new(withings::Withings))),
+    (&terra::SPEC, |_| Ok(Arc::new(terra::Terra))),
+];
+
+/// A vendor's facts.
+pub fn spec(vendor: Vendor) -> &'static VendorSpec {
+    VENDORS
+        .iter()
+        .map(|(spec, _)| *spec)
+        .find(|spec| spec.vendor == vendor)
+        .expect("every vendor has a SPEC in the registry")
+}
 
 /// The drivers available in this build, by vendor.
 #[derive(Clone, Default)]
@@ -14,25 +41,22 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every real vendor's driver in this build (Mock needs its store: add it with `with`).
-    pub fn real_vendors() -> Self {
-        Self::default()
-            .with(Arc::new(whoop::Whoop))
-            .with(Arc::new(garmin::Garmin))
-            .with(Arc::new(fitbit::Fitbit))
-            .with(Arc::new(dexcom::Dexcom))
-            .with(Arc::new(strava::Strava))
-            .with(Arc::new(withings::Withings))
-            .with(Arc::new(terra::Terra))
-            .with(Arc::new(oura::Oura))
-            .with(Arc::new(polar::Polar))
+    /// Every vendor's driver.
+    pub fn build(deps: &DriverDeps<'_>) -> Result<Self> {
+        VENDORS
+            .iter()
+            .try_fold(Self::default(), |registry, (_, build)| {
+                Ok(registry.with(build(deps)?))
+            })
     }
 
+    /// This registry with `driver` for its vendor (replacing any other).
     pub fn with(mut self, driver: Arc<dyn VendorDriver>) -> Self {
         self.drivers.insert(driver.vendor(), driver);
         self
     }
 
+    /// The driver of `vendor`, if this build has one.
     pub fn get(&self, vendor: Vendor) -> Option<&Arc<dyn VendorDriver>> {
         self.drivers.get(&vendor)
     }
@@ -42,6 +66,7 @@ impl Registry {
         self.drivers.values()
     }
 
+    /// The driver of `vendor`, or the failure a job records when there is none.
     pub fn driver(&self, vendor: Vendor) -> Result<&Arc<dyn VendorDriver>, Error> {
         self.get(vendor).ok_or_else(|| Error::Vendor {
             vendor,
@@ -49,5 +74,56 @@ impl Registry {
                 "no data driver for this vendor in this build yet".into(),
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::store::EphemeralStore;
+    use crate::domain::env::Env;
+
+    #[test]
+    fn every_vendor_has_one_spec_and_its_driver_is_that_vendors() {
+        for vendor in Vendor::ALL {
+            assert_eq!(spec(vendor).vendor, vendor);
+            assert_eq!(
+                VENDORS.iter().filter(|(s, _)| s.vendor == vendor).count(),
+                1,
+                "{vendor}"
+            );
+        }
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let ephemeral = EphemeralStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "t".into());
+        let registry = Registry::build(&DriverDeps {
+            ephemeral: &ephemeral,
+            env: &Env::default(),
+        })
+        .unwrap();
+        for vendor in Vendor::ALL {
+            assert_eq!(registry.driver(vendor).unwrap().vendor(), vendor);
+        }
+    }
+
+    #[test]
+    fn every_oauth_vendor_has_https_endpoints_and_mock_has_none() {
+        assert!(spec(Vendor::Mock).oauth.is_none());
+        for v in Vendor::ALL.into_iter().filter(|v| *v != Vendor::Mock) {
+            let d = spec(v).oauth.unwrap();
+            for u in [d.auth_url, d.token_url, d.api_base] {
+                assert!(u.starts_with("https://"), "{v}: {u}");
+            }
+        }
+        assert!(spec(Vendor::Whoop)
+            .oauth
+            .unwrap()
+            .scopes
+            .contains(&"offline"));
+        assert_eq!(
+            spec(Vendor::Polar).oauth.unwrap().client_auth,
+            crate::vendors::spec::ClientAuth::Basic
+        );
     }
 }

@@ -23,7 +23,11 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
     let creds = crate::aws::secrets::Secrets::new(env, None);
     VendorCtx {
         http: reqwest::Client::new(),
-        creds: block_on(VendorCredentials::load(&creds, vendor)).expect("credentials"),
+        creds: block_on(VendorCredentials::load(
+            &creds,
+            crate::vendors::registry::spec(vendor),
+        ))
+        .expect("credentials"),
         budget: crate::vendors::quota::CallBudget::unmetered(vendor),
     }
 }

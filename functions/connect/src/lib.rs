@@ -4,7 +4,6 @@
 
 use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
 use connector_core::vendors::driver::HostedConnect;
-use connector_core::vendors::mock::mock_user_id;
 use connector_core::vendors::token as oauth;
 use connector_core::{connections, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
@@ -36,17 +35,15 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
 
 async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {
     let body: ConnectBody = json_body(req)?;
-    if vendor == Vendor::Mock {
-        let vendor_user_id = mock_user_id(user);
-        let tokens = app.mock.issue_tokens(&vendor_user_id).await?;
+    let (driver, ctx) = app.driver(vendor).await?;
+    if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
         connections::establish(app, user, vendor, &vendor_user_id, &tokens).await?;
         return Ok(json(
             200,
             &serde_json::json!({ "vendor": vendor, "status": "connected" }),
         ));
     }
-    let creds = app.vendor_credentials(vendor).await?;
-    if !creds.supported() {
+    if !ctx.creds.supported() {
         return Err(Error::VendorNotConfigured(vendor));
     }
     let return_url = app.config.return_url(body.return_url.as_deref())?;
@@ -62,7 +59,6 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
             });
         }
     }
-    let (driver, ctx) = app.driver(vendor).await?;
     let state = oauth::new_state();
     let hosted = driver
         .hosted_connect(
@@ -93,7 +89,7 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
             oauth::begin(
                 &app.ephemeral,
                 &app.envelope,
-                &creds,
+                &ctx.creds,
                 user,
                 &redirect_uri,
                 &return_url,

@@ -3,6 +3,7 @@
 //! and sends the user back to the app's return URL with the outcome.
 
 use connector_core::api::{path_param, query_param, respond};
+use connector_core::vendors::registry;
 use connector_core::vendors::token as oauth;
 use connector_core::{connections, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,10 +27,10 @@ fn redirect(return_url: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>> 
 
 async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
     let vendor: Vendor = path_param(req, "vendor")?.parse()?;
-    if vendor == Vendor::Mock {
-        return Err(Error::BadRequest(
-            "mock connects without OAuth; POST /v1/connections/mock".into(),
-        ));
+    if registry::spec(vendor).oauth.is_none() {
+        return Err(Error::BadRequest(format!(
+            "{vendor} connects without OAuth; POST /v1/connections/{vendor}"
+        )));
     }
     // A hosted connect flow (Terra) hands our state back as `reference_id`.
     let state = query_param(req, "state")

@@ -2,6 +2,7 @@
 //! caller's connection to it.
 
 use connector_core::api::{json, respond, user_id};
+use connector_core::vendors::registry;
 use connector_core::{App, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -29,7 +30,7 @@ async fn providers(app: &App, req: &Request) -> Result<Response<Body>> {
         let conn = connections.iter().find(|c| c.vendor == vendor);
         out.push(Provider {
             id: vendor,
-            name: vendor.display_name(),
+            name: registry::spec(vendor).display_name,
             supported: app.vendor_credentials(vendor).await?.supported(),
             connected: conn.is_some_and(|c| {
                 c.status == connector_core::domain::connection::ConnectionStatus::Connected

@@ -112,7 +112,7 @@ async fn main() {
             );
             let oura = connector_core::vendors::credentials::VendorCredentials::load(
                 &secrets,
-                connector_core::Vendor::Oura,
+                connector_core::vendors::registry::spec(connector_core::Vendor::Oura),
             );
             let ctx = connector_core::vendors::client::VendorCtx {
                 http: reqwest::Client::new(),

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use chrono::{Duration, NaiveDate, Utc};
-use connector_core::vendors::catalog::ClientAuth;
+use connector_core::vendors::spec::ClientAuth;
 use connector_core::Vendor;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -16,7 +16,7 @@ use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
-use connector_core::vendors::catalog::ClientAuth;
+use connector_core::vendors::spec::ClientAuth;
 use connector_core::Vendor;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

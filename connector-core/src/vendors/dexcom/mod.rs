@@ -23,11 +23,31 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
+
+/// Dexcom: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Dexcom,
+    display_name: "Dexcom",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://api.dexcom.com/v2/oauth2/login",
+        token_url: "https://api.dexcom.com/v2/oauth2/token",
+        api_base: "https://api.dexcom.com",
+        scopes: &["offline_access"],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    quota: &[QuotaWindow::app(60_000, 3_600)],
+    signature: None,
+};
 
 pub struct Dexcom;
 

@@ -34,13 +34,39 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::secret_matches;
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+/// Fitbit (Google Health API): what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Fitbit,
+    display_name: "Fitbit (Google Health API)",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://accounts.google.com/o/oauth2/v2/auth",
+        token_url: "https://oauth2.googleapis.com/token",
+        api_base: "https://health.googleapis.com",
+        scopes: &[
+            "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly",
+            "https://www.googleapis.com/auth/googlehealth.health_metrics_and_measurements.readonly",
+            "https://www.googleapis.com/auth/googlehealth.sleep.readonly",
+            "https://www.googleapis.com/auth/googlehealth.profile.readonly",
+        ],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[("access_type", "offline"), ("prompt", "consent")],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    // Google Health API: 300 a minute per user, 120,000 per project.
+    quota: &[QuotaWindow::user(300, 60), QuotaWindow::app(120_000, 60)],
+    signature: None,
+};
 
 pub struct Fitbit;
 

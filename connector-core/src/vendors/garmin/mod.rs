@@ -30,13 +30,35 @@ use crate::domain::job::JobReason;
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::secret_matches;
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::day_start;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// Garmin: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Garmin,
+    display_name: "Garmin",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://connect.garmin.com/oauth2Confirm",
+        token_url: "https://diauth.garmin.com/di-oauth2-service/oauth/token",
+        api_base: "https://apis.garmin.com",
+        scopes: &[],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    // Garmin documents backfill limits only; 100 a minute is the
+    // evaluation key's order of magnitude.
+    quota: &[QuotaWindow::app(100, 60)],
+    signature: None,
+};
 
 pub struct Garmin;
 

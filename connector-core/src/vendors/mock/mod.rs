@@ -17,10 +17,15 @@ use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
-use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
-use crate::vendors::signature::{
-    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
+use crate::vendors::driver::{
+    DriverDeps, FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest,
 };
+use crate::vendors::quota::QuotaWindow;
+
+use crate::vendors::signature::{
+    Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
+};
+use crate::vendors::spec::VendorSpec;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -30,10 +35,40 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Mock (local test vendor): what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Mock,
+    display_name: "Mock (local test vendor)",
+    oauth: None,
+    quota: &[QuotaWindow::app(50, 1)],
+    signature: Some(MockVendor::scheme()),
+};
 
 pub const DEFAULT_ACCESS_TTL_SECS: i64 = 3600;
 const REFRESH_TTL_SECS: i64 = 30 * 86400;
 pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+
+/// The Mock driver, with the knobs tests turn: CONNECTOR_MOCK_ACCESS_TTL_SECS
+/// (access-token lifetime) and CONNECTOR_MOCK_HIGH_STRESS.
+pub fn driver(deps: &DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>> {
+    let access_ttl = match deps.env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {
+        None => DEFAULT_ACCESS_TTL_SECS,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::Config("CONNECTOR_MOCK_ACCESS_TTL_SECS must be a number".into()))?,
+    };
+    let high_stress = deps
+        .env
+        .get("CONNECTOR_MOCK_HIGH_STRESS")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    Ok(Arc::new(MockVendor::new(
+        deps.ephemeral.clone(),
+        access_ttl,
+        high_stress,
+    )))
+}
 
 pub struct MockVendor {
     store: EphemeralStore,
@@ -174,7 +209,7 @@ impl MockVendor {
         ]
     }
 
-    pub fn scheme() -> SignatureScheme {
+    pub const fn scheme() -> SignatureScheme {
         SignatureScheme {
             algorithm: Algorithm::HmacSha256,
             encoding: Encoding::Hex,
@@ -204,6 +239,13 @@ impl VendorDriver for MockVendor {
         Vendor::Mock
     }
 
+    /// The mock's "consent" is the request itself: it issues tokens at once.
+    async fn connect_at_once(&self, user_id: &str) -> Result<Option<(String, TokenSet)>> {
+        let vendor_user_id = mock_user_id(user_id);
+        let tokens = self.issue_tokens(&vendor_user_id).await?;
+        Ok(Some((vendor_user_id, tokens)))
+    }
+
     /// Mock data appears when asked for; nothing to watch.
     fn quiet_limit(&self) -> Option<chrono::Duration> {
         None
@@ -219,11 +261,10 @@ impl VendorDriver for MockVendor {
         if req.method != http::Method::POST {
             return Err(Error::NotFound("mock has no subscription handshake".into()));
         }
-        authenticate(
+        req.authenticate(
             Vendor::Mock,
             &Self::scheme(),
             ctx.creds.webhook_secret.as_ref(),
-            req,
         )?;
         Ok(WebhookReply::Events(Self::parse_webhook(req.body)?))
     }

@@ -52,10 +52,12 @@ use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{
     FetchRequest, Fetched, Upkept, VendorDriver, WebhookReply, WebhookRequest,
 };
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::{
-    authenticate, secret_matches, Algorithm, Encoding, SignatureScheme, SignedMessage,
-    TimestampRule, TimestampUnit,
+    secret_matches, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule,
+    TimestampUnit,
 };
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::{day_start, offset_at};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
@@ -64,6 +66,25 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+
+/// Oura: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Oura,
+    display_name: "Oura",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://cloud.ouraring.com/oauth/authorize",
+        token_url: "https://api.ouraring.com/oauth/token",
+        api_base: "https://api.ouraring.com",
+        // `daily`: sleep, readiness, activity; `spo2Daily` is SpO2's current name.
+        scopes: &["daily", "heartrate", "workout", "spo2Daily"],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    quota: &[QuotaWindow::app(5_000, 300)],
+    signature: Some(scheme()),
+};
 
 pub struct Oura;
 
@@ -76,7 +97,7 @@ pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 /// The longest handshake challenge echoed back.
 const MAX_CHALLENGE_LEN: usize = 512;
 
-pub fn scheme() -> SignatureScheme {
+pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,
         encoding: Encoding::Hex,
@@ -464,14 +485,14 @@ impl VendorDriver for Oura {
         }
         // Oura signs with the app's client secret.
         let secret = ctx.creds.client_secret.as_ref();
-        if let Err(raw_err) = authenticate(Vendor::Oura, &scheme(), secret, req) {
+        if let Err(raw_err) = req.authenticate(Vendor::Oura, &scheme(), secret) {
             // Oura's example signs the compact re-serialization of the body.
             let compact = compact_json(req.body).ok_or(raw_err)?;
             let again = WebhookRequest {
                 body: &compact,
                 ..*req
             };
-            authenticate(Vendor::Oura, &scheme(), secret, &again)?;
+            again.authenticate(Vendor::Oura, &scheme(), secret)?;
         }
         let n: Notification = serde_json::from_slice(req.body)
             .map_err(|e| Error::BadRequest(format!("Oura webhook body: {e}")))?;

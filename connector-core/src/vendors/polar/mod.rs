@@ -55,9 +55,9 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
-use crate::vendors::signature::{
-    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage,
-};
+use crate::vendors::quota::QuotaWindow;
+use crate::vendors::signature::{Algorithm, Encoding, SignatureScheme, SignedMessage};
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::{offset_at, utc};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
@@ -66,6 +66,26 @@ use chrono::{
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+/// Polar: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Polar,
+    display_name: "Polar",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://flow.polar.com/oauth2/authorization",
+        token_url: "https://polarremote.com/v2/oauth2/token",
+        api_base: "https://www.polaraccesslink.com",
+        scopes: &["accesslink.read_all"],
+        client_auth: ClientAuth::Basic,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    // Polar's limits grow with registered users (500 + 20 × users per
+    // 15 min); the base is the safe floor.
+    quota: &[QuotaWindow::app(500, 900), QuotaWindow::app(5_000, 86_400)],
+    signature: Some(scheme()),
+};
 
 pub struct Polar;
 
@@ -77,7 +97,7 @@ pub const ACTIVITY_MAX_AGE_DAYS: i64 = 365;
 /// How far back continuous heart rate is asked for, day by day.
 pub const HEART_RATE_MAX_AGE_DAYS: i64 = 30;
 
-pub fn scheme() -> SignatureScheme {
+pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,
         encoding: Encoding::Hex,
@@ -451,12 +471,7 @@ impl VendorDriver for Polar {
                 body: r#"{"ping":"ok"}"#.into(),
             });
         }
-        authenticate(
-            Vendor::Polar,
-            &scheme(),
-            ctx.creds.webhook_secret.as_ref(),
-            req,
-        )?;
+        req.authenticate(Vendor::Polar, &scheme(), ctx.creds.webhook_secret.as_ref())?;
         let user = match &n.user_id {
             Some(serde_json::Value::Number(x)) => x.to_string(),
             Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => s.clone(),

@@ -201,26 +201,6 @@ pub fn sign_hex_sha256(secret: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Checks a delivery against an HMAC scheme with the configured secret; a
-/// missing secret refuses everything (never "verified by default").
-pub fn authenticate(
-    vendor: Vendor,
-    scheme: &SignatureScheme,
-    secret: Option<&crate::domain::connection::Secret>,
-    req: &crate::vendors::driver::WebhookRequest<'_>,
-) -> Result<()> {
-    let Some(secret) = secret else {
-        tracing::warn!(%vendor, "webhook secret not configured; rejecting delivery");
-        return Err(Rejection::BadSignature.into());
-    };
-    scheme
-        .verify(secret.expose().as_bytes(), req.headers, req.body, req.now)
-        .map_err(|rejection| {
-            tracing::warn!(%vendor, reason = %rejection, bytes = req.body.len(), "webhook rejected");
-            rejection.into()
-        })
-}
-
 /// The phone's signed push envelope (`X-Sync-Timestamp`, unix seconds or
 /// ISO 8601, and `X-Sync-Signature` = lowercase hex HMAC-SHA256(secret,
 /// timestamp + "." + body)), fresh within `window_secs` either way. The

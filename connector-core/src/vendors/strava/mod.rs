@@ -1,7 +1,7 @@
 //! Strava (API v3). Facts and sources: docs/vendors/strava.md.
 //!
 //! - OAuth: client credentials in the form body; scopes are comma-separated
-//!   (`read,activity:read_all`, one catalog entry so the `oauth2` crate does
+//!   (`read,activity:read_all`, one scope entry so the `oauth2` crate does
 //!   not join them with a space); PKCE is not documented — the connector
 //!   sends a challenge anyway and Strava ignores it. Access tokens live 6 h;
 //!   every refresh may return a new refresh token and the old one dies at
@@ -50,13 +50,37 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::secret_matches;
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::day_start;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
+
+/// Strava: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Strava,
+    display_name: "Strava",
+    // Strava wants scopes comma-separated: one entry, so the oauth2 crate
+    // sends it as is. Data paths (/api/v3/...) and /oauth/deauthorize are
+    // both under the origin.
+    oauth: Some(OAuthSpec {
+        auth_url: "https://www.strava.com/oauth/authorize",
+        token_url: "https://www.strava.com/api/v3/oauth/token",
+        api_base: "https://www.strava.com",
+        scopes: &["read,activity:read_all"],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[("approval_prompt", "auto")],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    // Read limits: 100 per 15 minutes, 1,000 a day.
+    quota: &[QuotaWindow::app(100, 900), QuotaWindow::app(1_000, 86_400)],
+    signature: None,
+};
 
 pub struct Strava;
 

@@ -34,9 +34,11 @@ use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{
     FetchRequest, Fetched, HostedConnect, VendorDriver, WebhookReply, WebhookRequest,
 };
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::{
     Algorithm, Encoding, Rejection, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -44,6 +46,24 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+
+/// Terra: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Terra,
+    display_name: "Terra",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://api.tryterra.co/v2/auth/authenticateUser",
+        token_url: "https://api.tryterra.co/v2/auth/token",
+        api_base: "https://api.tryterra.co",
+        scopes: &[],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    quota: &[QuotaWindow::app(100, 60)],
+    signature: Some(scheme()),
+};
 
 pub struct Terra;
 
@@ -54,7 +74,7 @@ pub const SIGNATURE_HEADER: &str = "terra-signature";
 pub const NO_USER_TOKEN: &str = "terra-app-credentials";
 
 /// Terra's rule over a split header: `t` and one `v1` as two header values.
-pub fn scheme() -> SignatureScheme {
+pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,
         encoding: Encoding::Hex,

@@ -21,9 +21,11 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::{
-    authenticate, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
+    Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
@@ -31,6 +33,32 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
+
+/// WHOOP: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Whoop,
+    display_name: "WHOOP",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://api.prod.whoop.com/oauth/oauth2/auth",
+        token_url: "https://api.prod.whoop.com/oauth/oauth2/token",
+        api_base: "https://api.prod.whoop.com",
+        scopes: &[
+            "read:recovery",
+            "read:sleep",
+            "read:workout",
+            "read:cycles",
+            "read:profile",
+            "read:body_measurement",
+            "offline",
+        ],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[],
+        token_response: TokenResponseShape::Standard,
+    }),
+    quota: &[QuotaWindow::app(100, 60), QuotaWindow::app(10_000, 86_400)],
+    signature: Some(scheme()),
+};
 
 pub struct Whoop;
 
@@ -41,7 +69,7 @@ const MAX_PAGES: usize = 200;
 pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 const KJ_PER_KCAL: f64 = 4.184;
 
-pub fn scheme() -> SignatureScheme {
+pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,
         encoding: Encoding::Base64,
@@ -364,12 +392,7 @@ impl VendorDriver for Whoop {
             ));
         }
         // WHOOP signs with the app's client secret, not a separate one.
-        authenticate(
-            Vendor::Whoop,
-            &scheme(),
-            ctx.creds.client_secret.as_ref(),
-            req,
-        )?;
+        req.authenticate(Vendor::Whoop, &scheme(), ctx.creds.client_secret.as_ref())?;
         let n: Notification = serde_json::from_slice(req.body)
             .map_err(|e| Error::BadRequest(format!("WHOOP webhook body: {e}")))?;
         let known = ["recovery", "sleep", "workout"]

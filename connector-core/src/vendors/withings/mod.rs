@@ -59,7 +59,9 @@ use crate::domain::health::{MetricType, Sample};
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::{secret_matches, sign_hex_sha256};
+use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::day_start;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
@@ -67,6 +69,26 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::HashMap;
+
+/// Withings: what the connector knows of the vendor.
+pub const SPEC: VendorSpec = VendorSpec {
+    vendor: Vendor::Withings,
+    display_name: "Withings",
+    oauth: Some(OAuthSpec {
+        auth_url: "https://account.withings.com/oauth2_user/authorize2",
+        token_url: "https://wbsapi.withings.net/v2/oauth2",
+        api_base: "https://wbsapi.withings.net",
+        // Comma-separated, one entry (see Strava). `user.info` needs a
+        // contract with Withings; bed in/out events are not used.
+        scopes: &["user.metrics,user.activity"],
+        client_auth: ClientAuth::Body,
+        extra_auth_params: &[],
+        extra_token_params: &[("action", "requesttoken")],
+        token_response: TokenResponseShape::StatusBody,
+    }),
+    quota: &[QuotaWindow::app(120, 60)],
+    signature: None,
+};
 
 pub struct Withings;
 
