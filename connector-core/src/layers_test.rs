@@ -13,9 +13,8 @@ fn layer(top: &str) -> Option<u8> {
         "domain" => 0,
         "aws" => 1,
         "vendors" => 2,
-        "flows" | "app" | "connections" | "refresh" | "sync" | "polling" | "retry"
-        | "telemetry" => 3,
-        "http" | "api" | "http_runtime" => 4,
+        "flows" => 3,
+        "http" => 4,
         _ => return None,
     })
 }

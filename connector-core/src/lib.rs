@@ -9,22 +9,16 @@
 //! higher one, and no vendor's folder imports another's; `layers_test`
 //! checks it.
 
-pub mod api;
-pub mod app;
 pub mod aws;
-pub mod connections;
 pub mod domain;
-pub mod http_runtime;
-pub mod polling;
-pub mod refresh;
-pub mod retry;
-pub mod sync;
-pub mod telemetry;
+pub mod flows;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod vendors;
 
-pub use app::App;
 pub use domain::error::{Error, Result};
 pub use domain::vendor::Vendor;
+pub use flows::app::App;
 
 #[cfg(test)]
 mod layers_test;

@@ -4,11 +4,11 @@
 use crate::refusal;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use connector_core::api::{
+use connector_core::http::api::{
     body_bytes_up_to, json_body, path_param, query_param, request_domain, route, user_id,
     MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES,
 };
-use connector_core::http_runtime::{is_authority, to_request};
+use connector_core::http::runtime::{is_authority, to_request};
 use http::uri::PathAndQuery;
 use lambda_http::request::LambdaRequest;
 use lambda_http::RequestExt;
@@ -39,7 +39,7 @@ fn from_api_gateway(event: &LambdaRequest) -> bool {
     path_ok && query_ok && domain_ok && stage_ok && body_ok
 }
 
-/// What a function does with an event: convert it as `http_runtime::run`
+/// What a function does with an event: convert it as `http::runtime::run`
 /// does, then read it with the helpers.
 pub fn event(data: &[u8]) {
     let Ok(event) = serde_json::from_slice::<LambdaRequest>(data) else {

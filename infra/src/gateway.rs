@@ -95,7 +95,7 @@ async fn dispatch(
         claims.as_ref(),
     );
     let request = match serde_json::from_value::<LambdaRequest>(event) {
-        Ok(e) => connector_core::http_runtime::to_request(e),
+        Ok(e) => connector_core::http::runtime::to_request(e),
         Err(e) => {
             tracing::error!(error = %e, "could not build the Lambda request");
             return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");

@@ -287,7 +287,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let t = Template::load(&path).unwrap();
         let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        // connections::establish queues the backfill.
+        // flows::connect::establish queues the backfill.
         for binary in ["connect", "oauth-callback"] {
             assert_eq!(
                 t.queues_of(binary),

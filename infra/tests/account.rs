@@ -52,7 +52,7 @@ async fn delete_me_removes_every_trace_and_is_idempotent() {
         .await
         .unwrap()
         .unwrap();
-    connector_core::refresh::refresh_connection(&stack.app, &conn)
+    connector_core::flows::refresh::refresh_connection(&stack.app, &conn)
         .await
         .unwrap();
     assert!(items_naming(&stack, user).await.len() > 20);

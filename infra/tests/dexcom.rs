@@ -57,14 +57,14 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
     // The schedule polls connections not synced within the poll interval.
     let now = Utc::now();
     assert_eq!(
-        connector_core::polling::enqueue_due(&stack.app, now)
+        connector_core::flows::tick::enqueue_due(&stack.app, now)
             .await
             .unwrap(),
         0,
         "just synced"
     );
     assert_eq!(
-        connector_core::polling::enqueue_due(&stack.app, now + Duration::hours(2))
+        connector_core::flows::tick::enqueue_due(&stack.app, now + Duration::hours(2))
             .await
             .unwrap(),
         1

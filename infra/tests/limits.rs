@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use connector_core::api::{MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES};
+use connector_core::http::api::{MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES};
 use connector_core::Vendor;
 use connector_infra::simulator::terra::deliver;
 
@@ -47,7 +47,7 @@ async fn every_body_is_bounded_and_webhooks_take_vendor_sized_payloads() {
 
 /// lambda_http panics building the request URI from a client's
 /// `X-Forwarded-Proto` that is not a scheme; the functions drop the header
-/// first (`http_runtime`), so the route answers as without it.
+/// first (`http::runtime`), so the route answers as without it.
 #[tokio::test]
 async fn a_hostile_forwarding_header_gets_the_normal_answer() {
     let stack = stack("hostile-headers").await;

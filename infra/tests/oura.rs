@@ -321,7 +321,7 @@ async fn oura_subscriptions_pass_the_handshake_and_are_renewed() {
 
 #[tokio::test]
 async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
-    use connector_core::polling::upkeep_claim;
+    use connector_core::flows::tick::upkeep_claim;
     use connector_core::vendors::oura::subscriptions::{DATA_TYPES, EVENT_TYPES};
     use connector_infra::simulator::oura::expire_subscriptions;
 

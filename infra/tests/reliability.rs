@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::job::{JobReason, SyncJob};
-use connector_core::sync::{run_job, JobOutcome};
+use connector_core::flows::sync::{run_job, JobOutcome};
 use connector_core::Vendor;
 use std::sync::atomic::Ordering::SeqCst;
 

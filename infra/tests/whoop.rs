@@ -148,13 +148,13 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     // The watchdog: a day without a sync (webhooks stopped) → one pull.
     let now = chrono::Utc::now();
     assert_eq!(
-        connector_core::polling::enqueue_due(&stack.app, now)
+        connector_core::flows::tick::enqueue_due(&stack.app, now)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        connector_core::polling::enqueue_due(&stack.app, now + chrono::Duration::hours(25))
+        connector_core::flows::tick::enqueue_due(&stack.app, now + chrono::Duration::hours(25))
             .await
             .unwrap(),
         1

@@ -2,10 +2,10 @@
 //! once for Mock); `DELETE /v1/connections/{vendor}` revokes it at the vendor
 //! and deletes the tokens.
 
-use connector_core::api::{json, json_body, path_param, request_domain, respond, user_id};
+use connector_core::http::api::{json, json_body, path_param, request_domain, respond, user_id};
 use connector_core::vendors::driver::HostedConnect;
 use connector_core::vendors::token as oauth;
-use connector_core::{connections, App, Error, Result, Vendor};
+use connector_core::{flows, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -37,7 +37,7 @@ async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result
     let body: ConnectBody = json_body(req)?;
     let (driver, ctx) = app.driver(vendor).await?;
     if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
-        connections::establish(app, user, vendor, &vendor_user_id, &tokens).await?;
+        flows::connect::establish(app, user, vendor, &vendor_user_id, &tokens).await?;
         return Ok(json(
             200,
             &serde_json::json!({ "vendor": vendor, "status": "connected" }),
@@ -109,7 +109,7 @@ async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Bo
         .get(user, vendor)
         .await?
         .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
-    let revoked_at_vendor = connections::revoke_at_vendor(app, &conn).await?;
+    let revoked_at_vendor = flows::connect::revoke_at_vendor(app, &conn).await?;
     app.connections.delete(user, vendor).await?;
     tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
     let mut body = serde_json::json!({

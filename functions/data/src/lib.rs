@@ -4,11 +4,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::NaiveDate;
-use connector_core::api::{json, json_body, query_param, respond, route, user_id};
 use connector_core::domain::config::MAX_WINDOW_DAYS;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::health::MetricType;
 use connector_core::domain::job::{last_days, JobReason, SyncJob};
+use connector_core::http::api::{json, json_body, query_param, respond, route, user_id};
 use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};

@@ -1,10 +1,11 @@
-use connector_core::{http_runtime, App};
+use connector_core::http::runtime;
+use connector_core::App;
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    connector_core::telemetry::init();
+    connector_core::flows::app::init_logging();
     let app = App::from_env().await?;
     let app = &app;
-    http_runtime::run(move |req| data::handle(app, req)).await
+    runtime::run(move |req| data::handle(app, req)).await
 }

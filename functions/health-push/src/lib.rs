@@ -4,9 +4,9 @@
 //! deterministic merge by (user, date) written in one transaction.
 
 use chrono::Utc;
-use connector_core::api::{json, respond, user_id, MAX_BODY_BYTES};
 use connector_core::aws::store::ephemeral::Bucket;
 use connector_core::domain::push::{merge, MergeResult, Push};
+use connector_core::http::api::{json, respond, user_id, MAX_BODY_BYTES};
 use connector_core::vendors::signature::{phone_push, Rejection};
 use connector_core::{App, Error, Result};
 use lambda_http::{Body, Request, Response};

@@ -2,10 +2,10 @@
 //! state, exchanges the code, stores the sealed tokens, enqueues a backfill,
 //! and sends the user back to the app's return URL with the outcome.
 
-use connector_core::api::{path_param, query_param, respond};
+use connector_core::http::api::{path_param, query_param, respond};
 use connector_core::vendors::registry;
 use connector_core::vendors::token as oauth;
-use connector_core::{connections, App, Error, Result, Vendor};
+use connector_core::{flows, App, Error, Result, Vendor};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
 
@@ -70,7 +70,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
     match driver.hosted_callback(&ctx, &state, &query).await {
         Ok(None) => {}
         Ok(Some((vendor_user_id, tokens))) => {
-            connections::establish(app, &user_id, vendor, &vendor_user_id, &tokens).await?;
+            flows::connect::establish(app, &user_id, vendor, &vendor_user_id, &tokens).await?;
             return redirect(&return_url, &[("vendor", v), ("status", "connected")]);
         }
         Err(e) => {
@@ -125,7 +125,7 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
             );
         }
     };
-    connections::establish(
+    flows::connect::establish(
         app,
         &done.user_id,
         vendor,

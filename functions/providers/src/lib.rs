@@ -1,7 +1,7 @@
 //! `GET /v1/providers`: every vendor, whether it is configured here, and the
 //! caller's connection to it.
 
-use connector_core::api::{json, respond, user_id};
+use connector_core::http::api::{json, respond, user_id};
 use connector_core::vendors::registry;
 use connector_core::{App, Result, Vendor};
 use lambda_http::{Body, Request, Response};

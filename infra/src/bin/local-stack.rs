@@ -18,7 +18,7 @@ async fn wait_for(addr: &str) -> Result<(), BoxError> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    connector_core::telemetry::init();
+    connector_core::flows::app::init_logging();
     let mut _emulator = None;
     let endpoint = match std::env::var("CONNECTOR_AWS_ENDPOINT")
         .ok()

@@ -1,10 +1,8 @@
-//! Webhook signature schemes, the freshness window, and event dedup. One
+//! Webhook signature schemes and the freshness window. One
 //! scheme type covers every vendor's rule: the HMAC, the encoding of the
 //! signature, what bytes are signed, and an optional timestamp header.
 
-use crate::aws::store::EphemeralStore;
 use crate::domain::error::{Error, Result};
-use crate::domain::vendor::Vendor;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -229,41 +227,6 @@ pub fn secret_matches(
     match (given, configured) {
         (Some(g), Some(c)) => bool::from(g.as_bytes().ct_eq(c.expose().as_bytes())),
         _ => false,
-    }
-}
-
-/// Dedup of webhook deliveries on the vendor's event id.
-pub struct Dedup<'a> {
-    pub store: &'a EphemeralStore,
-    pub ttl_secs: i64,
-}
-
-impl Dedup<'_> {
-    fn key(vendor: Vendor, event_id: &str) -> String {
-        format!("webhook#{}#{}", vendor.as_str(), event_id)
-    }
-
-    /// True the first time an event id is seen within the TTL. `owner` is
-    /// the user the event is about, so deleting the user deletes the key.
-    pub async fn first_delivery(
-        &self,
-        vendor: Vendor,
-        event_id: &str,
-        owner: Option<&str>,
-    ) -> Result<bool> {
-        self.store
-            .claim(
-                &Self::key(vendor, event_id),
-                Utc::now() + chrono::Duration::seconds(self.ttl_secs),
-                owner,
-            )
-            .await
-    }
-
-    /// Undoes a claim when the event could not be queued, so the vendor's
-    /// retry is processed rather than dropped as a duplicate.
-    pub async fn release(&self, vendor: Vendor, event_id: &str) -> Result<()> {
-        self.store.delete(&Self::key(vendor, event_id)).await
     }
 }
 

@@ -92,3 +92,18 @@ impl App {
         })
     }
 }
+
+/// Structured JSON logs, one line per event, filtered by RUST_LOG: what
+/// every function's `main` sets up first.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

@@ -5,10 +5,10 @@
 //! by the lease holder, after a fresh read confirms the vendor rejected the
 //! current refresh token.
 
-use crate::app::App;
 use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::VendorError;
+use crate::flows::app::App;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 

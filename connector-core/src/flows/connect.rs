@@ -2,13 +2,13 @@
 //! minted pair or an OAuth code exchange): seal and store them, then queue
 //! the backfill of the configured number of days; and revoking one.
 
-use crate::app::App;
 use crate::domain::connection::{Connection, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
-use crate::refresh::refresh_connection;
-use crate::sync::EXPIRY_MARGIN_SECS;
+use crate::flows::app::App;
+use crate::flows::refresh::refresh_connection;
+use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use chrono::Utc;
 
 pub async fn establish(

@@ -1,0 +1,13 @@
+//! The use cases, one file each, and the only code that takes the `App`:
+//! connecting a vendor, accepting its webhooks, running a sync job,
+//! refreshing tokens, the scheduled tick, the phone push, reading data and
+//! deleting an account. A function's `lib.rs` parses its event, calls one
+//! flow and shapes the answer.
+
+pub mod account;
+pub mod app;
+pub mod connect;
+pub mod refresh;
+pub mod sync;
+pub mod tick;
+pub mod webhook;

@@ -1,0 +1,194 @@
+//! The scheduled tick (every 15 minutes in AWS): refresh every connection
+//! whose access token expires within the next hour (a connection the vendor
+//! refuses is marked `refresh_failed`); queue pulls nobody asked for — every
+//! connected connection that has not synced within its vendor's interval
+//! gets a sync job for its last two days (for a vendor without webhooks,
+//! Dexcom, that interval is its poll interval; for the others it is a
+//! watchdog: if a vendor's webhooks stop arriving, the connection falls
+//! back to a daily pull instead of going quiet); and run each vendor's
+//! upkeep (Oura renews its expiring webhook subscriptions). The lists come
+//! from the sparse schedule indexes; once a day the fleet's first tick also
+//! puts connections that older versions wrote on them (a table scan).
+
+use crate::domain::error::{Error, Result};
+use crate::domain::job::{last_days, JobReason, SyncJob};
+use crate::domain::vendor::Vendor;
+use crate::flows::app::App;
+use crate::flows::refresh::refresh_connection;
+use crate::vendors::driver::Upkept;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+/// Days each poll pulls (a reading can arrive hours late).
+pub const POLL_DAYS: u32 = 2;
+/// How long a connection to `vendor` may go without a sync; None: never polled.
+fn interval(app: &App, vendor: Vendor) -> Option<Duration> {
+    app.vendors.get(vendor)?.quiet_limit()
+}
+
+/// Queues the due polls; returns how many were queued. One scan serves
+/// every vendor: it reads the connections quiet for the shortest interval,
+/// and each is then held to its own vendor's.
+pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
+    let Some(shortest) = app
+        .vendors
+        .all()
+        .filter_map(|d| interval(app, d.vendor()))
+        .min()
+    else {
+        return Ok(0);
+    };
+    let (from, to) = last_days(POLL_DAYS);
+    let mut queued = 0;
+    for conn in app.connections.stale_since(now - shortest).await? {
+        let vendor = conn.vendor;
+        let Some(every) = interval(app, vendor) else {
+            continue;
+        };
+        if conn.last_sync_at.is_some_and(|t| t >= now - every) {
+            continue;
+        }
+        let job = SyncJob::new(&conn.user_id, vendor, from, to, JobReason::Poll)?;
+        app.queue.send(&job).await?;
+        tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// The Ephemeral item that holds a vendor's upkeep turn for the fleet.
+pub fn upkeep_claim(vendor: Vendor) -> String {
+    format!("upkeep#{vendor}")
+}
+
+/// Each vendor's upkeep (Oura's webhook subscriptions), run by one tick of
+/// the fleet per the vendor's interval; a failed turn gives its claim back
+/// so the next tick tries again. Returns what changed, in all.
+pub async fn upkeep_vendors(app: &App, now: DateTime<Utc>) -> Upkept {
+    let mut total = Upkept::default();
+    for vendor in Vendor::ALL {
+        let (driver, ctx) = match app.driver(vendor).await {
+            Ok(d) => d,
+            Err(Error::VendorNotConfigured(_) | Error::Vendor { .. }) => continue,
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep: could not load the vendor");
+                continue;
+            }
+        };
+        let Some(every) = driver.upkeep_every(&ctx) else {
+            continue;
+        };
+        let claim = upkeep_claim(vendor);
+        match app.ephemeral.claim(&claim, now + every, None).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep: could not claim the turn");
+                continue;
+            }
+        }
+        match driver.upkeep(&ctx, now).await {
+            Ok(done) => {
+                total.created += done.created;
+                total.renewed += done.renewed;
+            }
+            Err(e) => {
+                tracing::error!(%vendor, error = %e, "upkeep failed; the next tick tries again");
+                if let Err(e) = app.ephemeral.delete(&claim).await {
+                    tracing::warn!(%vendor, error = %e, "upkeep: could not release the turn");
+                }
+            }
+        }
+    }
+    total
+}
+
+pub const HORIZON_SECS: i64 = 3600;
+/// The daily sweep's claim in the Ephemeral table (one tick of the fleet).
+pub const SCHEDULE_SWEEP_CLAIM: &str = "upkeep#connections#schedule";
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TickReport {
+    pub due: usize,
+    pub refreshed: usize,
+    pub failed: usize,
+    pub polls_queued: usize,
+    /// Connections put on the schedule indexes by the daily sweep.
+    pub scheduled: usize,
+    /// Vendor webhook subscriptions (Oura's) created and renewed by this tick.
+    pub subscriptions_created: usize,
+    pub subscriptions_renewed: usize,
+}
+
+/// One tick: refresh what is due, queue the quiet connections' pulls, run
+/// the vendors' upkeep; once a day, the schedule sweep.
+pub async fn run(app: &App, now: DateTime<Utc>) -> TickReport {
+    let scheduled = sweep_unscheduled(app, now).await;
+    let due = match app
+        .connections
+        .expiring_before(now + chrono::Duration::seconds(HORIZON_SECS))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list expiring connections");
+            return TickReport::default();
+        }
+    };
+    let mut report = TickReport {
+        due: due.len(),
+        scheduled,
+        ..Default::default()
+    };
+    for conn in &due {
+        match refresh_connection(app, conn).await {
+            Ok(_) => report.refreshed += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(user_id = %conn.user_id, vendor = %conn.vendor, error = %e, "refresh failed");
+            }
+        }
+    }
+    match enqueue_due(app, now).await {
+        Ok(n) => report.polls_queued = n,
+        Err(e) => tracing::error!(error = %e, "could not queue polls"),
+    }
+    let upkept = upkeep_vendors(app, now).await;
+    report.subscriptions_created = upkept.created;
+    report.subscriptions_renewed = upkept.renewed;
+    tracing::info!(
+        due = report.due,
+        refreshed = report.refreshed,
+        failed = report.failed,
+        polls_queued = report.polls_queued,
+        scheduled = report.scheduled,
+        subscriptions_created = report.subscriptions_created,
+        subscriptions_renewed = report.subscriptions_renewed,
+        "refresh tick"
+    );
+    report
+}
+
+/// Once a day for the fleet: connections without the schedule attributes
+/// onto the indexes. A failed sweep gives its claim back for the next tick.
+async fn sweep_unscheduled(app: &App, now: DateTime<Utc>) -> usize {
+    let until = now + chrono::Duration::hours(24);
+    match app.ephemeral.claim(SCHEDULE_SWEEP_CLAIM, until, None).await {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            tracing::error!(error = %e, "could not claim the schedule sweep");
+            return 0;
+        }
+    }
+    match app.connections.schedule_unscheduled().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "schedule sweep failed");
+            if let Err(e) = app.ephemeral.delete(SCHEDULE_SWEEP_CLAIM).await {
+                tracing::warn!(error = %e, "could not release the schedule sweep");
+            }
+            0
+        }
+    }
+}
