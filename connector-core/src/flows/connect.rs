@@ -1,15 +1,23 @@
-//! Establishing a connection, whichever way the tokens arrived (Mock's
-//! minted pair or an OAuth code exchange): seal and store them, then queue
-//! the backfill of the configured number of days; and revoking one.
+//! Connecting a vendor: starting (at once for a vendor without consent,
+//! else the vendor's consent page with a single-use state), the browser's
+//! return with the code, establishing the connection whichever way the
+//! tokens arrived (seal and store them, then queue the backfill of the
+//! configured number of days), disconnecting (revoke at the vendor, then
+//! delete), and the list of vendors with the user's connections.
 
-use crate::domain::connection::{Connection, TokenSet};
+use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::refresh::refresh_connection;
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
+use crate::vendors::driver::HostedConnect;
+use crate::vendors::registry;
+use crate::vendors::token;
 use chrono::Utc;
+use serde::Serialize;
+use std::collections::HashMap;
 
 pub async fn establish(
     app: &App,
@@ -69,4 +77,236 @@ pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
         .revoke(&ctx, &conn.vendor_user_id, &tokens)
         .await
         .map_err(|e| Error::vendor(vendor, e))
+}
+
+/// What the app asked for when it started a connection.
+#[derive(Default)]
+pub struct ConnectAsk<'a> {
+    /// Where the browser returns; a configured return URL (default: the first).
+    pub return_url: Option<&'a str>,
+    /// For an aggregator (Terra): the wearable to connect through it.
+    pub provider: Option<&'a str>,
+    /// The domain the request reached, for the OAuth redirect URI when no
+    /// public base URL is configured.
+    pub request_domain: Option<&'a str>,
+}
+
+/// How a connection started.
+#[derive(Debug, PartialEq)]
+pub enum Started {
+    /// Connected at once (Mock).
+    Connected,
+    /// Send the user's browser here: the vendor's consent page.
+    Redirect(url::Url),
+}
+
+/// Starts `user`'s connection to `vendor`: at once where the vendor needs
+/// no consent, otherwise the vendor's consent page with a single-use state
+/// (PKCE S256 where OAuth, or the vendor's hosted flow).
+pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -> Result<Started> {
+    let (driver, ctx) = app.driver(vendor).await?;
+    if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
+        establish(app, user, vendor, &vendor_user_id, &tokens).await?;
+        return Ok(Started::Connected);
+    }
+    if !ctx.creds.supported() {
+        return Err(Error::VendorNotConfigured(vendor));
+    }
+    let return_url = app.config.return_url(ask.return_url)?;
+    let redirect_uri = app.config.callback_url(vendor, ask.request_domain)?;
+    if let Some(p) = ask.provider {
+        if p.is_empty() || p.len() > 32 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::InvalidField {
+                field: "provider".into(),
+                reason: "provider must be 1-32 letters, digits or underscores".into(),
+            });
+        }
+    }
+    let state = token::new_state();
+    let hosted = driver
+        .hosted_connect(
+            &ctx,
+            &HostedConnect {
+                state: &state,
+                callback_url: &redirect_uri,
+                provider: ask.provider,
+            },
+        )
+        .await
+        .map_err(|e| Error::vendor(vendor, e))?;
+    let url = match hosted {
+        Some(url) => {
+            token::save_state(
+                &app.ephemeral,
+                &state,
+                vendor,
+                user,
+                &redirect_uri,
+                &return_url,
+                None,
+            )
+            .await?;
+            url
+        }
+        None => {
+            token::begin(
+                &app.ephemeral,
+                &app.envelope,
+                &ctx.creds,
+                user,
+                &redirect_uri,
+                &return_url,
+            )
+            .await?
+        }
+    };
+    Ok(Started::Redirect(url))
+}
+
+/// Disconnects `user` from `vendor`: revokes the grant at the vendor, then
+/// deletes the tokens. True when the vendor revoked it.
+pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<bool> {
+    let conn = app
+        .connections
+        .get(user, vendor)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
+    let revoked_at_vendor = revoke_at_vendor(app, &conn).await?;
+    app.connections.delete(user, vendor).await?;
+    tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
+    Ok(revoked_at_vendor)
+}
+
+/// Where the browser goes after the vendor's consent page, and what it tells the app.
+#[derive(Debug, PartialEq)]
+pub struct Returned {
+    /// The app's return URL the connect started with.
+    pub return_url: url::Url,
+    /// `connected`, or why not: the vendor's error code (`access_denied`, …),
+    /// `missing_code`, `exchange_failed` or `identify_failed`.
+    pub outcome: std::result::Result<(), String>,
+}
+
+/// The browser's return from `vendor`'s consent page with `query`: the
+/// single-use state taken, the code exchanged (or the hosted flow
+/// confirmed), the vendor user identified, the connection established.
+pub async fn callback(
+    app: &App,
+    vendor: Vendor,
+    query: &HashMap<String, String>,
+) -> Result<Returned> {
+    if registry::spec(vendor).oauth.is_none() {
+        return Err(Error::BadRequest(format!(
+            "{vendor} connects without OAuth; POST /v1/connections/{vendor}"
+        )));
+    }
+    // A hosted connect flow (Terra) hands our state back as `reference_id`.
+    let state = query
+        .get("state")
+        .or_else(|| query.get("reference_id"))
+        .ok_or_else(|| Error::BadRequest("state is missing".into()))?;
+    let state_item = token::take_state(&app.ephemeral, vendor, state).await?;
+    let return_url = state_item
+        .get("return_url")
+        .ok_or_else(|| Error::Corrupt("OAuth state item lacks return_url".into()))?;
+    let return_url = url::Url::parse(return_url)
+        .map_err(|_| Error::Corrupt("stored return URL is invalid".into()))?;
+    let back = |outcome: std::result::Result<(), &str>| {
+        Ok(Returned {
+            return_url: return_url.clone(),
+            outcome: outcome.map_err(str::to_string),
+        })
+    };
+    if let Some(err) = query.get("error") {
+        // The vendor's error code only (e.g. access_denied), never free text.
+        let reason: String = err
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return back(Err(&reason));
+    }
+    let (driver, ctx) = app.driver(vendor).await?;
+    let user_id = state_item
+        .get("user_id")
+        .cloned()
+        .ok_or_else(|| Error::Corrupt("OAuth state item lacks user_id".into()))?;
+    match driver.hosted_callback(&ctx, state, query).await {
+        Ok(None) => {}
+        Ok(Some((vendor_user_id, tokens))) => {
+            establish(app, &user_id, vendor, &vendor_user_id, &tokens).await?;
+            return back(Ok(()));
+        }
+        Err(e) => {
+            tracing::warn!(%vendor, error = %e, "hosted connect could not be confirmed");
+            return back(Err("identify_failed"));
+        }
+    }
+    let Some(code) = query.get("code") else {
+        return back(Err("missing_code"));
+    };
+    let done = match token::complete(&app.http, &app.envelope, &ctx.creds, &state_item, code).await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(%vendor, error = %e, "code exchange failed");
+            return back(Err("exchange_failed"));
+        }
+    };
+    let vendor_user_id = match driver.identify_user(&ctx, &done.grant, &done.user_id).await {
+        Ok(id) if !id.is_empty() => id,
+        outcome => {
+            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            tracing::warn!(%vendor, error, "could not identify the vendor user");
+            return back(Err("identify_failed"));
+        }
+    };
+    establish(
+        app,
+        &done.user_id,
+        vendor,
+        &vendor_user_id,
+        &done.grant.tokens,
+    )
+    .await?;
+    back(Ok(()))
+}
+
+/// A vendor as the app shows it to a user.
+#[derive(Debug, Serialize)]
+pub struct Provider {
+    /// The vendor.
+    pub id: Vendor,
+    /// Its name for people.
+    pub name: &'static str,
+    /// Whether this deployment has its app credentials (Mock always).
+    pub supported: bool,
+    /// Whether the user's connection is connected.
+    pub connected: bool,
+    /// The connection's status, if the user has one.
+    pub status: Option<&'static str>,
+    /// When it last synced (RFC 3339).
+    pub last_sync_at: Option<String>,
+    /// Why its last sync failed for good.
+    pub error: Option<String>,
+}
+
+/// Every vendor, whether it is configured here, and `user`'s connection to it.
+pub async fn providers(app: &App, user: &str) -> Result<Vec<Provider>> {
+    let connections = app.connections.list(user).await?;
+    let mut out = Vec::with_capacity(Vendor::ALL.len());
+    for vendor in Vendor::ALL {
+        let conn = connections.iter().find(|c| c.vendor == vendor);
+        out.push(Provider {
+            id: vendor,
+            name: registry::spec(vendor).display_name,
+            supported: app.vendor_credentials(vendor).await?.supported(),
+            connected: conn.is_some_and(|c| c.status == ConnectionStatus::Connected),
+            status: conn.map(|c| c.status.as_str()),
+            last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),
+            error: conn.and_then(|c| c.last_error.clone()),
+        });
+    }
+    Ok(out)
 }

@@ -7,6 +7,8 @@
 pub mod account;
 pub mod app;
 pub mod connect;
+pub mod data;
+pub mod push;
 pub mod refresh;
 pub mod sync;
 pub mod tick;

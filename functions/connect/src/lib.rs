@@ -1,11 +1,10 @@
 //! `POST /v1/connections/{vendor}` starts a connection (OAuth redirect, or at
 //! once for Mock); `DELETE /v1/connections/{vendor}` revokes it at the vendor
-//! and deletes the tokens.
+//! and deletes the tokens (`flows::connect`).
 
+use connector_core::flows::connect::{self, ConnectAsk, Started};
 use connector_core::http::api::{json, json_body, path_param, request_domain, respond, user_id};
-use connector_core::vendors::driver::HostedConnect;
-use connector_core::vendors::token as oauth;
-use connector_core::{flows, App, Error, Result, Vendor};
+use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -25,7 +24,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     let user = user_id(req)?;
     let vendor: Vendor = path_param(req, "vendor")?.parse()?;
     match req.method().as_str() {
-        "POST" => connect(app, req, &user, vendor).await,
+        "POST" => start(app, req, &user, vendor).await,
         "DELETE" => disconnect(app, &user, vendor).await,
         other => Err(Error::BadRequest(format!(
             "method {other} is not supported here"
@@ -33,85 +32,28 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     }
 }
 
-async fn connect(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {
+async fn start(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {
     let body: ConnectBody = json_body(req)?;
-    let (driver, ctx) = app.driver(vendor).await?;
-    if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
-        flows::connect::establish(app, user, vendor, &vendor_user_id, &tokens).await?;
-        return Ok(json(
+    let domain = request_domain(req);
+    let ask = ConnectAsk {
+        return_url: body.return_url.as_deref(),
+        provider: body.provider.as_deref(),
+        request_domain: domain.as_deref(),
+    };
+    Ok(match connect::start(app, user, vendor, ask).await? {
+        Started::Connected => json(
             200,
             &serde_json::json!({ "vendor": vendor, "status": "connected" }),
-        ));
-    }
-    if !ctx.creds.supported() {
-        return Err(Error::VendorNotConfigured(vendor));
-    }
-    let return_url = app.config.return_url(body.return_url.as_deref())?;
-    let redirect_uri = app
-        .config
-        .callback_url(vendor, request_domain(req).as_deref())?;
-    if let Some(p) = &body.provider {
-        if p.is_empty() || p.len() > 32 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(Error::InvalidField {
-                field: "provider".into(),
-                reason: "provider must be 1-32 letters, digits or underscores".into(),
-            });
-        }
-    }
-    let state = oauth::new_state();
-    let hosted = driver
-        .hosted_connect(
-            &ctx,
-            &HostedConnect {
-                state: &state,
-                callback_url: &redirect_uri,
-                provider: body.provider.as_deref(),
-            },
-        )
-        .await
-        .map_err(|e| Error::vendor(vendor, e))?;
-    let url = match hosted {
-        Some(url) => {
-            oauth::save_state(
-                &app.ephemeral,
-                &state,
-                vendor,
-                user,
-                &redirect_uri,
-                &return_url,
-                None,
-            )
-            .await?;
-            url
-        }
-        None => {
-            oauth::begin(
-                &app.ephemeral,
-                &app.envelope,
-                &ctx.creds,
-                user,
-                &redirect_uri,
-                &return_url,
-            )
-            .await?
-        }
-    };
-    Ok(json(
-        200,
-        &serde_json::json!({ "vendor": vendor, "redirect_url": url.as_str() }),
-    ))
+        ),
+        Started::Redirect(url) => json(
+            200,
+            &serde_json::json!({ "vendor": vendor, "redirect_url": url.as_str() }),
+        ),
+    })
 }
 
 async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Body>> {
-    let conn = app
-        .connections
-        .get(user, vendor)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
-    let revoked_at_vendor = flows::connect::revoke_at_vendor(app, &conn).await?;
-    app.connections.delete(user, vendor).await?;
-    tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
+    let revoked_at_vendor = connect::disconnect(app, user, vendor).await?;
     let mut body = serde_json::json!({
         "vendor": vendor,
         "status": "disconnected",

@@ -1,0 +1,264 @@
+//! The user's data: a pull on demand, daily summaries, and series of
+//! samples with units and sources, a page at a time.
+
+use crate::domain::config::MAX_WINDOW_DAYS;
+use crate::domain::connection::ConnectionStatus;
+use crate::domain::error::{Error, Result};
+use crate::domain::health::{DailySummary, MetricType, Sample};
+use crate::domain::job::{last_days, JobReason, SyncJob};
+use crate::domain::vendor::Vendor;
+use crate::flows::app::App;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Days a manual sync pulls unless asked.
+pub const DEFAULT_SYNC_DAYS: u32 = 3;
+/// Days of reports, and of metrics before `until`, unless asked.
+pub const DEFAULT_REPORT_DAYS: u32 = 14;
+/// Points a metrics page holds unless asked.
+pub const DEFAULT_PAGE_POINTS: u32 = 1000;
+/// The most points a metrics page holds.
+pub const MAX_PAGE_POINTS: u32 = 5000;
+
+/// `value`, or `default`, when it is a window of 1 to [`MAX_WINDOW_DAYS`] days.
+pub fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
+    let d = value.unwrap_or(default);
+    if (1..=MAX_WINDOW_DAYS).contains(&d) {
+        Ok(d)
+    } else {
+        Err(Error::BadRequest(format!(
+            "{name} must be between 1 and {MAX_WINDOW_DAYS}"
+        )))
+    }
+}
+
+/// Queues a pull of `user`'s last `days` days from `vendor` (the user asked).
+pub async fn queue_sync(
+    app: &App,
+    user: &str,
+    vendor: Vendor,
+    days: Option<u32>,
+) -> Result<SyncJob> {
+    let days = days_in_range("days", days, DEFAULT_SYNC_DAYS)?;
+    let conn = app
+        .connections
+        .get(user, vendor)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
+    if matches!(
+        conn.status,
+        ConnectionStatus::RefreshFailed
+            | ConnectionStatus::Disconnected
+            | ConnectionStatus::Revoked
+    ) {
+        return Err(Error::Conflict(format!(
+            "connection to {vendor} needs the user to reconnect"
+        )));
+    }
+    let (from, to) = last_days(days);
+    let job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
+    app.queue.send(&job).await?;
+    Ok(job)
+}
+
+/// The user's daily summaries of the last `days` days, newest first.
+pub async fn reports(app: &App, user: &str, days: Option<u32>) -> Result<Reports> {
+    let days = days_in_range("days", days, DEFAULT_REPORT_DAYS)?;
+    let (from, to) = last_days(days);
+    let mut reports = app.health.summaries(user, from, to).await?;
+    reports.reverse();
+    Ok(Reports { from, to, reports })
+}
+
+/// Daily summaries over `from..=to`.
+#[derive(Debug, Serialize)]
+pub struct Reports {
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day.
+    pub to: NaiveDate,
+    /// One per day with data, newest first.
+    pub reports: Vec<DailySummary>,
+}
+
+/// What a metrics page asks for.
+pub struct MetricsQuery {
+    /// The series, in the order asked.
+    pub metrics: Vec<MetricType>,
+    /// The first user-local day (default: `DEFAULT_REPORT_DAYS` before `until`).
+    pub since: Option<NaiveDate>,
+    /// The last user-local day (default: today).
+    pub until: Option<NaiveDate>,
+    /// Points on the page (default [`DEFAULT_PAGE_POINTS`]).
+    pub limit: Option<u32>,
+    /// Where the page starts: a `next_cursor` this API returned.
+    pub cursor: Option<String>,
+}
+
+/// One page of series.
+#[derive(Debug, Serialize)]
+pub struct MetricsPage {
+    /// The first day.
+    pub since: NaiveDate,
+    /// The last day.
+    pub until: NaiveDate,
+    /// One per metric asked, in that order.
+    pub series: Vec<Series>,
+    /// Where the next page starts; None on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One metric's points on a page.
+#[derive(Debug, Serialize)]
+pub struct Series {
+    /// The metric.
+    #[serde(rename = "type")]
+    pub metric: MetricType,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Its points.
+    pub points: Vec<Point>,
+}
+
+/// One sample as served.
+#[derive(Debug, Serialize)]
+pub struct Point {
+    /// The user-local day.
+    pub date: NaiveDate,
+    /// The instant, where the sample has one.
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The value, in the metric's unit.
+    pub value: f64,
+    /// Who measured it.
+    pub source: String,
+    /// What the metric alone does not say (a workout's sport).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl From<Sample> for Point {
+    fn from(s: Sample) -> Self {
+        Point {
+            date: s.date,
+            time: s.time,
+            value: s.value,
+            source: s.source,
+            label: s.label,
+        }
+    }
+}
+
+/// A page of the user's series: filled one metric after another, at most
+/// `limit` points in all.
+pub async fn metrics(app: &App, user: &str, q: MetricsQuery) -> Result<MetricsPage> {
+    if q.metrics.is_empty() {
+        return Err(Error::BadRequest("types is required".into()));
+    }
+    let until = q.until.unwrap_or_else(|| last_days(1).1);
+    let since = q
+        .since
+        .unwrap_or_else(|| until - chrono::Duration::days(i64::from(DEFAULT_REPORT_DAYS) - 1));
+    if since > until {
+        return Err(Error::BadRequest("since is after until".into()));
+    }
+    if (until - since).num_days() >= i64::from(MAX_WINDOW_DAYS) {
+        return Err(Error::BadRequest(format!(
+            "since..until spans more than {MAX_WINDOW_DAYS} days"
+        )));
+    }
+    let limit = match q.limit {
+        None => DEFAULT_PAGE_POINTS,
+        Some(l) if (1..=MAX_PAGE_POINTS).contains(&l) => l,
+        Some(_) => {
+            return Err(Error::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE_POINTS}"
+            )))
+        }
+    };
+    let metrics = q.metrics;
+    let cursor = q
+        .cursor
+        .map(|c| Cursor::decode(&c, &metrics))
+        .transpose()?
+        .unwrap_or_default();
+    let mut left = limit as usize;
+    let mut next_cursor = None;
+    let mut series = Vec::with_capacity(metrics.len());
+    for (i, metric) in metrics.iter().enumerate() {
+        let mut points = Vec::new();
+        if i >= cursor.index && left > 0 && next_cursor.is_none() {
+            let after = if i == cursor.index {
+                cursor.after.as_deref()
+            } else {
+                None
+            };
+            let (samples, more) = app
+                .health
+                .samples_page(user, *metric, since, until, after, left as i32)
+                .await?;
+            left -= samples.len();
+            points = samples.into_iter().map(Point::from).collect();
+            if let Some(sk) = more {
+                next_cursor = Some(
+                    Cursor {
+                        index: i,
+                        after: Some(sk),
+                    }
+                    .encode(),
+                );
+            } else if left == 0 && i + 1 < metrics.len() {
+                next_cursor = Some(
+                    Cursor {
+                        index: i + 1,
+                        after: None,
+                    }
+                    .encode(),
+                );
+            }
+        }
+        series.push(Series {
+            metric: *metric,
+            unit: metric.unit(),
+            points,
+        });
+    }
+    Ok(MetricsPage {
+        since,
+        until,
+        series,
+        next_cursor,
+    })
+}
+
+/// Where the next page of metrics starts: the series index and the last
+/// sort key returned (opaque to clients: base64url JSON).
+#[derive(Default, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(rename = "i")]
+    index: usize,
+    #[serde(rename = "k")]
+    after: Option<String>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        B64.encode(serde_json::to_vec(self).expect("cursor serializes"))
+    }
+
+    fn decode(s: &str, metrics: &[MetricType]) -> Result<Self> {
+        let bad =
+            || Error::BadRequest("cursor is not one this API returned for these types".into());
+        let c: Cursor = B64
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(bad)?;
+        let prefix = format!("sample#{}#", metrics.get(c.index).ok_or_else(bad)?.as_str());
+        if c.after.as_deref().is_some_and(|k| !k.starts_with(&prefix)) {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+}
