@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use connector_core::aws::kms::{Binding, CacheLimits, Envelope, KmsKeys};
 use connector_core::aws::secrets::Secrets;
+use connector_core::domain::connection::PendingConnect;
 use connector_core::domain::env::Env;
 use connector_core::vendors::credentials::VendorCredentials;
 use connector_core::vendors::registry;
@@ -92,39 +93,43 @@ async fn ephemeral_items_are_single_use_and_expire_on_read() {
     assert!(store.claim("dedup#a", soon, None).await.unwrap());
     assert!(!store.claim("dedup#a", soon, None).await.unwrap());
 
+    let pending = PendingConnect {
+        vendor: Vendor::Whoop,
+        user_id: "alice".into(),
+        redirect_uri: "https://api.example.test/v1/oauth/whoop/callback".into(),
+        return_url: "https://app.example.test/connected".into(),
+        sealed_verifier: Some("v1.fake.sealed".into()),
+    };
     store
-        .put(
-            "state#1",
-            HashMap::from([("user_id".into(), "alice".into())]),
-            soon,
-        )
+        .put_pending_connect("state-1", &pending, soon)
         .await
         .unwrap();
     assert_eq!(
-        store.get("state#1").await.unwrap().unwrap()["user_id"],
-        "alice"
-    );
-    assert_eq!(
-        store.take("state#1").await.unwrap().unwrap()["user_id"],
-        "alice"
+        store.take_pending_connect("state-1").await.unwrap(),
+        Some(pending.clone())
     );
     assert!(
-        store.take("state#1").await.unwrap().is_none(),
+        store
+            .take_pending_connect("state-1")
+            .await
+            .unwrap()
+            .is_none(),
         "second take"
     );
 
     // Expired items are dead even though TTL deletion has not run.
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     store
-        .put(
-            "state#2",
-            HashMap::from([("user_id".into(), "alice".into())]),
-            past,
-        )
+        .put_pending_connect("state-2", &pending, past)
         .await
         .unwrap();
+    assert!(store
+        .take_pending_connect("state-2")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.claim("state#2", past, None).await.unwrap());
     assert!(store.get("state#2").await.unwrap().is_none());
-    assert!(store.take("state#2").await.unwrap().is_none());
     assert!(
         store.claim("state#2", soon, None).await.unwrap(),
         "an expired claim can be taken again"

@@ -76,6 +76,22 @@ impl ConnectionStatus {
     }
 }
 
+/// A connect waiting for the browser's return from the vendor, kept under
+/// its single-use state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingConnect {
+    /// The vendor the state was made for.
+    pub vendor: Vendor,
+    /// The app user who started the connect.
+    pub user_id: String,
+    /// The redirect URI the authorization was asked with (the exchange repeats it).
+    pub redirect_uri: String,
+    /// The app's URL the browser goes back to.
+    pub return_url: String,
+    /// The PKCE verifier, sealed for the user; None for a vendor's hosted flow.
+    pub sealed_verifier: Option<String>,
+}
+
 /// One (user, vendor) connection as stored; tokens are sealed strings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Connection {

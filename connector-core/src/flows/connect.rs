@@ -5,16 +5,18 @@
 //! configured number of days), disconnecting (revoke at the vendor, then
 //! delete), and the list of vendors with the user's connections.
 
-use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
+use crate::aws::kms::Binding;
+use crate::domain::connection::{Connection, ConnectionStatus, PendingConnect, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::refresh::refresh_connection;
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
+use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::driver::HostedConnect;
 use crate::vendors::registry;
-use crate::vendors::token;
+use crate::vendors::token::{self, Grant};
 use chrono::Utc;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -79,6 +81,9 @@ pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
         .map_err(|e| Error::vendor(vendor, e))
 }
 
+/// How long a user has to finish consenting at the vendor.
+pub const STATE_TTL_SECS: i64 = 600;
+
 /// What the app asked for when it started a connection.
 #[derive(Default)]
 pub struct ConnectAsk<'a> {
@@ -135,32 +140,28 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
         )
         .await
         .map_err(|e| Error::vendor(vendor, e))?;
-    let url = match hosted {
-        Some(url) => {
-            token::save_state(
-                &app.ephemeral,
-                &state,
-                vendor,
-                user,
-                &redirect_uri,
-                &return_url,
-                None,
-            )
-            .await?;
-            url
-        }
+    let (url, sealed_verifier) = match hosted {
+        Some(url) => (url, None),
         None => {
-            token::begin(
-                &app.ephemeral,
-                &app.envelope,
-                &ctx.creds,
-                user,
-                &redirect_uri,
-                &return_url,
-            )
-            .await?
+            let (url, verifier) = token::authorize_url(&ctx.creds, &redirect_uri, &state)?;
+            let sealed = app
+                .envelope
+                .seal(verifier.expose(), pkce_binding(user, vendor))
+                .await?;
+            (url, Some(sealed))
         }
     };
+    let pending = PendingConnect {
+        vendor,
+        user_id: user.to_string(),
+        redirect_uri: redirect_uri.to_string(),
+        return_url: return_url.to_string(),
+        sealed_verifier,
+    };
+    let expires_at = Utc::now() + chrono::Duration::seconds(STATE_TTL_SECS);
+    app.ephemeral
+        .put_pending_connect(&state, &pending, expires_at)
+        .await?;
     Ok(Started::Redirect(url))
 }
 
@@ -206,11 +207,17 @@ pub async fn callback(
         .get("state")
         .or_else(|| query.get("reference_id"))
         .ok_or_else(|| Error::BadRequest("state is missing".into()))?;
-    let state_item = token::take_state(&app.ephemeral, vendor, state).await?;
-    let return_url = state_item
-        .get("return_url")
-        .ok_or_else(|| Error::Corrupt("OAuth state item lacks return_url".into()))?;
-    let return_url = url::Url::parse(return_url)
+    let pending = app
+        .ephemeral
+        .take_pending_connect(state)
+        .await?
+        .ok_or_else(|| Error::BadRequest("unknown, used or expired OAuth state".into()))?;
+    if pending.vendor != vendor {
+        return Err(Error::BadRequest(
+            "OAuth state belongs to another vendor".into(),
+        ));
+    }
+    let return_url = url::Url::parse(&pending.return_url)
         .map_err(|_| Error::Corrupt("stored return URL is invalid".into()))?;
     let back = |outcome: std::result::Result<(), &str>| {
         Ok(Returned {
@@ -228,14 +235,11 @@ pub async fn callback(
         return back(Err(&reason));
     }
     let (driver, ctx) = app.driver(vendor).await?;
-    let user_id = state_item
-        .get("user_id")
-        .cloned()
-        .ok_or_else(|| Error::Corrupt("OAuth state item lacks user_id".into()))?;
+    let user_id = pending.user_id.as_str();
     match driver.hosted_callback(&ctx, state, query).await {
         Ok(None) => {}
         Ok(Some((vendor_user_id, tokens))) => {
-            establish(app, &user_id, vendor, &vendor_user_id, &tokens).await?;
+            establish(app, user_id, vendor, &vendor_user_id, &tokens).await?;
             return back(Ok(()));
         }
         Err(e) => {
@@ -246,15 +250,14 @@ pub async fn callback(
     let Some(code) = query.get("code") else {
         return back(Err("missing_code"));
     };
-    let done = match token::complete(&app.http, &app.envelope, &ctx.creds, &state_item, code).await
-    {
-        Ok(d) => d,
+    let grant = match exchange(app, &ctx.creds, &pending, code).await {
+        Ok(g) => g,
         Err(e) => {
             tracing::warn!(%vendor, error = %e, "code exchange failed");
             return back(Err("exchange_failed"));
         }
     };
-    let vendor_user_id = match driver.identify_user(&ctx, &done.grant, &done.user_id).await {
+    let vendor_user_id = match driver.identify_user(&ctx, &grant, user_id).await {
         Ok(id) if !id.is_empty() => id,
         outcome => {
             let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
@@ -262,15 +265,37 @@ pub async fn callback(
             return back(Err("identify_failed"));
         }
     };
-    establish(
-        app,
-        &done.user_id,
-        vendor,
-        &vendor_user_id,
-        &done.grant.tokens,
-    )
-    .await?;
+    establish(app, user_id, vendor, &vendor_user_id, &grant.tokens).await?;
     back(Ok(()))
+}
+
+/// Exchanges the code with the PKCE verifier sealed when the connect started.
+async fn exchange(
+    app: &App,
+    creds: &VendorCredentials,
+    pending: &PendingConnect,
+    code: &str,
+) -> Result<Grant> {
+    let sealed = pending
+        .sealed_verifier
+        .as_deref()
+        .ok_or_else(|| Error::Corrupt("OAuth state item lacks pkce_verifier".into()))?;
+    let verifier = app
+        .envelope
+        .open(sealed, pkce_binding(&pending.user_id, pending.vendor))
+        .await?;
+    let redirect_uri = url::Url::parse(&pending.redirect_uri)
+        .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
+    token::exchange_code(&app.http, creds, &redirect_uri, code, &verifier).await
+}
+
+/// The PKCE verifier is sealed for the user and vendor who started the connect.
+fn pkce_binding(user_id: &str, vendor: Vendor) -> Binding<'_> {
+    Binding {
+        user_id,
+        vendor: vendor.as_str(),
+        field: "pkce_verifier",
+    }
 }
 
 /// A vendor as the app shows it to a user.

@@ -1,12 +1,10 @@
-//! OAuth 2.0 authorization-code flow through the `oauth2` crate: PKCE S256,
-//! a single-use state bound to the user (stored with a TTL and taken with a
-//! conditional delete), code exchange and refresh.
+//! The OAuth 2.0 token protocol through the `oauth2` crate: the authorize
+//! URL with a PKCE S256 challenge, the code exchange and the refresh, with
+//! each vendor's client authentication and token-response quirks.
 
-use crate::aws::kms::{Binding, Envelope};
-use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
-use crate::domain::vendor::{Vendor, VendorError};
+use crate::domain::vendor::VendorError;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::spec::{ClientAuth, TokenResponseShape};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -24,13 +22,7 @@ use oauth2::{
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use url::Url;
-
-/// How long a user has to finish consenting at the vendor.
-pub const STATE_TTL_SECS: i64 = 600;
-const PKCE_FIELD: &str = "pkce_verifier";
 
 /// The fields of a token response beyond RFC 6749's, which vendors use to
 /// name the user (Strava `athlete`, Polar `x_user_id`, Withings `userid`).
@@ -117,10 +109,6 @@ pub fn http_client() -> reqwest::Client {
         .expect("reqwest client builds")
 }
 
-fn state_key(state: &str) -> String {
-    format!("oauth#{}", hex::encode(Sha256::digest(state.as_bytes())))
-}
-
 /// A fresh random state: 32 bytes, URL-safe (WHOOP wants at least 8 chars).
 pub fn new_state() -> String {
     let mut b = [0u8; 32];
@@ -128,139 +116,37 @@ pub fn new_state() -> String {
     B64.encode(b)
 }
 
-/// The vendor's authorize URL for `user_id`, with PKCE and a stored state.
-pub async fn begin(
-    store: &EphemeralStore,
-    envelope: &Envelope,
+/// The vendor's authorize URL carrying `state`, with a PKCE S256 challenge,
+/// and the verifier to keep (sealed) until the code comes back.
+pub fn authorize_url(
     creds: &VendorCredentials,
-    user_id: &str,
     redirect_uri: &Url,
-    return_url: &Url,
-) -> Result<Url> {
-    let vendor = creds.vendor;
+    state: &str,
+) -> Result<(Url, Secret)> {
     let client = client(creds, Some(redirect_uri))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = new_state();
+    let state = state.to_string();
     let mut req = client
-        .authorize_url(|| CsrfToken::new(state.clone()))
+        .authorize_url(|| CsrfToken::new(state))
         .add_scopes(creds.scopes.iter().cloned().map(Scope::new))
         .set_pkce_challenge(challenge);
     for (k, v) in &creds.extra_auth_params {
         req = req.add_extra_param(k.clone(), v.clone());
     }
     let (url, _) = req.url();
-    let sealed_verifier = envelope
-        .seal(
-            verifier.secret(),
-            Binding {
-                user_id,
-                vendor: vendor.as_str(),
-                field: PKCE_FIELD,
-            },
-        )
-        .await?;
-    save_state(
-        store,
-        &state,
-        vendor,
-        user_id,
-        redirect_uri,
-        return_url,
-        Some(sealed_verifier),
-    )
-    .await?;
-    Ok(url)
+    Ok((url, Secret::new(verifier.secret().as_str())))
 }
 
-/// Stores a single-use state for `user_id` (with the sealed PKCE verifier
-/// of an OAuth flow; without one for a vendor's hosted connect flow).
-pub async fn save_state(
-    store: &EphemeralStore,
-    state: &str,
-    vendor: Vendor,
-    user_id: &str,
-    redirect_uri: &Url,
-    return_url: &Url,
-    sealed_verifier: Option<String>,
-) -> Result<()> {
-    let mut item = HashMap::from([
-        ("user_id".to_string(), user_id.to_string()),
-        (
-            crate::aws::store::ephemeral::OWNER.to_string(),
-            user_id.to_string(),
-        ),
-        ("vendor".to_string(), vendor.as_str().to_string()),
-        ("redirect_uri".to_string(), redirect_uri.to_string()),
-        ("return_url".to_string(), return_url.to_string()),
-    ]);
-    if let Some(v) = sealed_verifier {
-        item.insert(PKCE_FIELD.to_string(), v);
-    }
-    store
-        .put(
-            &state_key(state),
-            item,
-            Utc::now() + chrono::Duration::seconds(STATE_TTL_SECS),
-        )
-        .await
-}
-
-/// A finished authorization: whose it was and where to send the user back.
-#[derive(Debug)]
-pub struct Completed {
-    pub user_id: String,
-    pub return_url: String,
-    pub grant: Grant,
-}
-
-/// The state of a callback, consumed: it works exactly once, within its TTL,
-/// and only for the vendor it was made for.
-pub async fn take_state(
-    store: &EphemeralStore,
-    vendor: Vendor,
-    state: &str,
-) -> Result<HashMap<String, String>> {
-    let item = store
-        .take(&state_key(state))
-        .await?
-        .ok_or_else(|| Error::BadRequest("unknown, used or expired OAuth state".into()))?;
-    if item.get("vendor").map(String::as_str) != Some(vendor.as_str()) {
-        return Err(Error::BadRequest(
-            "OAuth state belongs to another vendor".into(),
-        ));
-    }
-    Ok(item)
-}
-
-/// Exchanges the code of a callback (state already taken) for tokens.
-pub async fn complete(
+/// Exchanges an authorization code (with its PKCE verifier and the redirect
+/// URI it was asked with) for tokens.
+pub async fn exchange_code(
     http: &reqwest::Client,
-    envelope: &Envelope,
     creds: &VendorCredentials,
-    state_item: &HashMap<String, String>,
+    redirect_uri: &Url,
     code: &str,
-) -> Result<Completed> {
-    let vendor = creds.vendor;
-    let field = |k: &str| {
-        state_item
-            .get(k)
-            .cloned()
-            .ok_or_else(|| Error::Corrupt(format!("OAuth state item lacks {k}")))
-    };
-    let user_id = field("user_id")?;
-    let redirect_uri = Url::parse(&field("redirect_uri")?)
-        .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
-    let verifier = envelope
-        .open(
-            &field(PKCE_FIELD)?,
-            Binding {
-                user_id: &user_id,
-                vendor: vendor.as_str(),
-                field: PKCE_FIELD,
-            },
-        )
-        .await?;
-    let client = client(creds, Some(&redirect_uri))?;
+    verifier: &str,
+) -> Result<Grant> {
+    let client = client(creds, Some(redirect_uri))?;
     let mut req = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
@@ -270,14 +156,10 @@ pub async fn complete(
     let resp = req
         .request_async(&TokenHttp::new(http, creds))
         .await
-        .map_err(|e| Error::vendor(vendor, token_error(e)))?;
-    Ok(Completed {
-        user_id,
-        return_url: field("return_url")?,
-        grant: Grant {
-            tokens: token_set(&resp, None),
-            extra: resp.extra_fields().clone(),
-        },
+        .map_err(|e| Error::vendor(creds.vendor, token_error(e)))?;
+    Ok(Grant {
+        tokens: token_set(&resp, None),
+        extra: resp.extra_fields().clone(),
     })
 }
 
@@ -505,11 +387,10 @@ mod tests {
     }
 
     #[test]
-    fn state_is_long_random_and_hashed_in_storage() {
+    fn state_is_long_and_random() {
         let a = new_state();
         let b = new_state();
         assert_ne!(a, b);
         assert!(a.len() >= 43);
-        assert!(!state_key(&a).contains(&a));
     }
 }

@@ -4,6 +4,7 @@
 
 use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
+use crate::domain::connection::PendingConnect;
 use crate::domain::error::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -30,7 +31,7 @@ impl EphemeralStore {
     }
 
     /// Stores `attrs` under `pk` until `expires_at`, replacing any old item.
-    pub async fn put(
+    async fn put(
         &self,
         pk: &str,
         attrs: HashMap<String, String>,
@@ -74,7 +75,7 @@ impl EphemeralStore {
 
     /// Removes and returns the item only if it exists and has not expired:
     /// exactly one caller can take it.
-    pub async fn take(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+    async fn take(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
         let res = self
             .db
             .delete_item()
@@ -224,6 +225,111 @@ impl EphemeralStore {
     }
 }
 
+/// Connects waiting for the browser: one item per state, under a digest of
+/// the state (the state itself is a bearer value).
+impl EphemeralStore {
+    /// Keeps `pending` under `state` until `expires_at`.
+    pub async fn put_pending_connect(
+        &self,
+        state: &str,
+        pending: &PendingConnect,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut item = HashMap::from([
+            ("user_id".to_string(), pending.user_id.clone()),
+            (OWNER.to_string(), pending.user_id.clone()),
+            ("vendor".to_string(), pending.vendor.as_str().to_string()),
+            ("redirect_uri".to_string(), pending.redirect_uri.clone()),
+            ("return_url".to_string(), pending.return_url.clone()),
+        ]);
+        if let Some(v) = &pending.sealed_verifier {
+            item.insert(PKCE_VERIFIER.to_string(), v.clone());
+        }
+        self.put(&pending_connect_key(state), item, expires_at)
+            .await
+    }
+
+    /// Takes the connect waiting under `state`: exactly one caller gets it,
+    /// within its TTL.
+    pub async fn take_pending_connect(&self, state: &str) -> Result<Option<PendingConnect>> {
+        let Some(mut item) = self.take(&pending_connect_key(state)).await? else {
+            return Ok(None);
+        };
+        let mut field = |k: &str| {
+            item.remove(k)
+                .ok_or_else(|| Error::Corrupt(format!("OAuth state item lacks {k}")))
+        };
+        Ok(Some(PendingConnect {
+            vendor: field("vendor")?
+                .parse()
+                .map_err(|_| Error::Corrupt("OAuth state item names no vendor".into()))?,
+            user_id: field("user_id")?,
+            redirect_uri: field("redirect_uri")?,
+            return_url: field("return_url")?,
+            sealed_verifier: item.remove(PKCE_VERIFIER),
+        }))
+    }
+}
+
+const PKCE_VERIFIER: &str = "pkce_verifier";
+
+fn pending_connect_key(state: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("oauth#{}", hex::encode(Sha256::digest(state.as_bytes())))
+}
+
+/// The Mock vendor's side of its grants: the digests of the tokens it
+/// issued, each owned by its Mock user (revoking deletes them all).
+impl EphemeralStore {
+    /// Records an issued pair: (access digest, expiry), (refresh digest, expiry).
+    pub async fn record_mock_grant(
+        &self,
+        vendor_user_id: &str,
+        access: (&str, DateTime<Utc>),
+        refresh: (&str, DateTime<Utc>),
+    ) -> Result<()> {
+        let holder = |extra: Option<(&str, &str)>| {
+            let mut item = HashMap::from([
+                ("vendor_user_id".to_string(), vendor_user_id.to_string()),
+                (OWNER.to_string(), vendor_user_id.to_string()),
+            ]);
+            if let Some((k, v)) = extra {
+                item.insert(k.to_string(), v.to_string());
+            }
+            item
+        };
+        self.put(
+            &format!("mockvendor#rt#{}", refresh.0),
+            holder(None),
+            refresh.1,
+        )
+        .await?;
+        self.put(
+            &format!("mockvendor#at#{}", access.0),
+            holder(Some(("refresh_hash", refresh.0))),
+            access.1,
+        )
+        .await
+    }
+
+    /// The Mock user a live access token (by digest) was issued to.
+    pub async fn mock_access_holder(&self, access_digest: &str) -> Result<Option<String>> {
+        Ok(self
+            .get(&format!("mockvendor#at#{access_digest}"))
+            .await?
+            .and_then(|mut i| i.remove("vendor_user_id")))
+    }
+
+    /// Spends a refresh token (by digest): the Mock user it was issued to,
+    /// for exactly one caller.
+    pub async fn take_mock_refresh(&self, refresh_digest: &str) -> Result<Option<String>> {
+        Ok(self
+            .take(&format!("mockvendor#rt#{refresh_digest}"))
+            .await?
+            .and_then(|mut i| i.remove("vendor_user_id")))
+    }
+}
+
 /// Where a pacing schedule (one GCRA window of the fleet quota) stands:
 /// one item per window whose `tat`, in microseconds, is the theoretical
 /// arrival time of the next call.
@@ -367,5 +473,18 @@ impl Bucket {
             capacity: f64::from(n.max(1)),
             refill_per_sec: f64::from(n.max(1)) / 60.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_is_stored_only_as_its_digest() {
+        let state = "a-bearer-state-value-of-the-browser";
+        let key = pending_connect_key(state);
+        assert!(key.starts_with("oauth#") && !key.contains(state));
+        assert_eq!(key, pending_connect_key(state));
     }
 }

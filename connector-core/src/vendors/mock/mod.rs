@@ -9,7 +9,6 @@
 //! = lowercase hex HMAC-SHA256(secret, timestamp + "." + raw body); body
 //! `{"event_id","user_id":"mock-<sub>","type":"data.updated","date":"YYYY-MM-DD"}`.
 
-use crate::aws::store::ephemeral::OWNER;
 use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
@@ -34,7 +33,6 @@ use chrono::{NaiveDate, Utc};
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Mock (local test vendor): what the connector knows of the vendor.
@@ -112,26 +110,14 @@ impl MockVendor {
         let refresh = random_token("mock_rt_");
         let now = Utc::now();
         let access_exp = now + chrono::Duration::seconds(self.access_ttl_secs);
-        let refresh_hash = token_hash(&refresh);
         self.store
-            .put(
-                &format!("mockvendor#rt#{refresh_hash}"),
-                HashMap::from([
-                    ("vendor_user_id".to_string(), vendor_user_id.to_string()),
-                    (OWNER.to_string(), vendor_user_id.to_string()),
-                ]),
-                now + chrono::Duration::seconds(REFRESH_TTL_SECS),
-            )
-            .await?;
-        self.store
-            .put(
-                &format!("mockvendor#at#{}", token_hash(&access)),
-                HashMap::from([
-                    ("vendor_user_id".to_string(), vendor_user_id.to_string()),
-                    (OWNER.to_string(), vendor_user_id.to_string()),
-                    ("refresh_hash".to_string(), refresh_hash),
-                ]),
-                access_exp,
+            .record_mock_grant(
+                vendor_user_id,
+                (&token_hash(&access), access_exp),
+                (
+                    &token_hash(&refresh),
+                    now + chrono::Duration::seconds(REFRESH_TTL_SECS),
+                ),
             )
             .await?;
         Ok(TokenSet {
@@ -147,15 +133,13 @@ impl MockVendor {
         vendor_user_id: &str,
         access_token: &str,
     ) -> Result<(), VendorError> {
-        let item = self
+        let holder = self
             .store
-            .get(&format!("mockvendor#at#{}", token_hash(access_token)))
+            .mock_access_holder(&token_hash(access_token))
             .await
             .map_err(transient)?;
-        match item {
-            Some(i) if i.get("vendor_user_id").map(String::as_str) == Some(vendor_user_id) => {
-                Ok(())
-            }
+        match holder {
+            Some(holder) if holder == vendor_user_id => Ok(()),
             _ => Err(VendorError::Unauthorized),
         }
     }
@@ -290,13 +274,13 @@ impl VendorDriver for MockVendor {
         refresh_token: &str,
     ) -> Result<TokenSet, VendorError> {
         // Taking the refresh token's record is atomic: a second use fails.
-        let item = self
+        let holder = self
             .store
-            .take(&format!("mockvendor#rt#{}", token_hash(refresh_token)))
+            .take_mock_refresh(&token_hash(refresh_token))
             .await
             .map_err(transient)?;
-        match item {
-            Some(i) if i.get("vendor_user_id").map(String::as_str) == Some(vendor_user_id) => {
+        match holder {
+            Some(holder) if holder == vendor_user_id => {
                 self.issue_tokens(vendor_user_id).await.map_err(transient)
             }
             _ => Err(VendorError::RefreshRejected),
