@@ -53,14 +53,14 @@ pub struct Dexcom;
 
 const SOURCE: &str = "dexcom";
 /// The longest egvs window Dexcom serves in one request.
-pub const MAX_WINDOW_DAYS: i64 = 30;
+const MAX_WINDOW_DAYS: i64 = 30;
 /// Readings reach Dexcom's API about an hour late; polling more often gains nothing.
-pub const POLL_MINUTES: i64 = 60;
+const POLL_MINUTES: i64 = 60;
 const MG_DL_PER_MMOL_L: f64 = 18.0182;
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Egv {
+struct Egv {
     pub record_id: String,
     pub system_time: String,
     pub display_time: String,
@@ -72,7 +72,9 @@ pub struct Egv {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Egvs {
+struct Egvs {
+    /// Only the golden tests read it (the fixture's owner).
+    #[allow(dead_code)]
     #[serde(default)]
     pub user_id: Option<String>,
     #[serde(default)]
@@ -101,7 +103,7 @@ struct Moment {
 }
 
 /// A Dexcom time: RFC 3339, or zone-less (then UTC, as `systemTime` is).
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .ok()
@@ -119,7 +121,7 @@ fn display_date(s: &str) -> Option<NaiveDate> {
 
 /// Normalizes glucose readings; records without a value (sensor warm-up,
 /// errors) are skipped.
-pub fn normalize(egvs: &[Egv]) -> Vec<Sample> {
+fn normalize(egvs: &[Egv]) -> Vec<Sample> {
     egvs.iter()
         .filter_map(|e| {
             let value = e.value?;

@@ -92,7 +92,7 @@ fn duration_secs(s: &str) -> Option<i64> {
 }
 
 #[derive(Clone, Copy, Deserialize)]
-pub struct GDate {
+struct GDate {
     pub year: i32,
     pub month: u32,
     pub day: u32,
@@ -106,7 +106,7 @@ impl GDate {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Interval {
+struct Interval {
     pub start_time: DateTime<Utc>,
     #[serde(default)]
     pub start_utc_offset: Option<String>,
@@ -122,7 +122,7 @@ fn local_date(at: DateTime<Utc>, offset: Option<&str>) -> NaiveDate {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DailyRestingHeartRate {
+struct DailyRestingHeartRate {
     pub date: GDate,
     #[serde(deserialize_with = "int64")]
     pub beats_per_minute: f64,
@@ -130,21 +130,21 @@ pub struct DailyRestingHeartRate {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DailyHeartRateVariability {
+struct DailyHeartRateVariability {
     pub date: GDate,
     pub average_heart_rate_variability_milliseconds: f64,
 }
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DailyOxygenSaturation {
+struct DailyOxygenSaturation {
     pub date: GDate,
     pub average_percentage: f64,
 }
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SleepSession {
+struct SleepSession {
     pub interval: Interval,
     pub summary: SleepSummary,
     #[serde(default)]
@@ -153,14 +153,14 @@ pub struct SleepSession {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SleepSummary {
+struct SleepSummary {
     #[serde(deserialize_with = "int64")]
     pub minutes_asleep: f64,
 }
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SleepMetadata {
+struct SleepMetadata {
     #[serde(default)]
     pub main_sleep: Option<bool>,
     #[serde(default)]
@@ -169,7 +169,7 @@ pub struct SleepMetadata {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Exercise {
+struct Exercise {
     pub interval: Interval,
     pub exercise_type: String,
     #[serde(default)]
@@ -180,7 +180,7 @@ pub struct Exercise {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetricsSummary {
+struct MetricsSummary {
     #[serde(default)]
     pub calories_kcal: Option<f64>,
     #[serde(default)]
@@ -188,14 +188,14 @@ pub struct MetricsSummary {
 }
 
 /// One day of a `:dailyRollUp`: its civil date and the rolled-up value.
-pub struct DailyRollup {
+struct DailyRollup {
     pub date: NaiveDate,
     pub value: f64,
 }
 
 /// Everything one fetch read, by type.
 #[derive(Default)]
-pub struct Points {
+struct Points {
     pub resting_hr: Vec<DailyRestingHeartRate>,
     pub hrv: Vec<DailyHeartRateVariability>,
     pub spo2: Vec<DailyOxygenSaturation>,
@@ -221,7 +221,7 @@ impl Points {
 }
 
 /// Normalizes Google Health data points (dating rules in the module doc).
-pub fn normalize(p: &Points) -> Vec<Sample> {
+fn normalize(p: &Points) -> Vec<Sample> {
     let mut out = Vec::new();
     let daily = |out: &mut Vec<Sample>, m: MetricType, d: Option<NaiveDate>, v: f64| {
         if let Some(d) = d {
@@ -310,7 +310,7 @@ pub fn normalize(p: &Points) -> Vec<Sample> {
 }
 
 /// Parses a `:dailyRollUp` response: each window's civil start date and `<field>.<sum>`.
-pub fn parse_daily_rollup(v: &Value, field: &str, sum: &str) -> Vec<DailyRollup> {
+fn parse_daily_rollup(v: &Value, field: &str, sum: &str) -> Vec<DailyRollup> {
     v.get("rollupDataPoints")
         .and_then(Value::as_array)
         .into_iter()
@@ -440,7 +440,7 @@ struct NotificationData {
 }
 
 /// The events of an authenticated notification body (an array, or one object).
-pub fn parse_notification(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
+fn parse_notification(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
     let bad = |e: serde_json::Error| Error::BadRequest(format!("Google Health notification: {e}"));
     let v: Value = serde_json::from_slice(body).map_err(bad)?;
     let items: Vec<Notification> = match v {

@@ -64,7 +64,7 @@ pub struct Garmin;
 
 const SOURCE: &str = "garmin";
 /// The summary types the connector pulls, with the longest backfill a request may ask.
-pub const SUMMARY_TYPES: [(&str, i64); 5] = [
+const SUMMARY_TYPES: [(&str, i64); 5] = [
     ("dailies", 90),
     ("sleeps", 90),
     ("hrv", 90),
@@ -76,7 +76,9 @@ const MAX_PULL_SECS: i64 = 86_400;
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Daily {
+struct Daily {
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub summary_id: String,
     pub calendar_date: NaiveDate,
     pub start_time_in_seconds: i64,
@@ -96,7 +98,9 @@ pub struct Daily {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SleepSummary {
+struct SleepSummary {
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub summary_id: String,
     pub calendar_date: NaiveDate,
     pub duration_in_seconds: f64,
@@ -105,13 +109,15 @@ pub struct SleepSummary {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Score {
+struct Score {
     pub value: f64,
 }
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Hrv {
+struct Hrv {
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub summary_id: String,
     pub calendar_date: NaiveDate,
     #[serde(default)]
@@ -120,7 +126,9 @@ pub struct Hrv {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PulseOx {
+struct PulseOx {
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub summary_id: String,
     pub calendar_date: NaiveDate,
     #[serde(default)]
@@ -129,7 +137,9 @@ pub struct PulseOx {
 
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Activity {
+struct Activity {
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub summary_id: String,
     pub activity_type: String,
     pub start_time_in_seconds: i64,
@@ -144,7 +154,7 @@ pub struct Activity {
 
 /// One pull's summaries, by type.
 #[derive(Default)]
-pub struct Summaries {
+struct Summaries {
     pub dailies: Vec<Daily>,
     pub sleeps: Vec<SleepSummary>,
     pub hrv: Vec<Hrv>,
@@ -161,7 +171,7 @@ fn round1(x: f64) -> f64 {
 }
 
 /// Normalizes Garmin summaries (see the module doc for the dating rules).
-pub fn normalize(s: &Summaries) -> Vec<Sample> {
+fn normalize(s: &Summaries) -> Vec<Sample> {
     let mut out = Vec::new();
     for d in &s.dailies {
         let day = d.calendar_date;
@@ -257,7 +267,7 @@ pub fn normalize(s: &Summaries) -> Vec<Sample> {
 }
 
 /// The upload windows (≤ 24 h each, none in the future) covering the UTC days `from..=to`.
-pub fn upload_windows(from: NaiveDate, to: NaiveDate, now: DateTime<Utc>) -> Vec<(i64, i64)> {
+fn upload_windows(from: NaiveDate, to: NaiveDate, now: DateTime<Utc>) -> Vec<(i64, i64)> {
     let start = day_start(from);
     let end = day_start(to + Duration::days(1)).min(now);
     let mut out = Vec::new();
@@ -271,7 +281,7 @@ pub fn upload_windows(from: NaiveDate, to: NaiveDate, now: DateTime<Utc>) -> Vec
 }
 
 /// The backfill requests for the user-local days `from..=to`: (type, start, end).
-pub fn backfill_requests(from: NaiveDate, to: NaiveDate) -> Vec<(&'static str, i64, i64)> {
+fn backfill_requests(from: NaiveDate, to: NaiveDate) -> Vec<(&'static str, i64, i64)> {
     let mut out = Vec::new();
     for (kind, max_days) in SUMMARY_TYPES {
         let mut day = from;
@@ -330,7 +340,7 @@ struct Notice {
 }
 
 /// The events of an authenticated Garmin notification body.
-pub fn parse_notification(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
+fn parse_notification(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
     let envelope: BTreeMap<String, Vec<Notice>> = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("Garmin notification body: {e}")))?;
     let mut events = Vec::new();

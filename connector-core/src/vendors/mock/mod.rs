@@ -44,9 +44,9 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: Some(MockVendor::scheme()),
 };
 
-pub const DEFAULT_ACCESS_TTL_SECS: i64 = 3600;
+const DEFAULT_ACCESS_TTL_SECS: i64 = 3600;
 const REFRESH_TTL_SECS: i64 = 30 * 86400;
-pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 
 /// The Mock driver, with the knobs tests turn: CONNECTOR_MOCK_ACCESS_TTL_SECS
 /// (access-token lifetime) and CONNECTOR_MOCK_HIGH_STRESS.

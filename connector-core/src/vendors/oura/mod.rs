@@ -92,8 +92,8 @@ const SOURCE: &str = "oura";
 /// A sync never follows more pages than this per request window.
 const MAX_PAGES: usize = 200;
 /// The widest window asked for in one request (days).
-pub const MAX_WINDOW_DAYS: i64 = 30;
-pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+const MAX_WINDOW_DAYS: i64 = 30;
+const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 /// The longest handshake challenge echoed back.
 const MAX_CHALLENGE_LEN: usize = 512;
 
@@ -111,15 +111,8 @@ pub const fn scheme() -> SignatureScheme {
     }
 }
 
-#[derive(Deserialize)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    #[serde(default)]
-    pub next_token: Option<String>,
-}
-
 #[derive(Clone, Deserialize)]
-pub struct DailySleep {
+struct DailySleep {
     pub id: String,
     pub day: NaiveDate,
     #[serde(default)]
@@ -127,7 +120,7 @@ pub struct DailySleep {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct SleepPeriod {
+struct SleepPeriod {
     pub id: String,
     pub day: NaiveDate,
     #[serde(rename = "type", default)]
@@ -145,7 +138,7 @@ pub struct SleepPeriod {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct DailyReadiness {
+struct DailyReadiness {
     pub id: String,
     pub day: NaiveDate,
     #[serde(default)]
@@ -153,7 +146,7 @@ pub struct DailyReadiness {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct DailyActivity {
+struct DailyActivity {
     pub id: String,
     pub day: NaiveDate,
     #[serde(default)]
@@ -165,13 +158,13 @@ pub struct DailyActivity {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Spo2Percentage {
+struct Spo2Percentage {
     #[serde(default)]
     pub average: Option<f64>,
 }
 
 #[derive(Clone, Deserialize)]
-pub struct DailySpo2 {
+struct DailySpo2 {
     pub id: String,
     pub day: NaiveDate,
     #[serde(default)]
@@ -179,7 +172,7 @@ pub struct DailySpo2 {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Workout {
+struct Workout {
     pub id: String,
     pub day: NaiveDate,
     #[serde(default)]
@@ -193,14 +186,14 @@ pub struct Workout {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct HeartRate {
+struct HeartRate {
     pub timestamp: DateTime<FixedOffset>,
     pub bpm: f64,
 }
 
 /// One pull's documents, by collection.
 #[derive(Default)]
-pub struct Collections {
+struct Collections {
     pub daily_sleep: Vec<DailySleep>,
     pub sleep: Vec<SleepPeriod>,
     pub daily_readiness: Vec<DailyReadiness>,
@@ -236,7 +229,7 @@ fn tenth(x: f64) -> f64 {
 }
 
 /// Normalizes one pull (rules in the module doc).
-pub fn normalize(c: &Collections) -> Vec<Sample> {
+fn normalize(c: &Collections) -> Vec<Sample> {
     let mut out = Vec::new();
     let daily = |m: MetricType, d: NaiveDate, v: f64| Sample::daily(m, d, v, SOURCE);
     for s in &c.daily_sleep {
@@ -330,7 +323,7 @@ async fn collect<T: DeserializeOwned>(
 }
 
 /// `[from, to]` cut into windows of at most MAX_WINDOW_DAYS days.
-pub fn windows(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
+fn windows(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
     let mut out = Vec::new();
     let mut start = from;
     while start <= to {
@@ -375,7 +368,7 @@ struct Notification {
 /// The body without insignificant whitespace, key order kept: what
 /// `JSON.stringify(JSON.parse(body))` gives for Oura's string-only payloads.
 /// None when that is the body itself.
-pub fn compact_json(body: &[u8]) -> Option<Vec<u8>> {
+fn compact_json(body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len());
     let (mut in_string, mut escaped) = (false, false);
     for &b in body {
@@ -399,7 +392,7 @@ pub fn compact_json(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The deterministic dedup id of an Oura event.
-pub fn event_id(
+fn event_id(
     user_id: &str,
     data_type: &str,
     object_id: &str,

@@ -8,6 +8,12 @@ use crate::vendors::time::offset_at;
 use http::{HeaderMap, HeaderValue, Method};
 use std::collections::HashMap;
 
+#[derive(Deserialize)]
+/// A page of records as the vendor sends it.
+struct Page<T> {
+    data: Vec<T>,
+}
+
 fn data<T: DeserializeOwned>(json: &str) -> Vec<T> {
     serde_json::from_str::<Page<T>>(json).unwrap().data
 }

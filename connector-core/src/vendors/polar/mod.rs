@@ -91,11 +91,11 @@ pub struct Polar;
 
 const SOURCE: &str = "polar";
 /// Widest `/v3/users/activities` range (days, inclusive of both ends).
-pub const ACTIVITY_RANGE_DAYS: i64 = 28;
+const ACTIVITY_RANGE_DAYS: i64 = 28;
 /// How far back `/v3/users/activities` may start (days).
-pub const ACTIVITY_MAX_AGE_DAYS: i64 = 365;
+const ACTIVITY_MAX_AGE_DAYS: i64 = 365;
 /// How far back continuous heart rate is asked for, day by day.
-pub const HEART_RATE_MAX_AGE_DAYS: i64 = 30;
+const HEART_RATE_MAX_AGE_DAYS: i64 = 30;
 
 pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
@@ -115,15 +115,7 @@ pub fn member_id(user_id: &str) -> String {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct HeartRateSummary {
-    #[serde(default)]
-    pub average: Option<f64>,
-    #[serde(default)]
-    pub maximum: Option<f64>,
-}
-
-#[derive(Clone, Deserialize)]
-pub struct Exercise {
+struct Exercise {
     pub id: String,
     pub start_time: NaiveDateTime,
     #[serde(default)]
@@ -135,8 +127,6 @@ pub struct Exercise {
     pub distance: Option<f64>,
     #[serde(default)]
     pub sport: Option<String>,
-    #[serde(default)]
-    pub heart_rate: Option<HeartRateSummary>,
 }
 
 impl Exercise {
@@ -150,7 +140,7 @@ impl Exercise {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Sleep {
+struct Sleep {
     pub date: NaiveDate,
     #[serde(default)]
     pub sleep_start_time: Option<DateTime<FixedOffset>>,
@@ -169,16 +159,18 @@ pub struct Sleep {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct NightlyRecharge {
+struct NightlyRecharge {
     pub date: NaiveDate,
     #[serde(default)]
     pub heart_rate_variability_avg: Option<f64>,
+    /// Only the golden tests read it.
+    #[allow(dead_code)]
     #[serde(default)]
     pub heart_rate_avg: Option<f64>,
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Activity {
+struct Activity {
     pub start_time: NaiveDateTime,
     #[serde(default)]
     pub steps: Option<f64>,
@@ -193,31 +185,31 @@ impl Activity {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct HeartRateSample {
+struct HeartRateSample {
     pub heart_rate: f64,
     pub sample_time: NaiveTime,
 }
 
 #[derive(Clone, Deserialize)]
-pub struct ContinuousHeartRate {
+struct ContinuousHeartRate {
     pub date: NaiveDate,
     #[serde(default)]
     pub heart_rate_samples: Vec<HeartRateSample>,
 }
 
 #[derive(Deserialize)]
-pub struct Nights {
+struct Nights {
     pub nights: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
-pub struct Recharges {
+struct Recharges {
     pub recharges: Vec<serde_json::Value>,
 }
 
 /// One pull's records, by endpoint.
 #[derive(Default)]
-pub struct Collections {
+struct Collections {
     pub exercises: Vec<Exercise>,
     pub sleep: Vec<Sleep>,
     pub recharge: Vec<NightlyRecharge>,
@@ -226,7 +218,7 @@ pub struct Collections {
 }
 
 /// An ISO-8601 duration (`PT2H44M`, `PT45M30.5S`, `P1DT1H`) in seconds.
-pub fn iso_duration_secs(s: &str) -> Option<f64> {
+fn iso_duration_secs(s: &str) -> Option<f64> {
     let rest = s.strip_prefix('P')?;
     let (days, time) = match rest.split_once('T') {
         Some((d, t)) => (d, t),
@@ -271,7 +263,7 @@ fn known_offsets(c: &Collections) -> Vec<(DateTime<Utc>, FixedOffset)> {
 }
 
 /// Normalizes one pull (rules in the module doc).
-pub fn normalize(c: &Collections) -> Vec<Sample> {
+fn normalize(c: &Collections) -> Vec<Sample> {
     let mut out = Vec::new();
     let daily = |m: MetricType, d: NaiveDate, v: f64| Sample::daily(m, d, v, SOURCE);
     for e in &c.exercises {
@@ -350,7 +342,7 @@ fn parse_all<T: serde::de::DeserializeOwned>(
 }
 
 /// `[from, to]` cut into inclusive ranges of at most `days` days.
-pub fn ranges(from: NaiveDate, to: NaiveDate, days: i64) -> Vec<(NaiveDate, NaiveDate)> {
+fn ranges(from: NaiveDate, to: NaiveDate, days: i64) -> Vec<(NaiveDate, NaiveDate)> {
     let mut out = Vec::new();
     let mut start = from;
     while start <= to {
@@ -381,7 +373,7 @@ struct Notification {
 }
 
 /// The deterministic dedup id of a Polar event.
-pub fn event_id(event: &str, user_id: &str, subject: &str, timestamp: &str) -> String {
+fn event_id(event: &str, user_id: &str, subject: &str, timestamp: &str) -> String {
     let digest = Sha256::digest(
         [event, user_id, subject, timestamp]
             .join("\u{1f}")

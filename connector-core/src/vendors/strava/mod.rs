@@ -85,15 +85,15 @@ pub const SPEC: VendorSpec = VendorSpec {
 pub struct Strava;
 
 const SOURCE: &str = "strava";
-pub const PER_PAGE: usize = 100;
+const PER_PAGE: usize = 100;
 const MAX_PAGES: usize = 50;
 /// Detailed-activity calls per sync (each counts against the read quota).
-pub const MAX_DETAILS: usize = 30;
-pub const ACTIVITIES_PATH: &str = "/api/v3/athlete/activities";
-pub const DEAUTHORIZE_PATH: &str = "/oauth/deauthorize";
+const MAX_DETAILS: usize = 30;
+const ACTIVITIES_PATH: &str = "/api/v3/athlete/activities";
+const DEAUTHORIZE_PATH: &str = "/oauth/deauthorize";
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct Activity {
+struct Activity {
     pub id: i64,
     #[serde(default)]
     pub sport_type: Option<String>,
@@ -131,7 +131,7 @@ impl Activity {
 }
 
 /// Workouts as samples on the athlete's local start date (see the module doc).
-pub fn normalize(activities: &[Activity]) -> Vec<Sample> {
+fn normalize(activities: &[Activity]) -> Vec<Sample> {
     let mut out = Vec::new();
     for a in activities {
         let Some(d) = a.local_date() else { continue };
@@ -159,7 +159,7 @@ pub fn normalize(activities: &[Activity]) -> Vec<Sample> {
 
 /// Seconds until Strava's quota resets after a 429: the next quarter hour,
 /// or the next UTC midnight when a daily usage has reached its limit.
-pub fn rate_limit_wait(headers: &http::HeaderMap, now: DateTime<Utc>) -> u64 {
+fn rate_limit_wait(headers: &http::HeaderMap, now: DateTime<Utc>) -> u64 {
     let pair = |name: &str| -> Option<(u64, u64)> {
         let v = headers.get(name)?.to_str().ok()?;
         let mut it = v.split(',').map(|x| x.trim().parse::<u64>().ok());

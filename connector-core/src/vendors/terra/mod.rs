@@ -68,10 +68,10 @@ pub const SPEC: VendorSpec = VendorSpec {
 pub struct Terra;
 
 const SOURCE: &str = "terra";
-pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 pub const SIGNATURE_HEADER: &str = "terra-signature";
 /// What the token slot of a Terra connection holds: Terra keeps the real ones.
-pub const NO_USER_TOKEN: &str = "terra-app-credentials";
+const NO_USER_TOKEN: &str = "terra-app-credentials";
 
 /// Terra's rule over a split header: `t` and one `v1` as two header values.
 pub const fn scheme() -> SignatureScheme {
@@ -157,7 +157,7 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 }
 
 /// Normalizes the `data` records of one Terra type.
-pub fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
+fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
     let mut out = Vec::new();
     for d in data {
         let meta = &d["metadata"];
@@ -288,7 +288,7 @@ pub fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
 const DATA_TYPES: [&str; 4] = ["daily", "sleep", "activity", "body"];
 
 /// The events of an authenticated Terra webhook body.
-pub fn parse_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
+fn parse_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Vec<WebhookEvent>> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("Terra webhook body: {e}")))?;
     let kind = v["type"]

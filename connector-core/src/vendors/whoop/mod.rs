@@ -63,10 +63,10 @@ pub const SPEC: VendorSpec = VendorSpec {
 pub struct Whoop;
 
 const SOURCE: &str = "whoop";
-pub const PAGE_LIMIT: u32 = 25;
+const PAGE_LIMIT: u32 = 25;
 /// A sync never follows more pages than this per collection.
 const MAX_PAGES: usize = 200;
-pub const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 const KJ_PER_KCAL: f64 = 4.184;
 
 pub const fn scheme() -> SignatureScheme {
@@ -83,15 +83,8 @@ pub const fn scheme() -> SignatureScheme {
     }
 }
 
-#[derive(Deserialize)]
-pub struct Page<T> {
-    pub records: Vec<T>,
-    #[serde(default)]
-    pub next_token: Option<String>,
-}
-
 #[derive(Clone, Deserialize)]
-pub struct Cycle {
+struct Cycle {
     pub id: i64,
     pub start: DateTime<Utc>,
     #[serde(default)]
@@ -102,14 +95,16 @@ pub struct Cycle {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct CycleScore {
+struct CycleScore {
     pub strain: f64,
     pub kilojoule: f64,
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub average_heart_rate: f64,
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Recovery {
+struct Recovery {
     pub cycle_id: i64,
     pub sleep_id: String,
     pub score_state: String,
@@ -118,7 +113,7 @@ pub struct Recovery {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct RecoveryScore {
+struct RecoveryScore {
     pub recovery_score: f64,
     pub resting_heart_rate: f64,
     pub hrv_rmssd_milli: f64,
@@ -129,7 +124,7 @@ pub struct RecoveryScore {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Sleep {
+struct Sleep {
     pub id: String,
     pub end: DateTime<Utc>,
     #[serde(default)]
@@ -141,7 +136,7 @@ pub struct Sleep {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct SleepScore {
+struct SleepScore {
     pub stage_summary: StageSummary,
     #[serde(default)]
     pub respiratory_rate: Option<f64>,
@@ -150,14 +145,14 @@ pub struct SleepScore {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct StageSummary {
+struct StageSummary {
     pub total_light_sleep_time_milli: f64,
     pub total_slow_wave_sleep_time_milli: f64,
     pub total_rem_sleep_time_milli: f64,
 }
 
 #[derive(Clone, Deserialize)]
-pub struct Workout {
+struct Workout {
     pub id: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -171,7 +166,7 @@ pub struct Workout {
 }
 
 #[derive(Clone, Deserialize)]
-pub struct WorkoutScore {
+struct WorkoutScore {
     pub kilojoule: f64,
     #[serde(default)]
     pub distance_meter: Option<f64>,
@@ -199,7 +194,7 @@ fn kcal(kj: f64) -> f64 {
 /// to the day they started. Vendor values are kept as sent; only unit
 /// conversions are rounded (kcal to 0.1, minutes to whole). Unscored
 /// records carry no values yet and are skipped.
-pub fn normalize(
+fn normalize(
     cycles: &[Cycle],
     recoveries: &[Recovery],
     sleeps: &[Sleep],

@@ -6,6 +6,12 @@ use crate::vendors::driver::WebhookRequest;
 use crate::vendors::testing::{self, block_on, daily};
 use http::{HeaderMap, HeaderValue, Method};
 
+#[derive(Deserialize)]
+/// A page of records as the vendor sends it.
+struct Page<T> {
+    records: Vec<T>,
+}
+
 fn records<T: DeserializeOwned>(json: &str) -> Vec<T> {
     serde_json::from_str::<Page<T>>(json).unwrap().records
 }

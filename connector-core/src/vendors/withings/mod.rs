@@ -96,19 +96,19 @@ const SOURCE: &str = "withings";
 /// A sync never follows more pages than this per call.
 const MAX_PAGES: usize = 100;
 /// Sleep summaries are asked for at most this many days a call.
-pub const SLEEP_WINDOW_DAYS: i64 = 7;
+const SLEEP_WINDOW_DAYS: i64 = 7;
 /// The notification categories a user is subscribed to.
 pub const APPLIS: [u32; 5] = [1, 4, 16, 44, 46];
-pub const MEASTYPES: &str = "1,6,9,10,11,54";
-pub const ACTIVITY_FIELDS: &str = "steps,distance,calories,totalcalories,hr_average,hr_min,hr_max";
-pub const SLEEP_FIELDS: &str =
+const MEASTYPES: &str = "1,6,9,10,11,54";
+const ACTIVITY_FIELDS: &str = "steps,distance,calories,totalcalories,hr_average,hr_min,hr_max";
+const SLEEP_FIELDS: &str =
     "total_sleep_time,total_timeinbed,sleep_score,hr_average,hr_min,rr_average,rmssd_start_avg,rmssd_end_avg";
-pub const WORKOUT_FIELDS: &str = "calories,distance,hr_average,steps";
+const WORKOUT_FIELDS: &str = "calories,distance,hr_average,steps";
 /// The query parameter of our callback URL that carries the verify token.
 pub const CALLBACK_TOKEN_PARAM: &str = "token";
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct MeasureBody {
+struct MeasureBody {
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
@@ -116,7 +116,7 @@ pub struct MeasureBody {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct MeasureGroup {
+struct MeasureGroup {
     pub grpid: i64,
     #[serde(default)]
     pub attrib: i64,
@@ -132,7 +132,7 @@ fn one() -> i64 {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct Measure {
+struct Measure {
     pub value: i64,
     #[serde(rename = "type")]
     pub kind: i64,
@@ -152,7 +152,7 @@ impl Measure {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct ActivityDay {
+struct ActivityDay {
     pub date: NaiveDate,
     #[serde(default)]
     pub steps: Option<f64>,
@@ -161,18 +161,22 @@ pub struct ActivityDay {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct SleepSeries {
+struct SleepSeries {
     #[serde(default)]
     pub id: Option<i64>,
     pub date: NaiveDate,
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub startdate: i64,
+    // Never read: required, so a record without it is refused.
+    #[allow(dead_code)]
     pub enddate: i64,
     #[serde(default)]
     pub data: SleepData,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct SleepData {
+struct SleepData {
     #[serde(default)]
     pub total_sleep_time: Option<f64>,
     #[serde(default)]
@@ -186,7 +190,7 @@ pub struct SleepData {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct Workout {
+struct Workout {
     pub id: i64,
     #[serde(default)]
     pub category: i64,
@@ -198,7 +202,7 @@ pub struct Workout {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct WorkoutData {
+struct WorkoutData {
     #[serde(default)]
     pub calories: Option<f64>,
     #[serde(default)]
@@ -207,7 +211,7 @@ pub struct WorkoutData {
 
 /// Withings' workout categories (API reference `workout_object`; the
 /// common ones — the rest keep their number).
-pub fn workout_label(category: i64) -> String {
+fn workout_label(category: i64) -> String {
     match category {
         1 => "walk".into(),
         2 => "run".into(),
@@ -230,7 +234,7 @@ fn utc(epoch: i64) -> Option<DateTime<Utc>> {
 }
 
 /// Measure groups as samples at their time, on the local date in `timezone`.
-pub fn normalize_measures(body: &MeasureBody) -> Vec<Sample> {
+fn normalize_measures(body: &MeasureBody) -> Vec<Sample> {
     let zone = body.timezone.as_deref().unwrap_or("UTC");
     let mut out = Vec::new();
     for g in &body.measuregrps {
@@ -257,7 +261,7 @@ pub fn normalize_measures(body: &MeasureBody) -> Vec<Sample> {
 }
 
 /// Daily steps and total calories on the series' own local date.
-pub fn normalize_activity(days: &[ActivityDay]) -> Vec<Sample> {
+fn normalize_activity(days: &[ActivityDay]) -> Vec<Sample> {
     let mut out = Vec::new();
     for a in days {
         if let Some(v) = a.steps {
@@ -272,7 +276,7 @@ pub fn normalize_activity(days: &[ActivityDay]) -> Vec<Sample> {
 
 /// The night's values on its `date` (the wake-up day); the longest sleep of
 /// a date counts, so a nap does not overwrite the night.
-pub fn normalize_sleep(series: &[SleepSeries]) -> Vec<Sample> {
+fn normalize_sleep(series: &[SleepSeries]) -> Vec<Sample> {
     let mut main: HashMap<NaiveDate, &SleepSeries> = HashMap::new();
     for s in series {
         let longer = |o: &&SleepSeries| {
@@ -311,7 +315,7 @@ pub fn normalize_sleep(series: &[SleepSeries]) -> Vec<Sample> {
 }
 
 /// Workouts at their start, on their own local date, labelled by category.
-pub fn normalize_workouts(workouts: &[Workout]) -> Vec<Sample> {
+fn normalize_workouts(workouts: &[Workout]) -> Vec<Sample> {
     let mut out = Vec::new();
     for w in workouts {
         let Some(start) = utc(w.startdate) else {
@@ -339,7 +343,7 @@ struct Wrapped {
 }
 
 /// Withings' in-body status mapped onto the worker's next step.
-pub fn status_error(status: i64, what: &str) -> VendorError {
+fn status_error(status: i64, what: &str) -> VendorError {
     match status {
         100..=102 | 200 | 401 => VendorError::Unauthorized,
         // 120 requests a minute per app: the window has turned within a minute.
