@@ -9,6 +9,8 @@
 //! higher one, and no vendor's folder imports another's; `layers_test`
 //! checks it.
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod domain;
 pub mod flows;

@@ -27,6 +27,7 @@ const SEAL_PREFIX: &str = "v1";
 pub struct DataKey(Zeroizing<[u8; 32]>);
 
 impl DataKey {
+    /// A data key from its 32 plaintext bytes; any other length is an error.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
         let arr: [u8; 32] = bytes
             .try_into()
@@ -55,6 +56,7 @@ pub struct KmsKeys {
 }
 
 impl KmsKeys {
+    /// KMS through `client`, with the key `key_id`.
     pub fn new(client: aws_sdk_kms::Client, key_id: String) -> Self {
         Self { client, key_id }
     }
@@ -115,8 +117,11 @@ impl KeyService for KmsKeys {
 /// How long and how often a plain data key may be reused.
 #[derive(Clone, Copy, Debug)]
 pub struct CacheLimits {
+    /// How long a plain data key may be reused.
     pub max_age: Duration,
+    /// How many values one plain data key may seal or open.
     pub max_uses: u32,
+    /// Most unwrapped keys kept for opening; the oldest goes first.
     pub max_open_entries: usize,
 }
 
@@ -155,8 +160,11 @@ pub struct Envelope {
 /// What a sealed value is bound to.
 #[derive(Clone, Copy, Debug)]
 pub struct Binding<'a> {
+    /// The app user.
     pub user_id: &'a str,
+    /// The vendor's wire name.
     pub vendor: &'a str,
+    /// Which token: `access_token` or `refresh_token`.
     pub field: &'a str,
 }
 

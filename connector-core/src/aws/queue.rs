@@ -63,6 +63,7 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Sends `job` as JSON to the queue for its reason.
     pub async fn send(&self, job: &SyncJob) -> Result<()> {
         let body = serde_json::to_string(job).expect("job serializes");
         self.sqs

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// How long the secret's values are reused before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
 
 type SecretMap = Arc<HashMap<String, Secret>>;
 
+/// Named secrets: the Secrets Manager secret's values, else the environment's.
 pub struct Secrets {
     env: Env,
     source: Option<(aws_sdk_secretsmanager::Client, String)>,
@@ -24,6 +26,7 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// Secrets from `source` (client and secret ARN), falling back to `env`; None: `env` only.
     pub fn new(env: Env, source: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
         Self {
             env,

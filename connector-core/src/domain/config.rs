@@ -5,17 +5,25 @@ use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use url::Url;
 
+/// Days of history pulled on connect when `CONNECTOR_BACKFILL_DAYS` is unset.
 pub const DEFAULT_BACKFILL_DAYS: u32 = 14;
+/// Most days one sync job, backfill or report may cover.
 pub const MAX_WINDOW_DAYS: u32 = 90;
 
+/// The deployment's configuration, from `CONNECTOR_*` variables.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The Connections table's name.
     pub connections_table: String,
+    /// The Ephemeral table's name.
     pub ephemeral_table: String,
+    /// The Health table's name.
     pub health_table: String,
+    /// The URL of the live sync-job queue (and of history jobs without their own).
     pub sync_queue_url: String,
     /// History jobs; unset: they share the sync queue (no live-first).
     pub backfill_queue_url: Option<String>,
+    /// The KMS key that wraps the token data keys.
     pub kms_key_id: String,
     /// Secrets Manager secret holding vendor credentials (JSON keyed by the
     /// env-var names). Unset locally: credentials then come from the env.
@@ -25,6 +33,7 @@ pub struct Config {
     /// Public origin of the HTTP API, for OAuth redirect URIs. Unset in a
     /// first deploy: the request's own domain is used then.
     pub public_base_url: Option<Url>,
+    /// Days of history pulled on connect, 1 to `MAX_WINDOW_DAYS`.
     pub backfill_days: u32,
     /// Endpoint of a local AWS emulator; unset in AWS.
     pub aws_endpoint: Option<String>,
@@ -52,6 +61,7 @@ fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
 }
 
 impl Config {
+    /// Reads and checks the configuration; a missing required name is an error.
     pub fn from_env(env: &Env) -> Result<Self> {
         let required = |name: &str| {
             env.get(name)

@@ -12,9 +12,11 @@ use zeroize::Zeroizing;
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
+    /// Wraps `s` as a secret.
     pub fn new(s: impl Into<String>) -> Self {
         Self(Zeroizing::new(s.into()))
     }
+    /// The secret in clear.
     pub fn expose(&self) -> &str {
         self.0.as_str()
     }
@@ -26,11 +28,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A vendor grant's tokens, in clear, in memory only.
 #[derive(Clone, Debug)]
 pub struct TokenSet {
+    /// The bearer token for the vendor's API.
     pub access_token: Secret,
+    /// The token that renews the access token, if the vendor issued one.
     pub refresh_token: Option<Secret>,
+    /// When the access token expires; `None` when the vendor did not say.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The scopes granted.
     pub scopes: Vec<String>,
 }
 
@@ -42,18 +49,24 @@ impl TokenSet {
     }
 }
 
+/// Where a stored connection stands; all but `Connected` and `Error` need a reconnect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
+    /// Connected and usable.
     Connected,
+    /// Disconnected; the user must connect again.
     Disconnected,
+    /// The vendor refused a sync for good (see `last_error`); off the schedule, jobs still run.
     Error,
+    /// The tokens cannot be renewed (refused, or no refresh token); the user must reconnect.
     RefreshFailed,
     /// The user withdrew the grant at the vendor.
     Revoked,
 }
 
 impl ConnectionStatus {
+    /// The status's snake_case name, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Connected => "connected",
@@ -63,6 +76,7 @@ impl ConnectionStatus {
             ConnectionStatus::Revoked => "revoked",
         }
     }
+    /// The status named by its snake_case name, if any.
     pub fn parse(s: &str) -> Option<Self> {
         [
             ConnectionStatus::Connected,
@@ -95,26 +109,42 @@ pub struct PendingConnect {
 /// One (user, vendor) connection as stored; tokens are sealed strings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Connection {
+    /// The app user.
     pub user_id: String,
+    /// The vendor connected to.
     pub vendor: Vendor,
+    /// Where the connection stands.
     pub status: ConnectionStatus,
+    /// The user's id at the vendor.
     pub vendor_user_id: String,
+    /// The scopes granted.
     pub scopes: Vec<String>,
+    /// When the access token expires; `None` when the vendor did not say.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the user last connected (or reconnected).
     pub connected_at: DateTime<Utc>,
+    /// When the connection last synced.
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// The last failure recorded on the connection.
     pub last_error: Option<String>,
+    /// Bumped on every new grant and token refresh; token writes are conditional on it.
     pub token_version: u64,
+    /// The access token, sealed.
     pub sealed_access_token: String,
+    /// The refresh token, sealed, if there is one.
     pub sealed_refresh_token: Option<String>,
 }
 
+/// Name of the access-token field, bound into its seal.
 pub const ACCESS_TOKEN: &str = "access_token";
+/// Name of the refresh-token field, bound into its seal.
 pub const REFRESH_TOKEN: &str = "refresh_token";
 
 /// Sealed forms of a token set for one (user, vendor).
 pub struct SealedTokens {
+    /// The access token, sealed.
     pub access: String,
+    /// The refresh token, sealed, if there is one.
     pub refresh: Option<String>,
 }
 

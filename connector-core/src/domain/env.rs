@@ -5,16 +5,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Where configuration values are read: explicit overrides first, then the process environment.
 #[derive(Clone, Default, Debug)]
 pub struct Env {
     overrides: Arc<HashMap<String, String>>,
 }
 
 impl Env {
+    /// The process environment alone.
     pub fn process() -> Self {
         Self::default()
     }
 
+    /// The process environment under `overrides`.
     pub fn with_overrides(overrides: HashMap<String, String>) -> Self {
         Self {
             overrides: Arc::new(overrides),

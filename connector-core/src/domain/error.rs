@@ -4,40 +4,68 @@
 
 use crate::domain::vendor::{UnknownVendor, Vendor, VendorError};
 
+/// The connector's error: what went wrong, mapped to an HTTP status (see `status`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The request is malformed (400); also a sync job that can never run.
     #[error("{0}")]
     BadRequest(String),
+    /// The caller's credential or signature is missing or wrong (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// The named thing does not exist (404).
     #[error("{0} not found")]
     NotFound(String),
+    /// The request clashes with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request is well-formed but cannot be acted on (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// One field of the request has a bad value (422).
     #[error("{field}: {reason}")]
-    InvalidField { field: String, reason: String },
+    InvalidField {
+        /// The field's name.
+        field: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The request body exceeds this many bytes (413).
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
+    /// The vendor has no client credentials configured (409).
     #[error("vendor {0} is not configured: set CONNECTOR_{env}_CLIENT_ID and CONNECTOR_{env}_CLIENT_SECRET", env = .0.env_name())]
     VendorNotConfigured(Vendor),
+    /// Too many requests; retry later (429).
     #[error("too many requests; retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// When to retry, s from now.
+        retry_after_secs: u64,
+    },
+    /// The connector is misconfigured (500).
     #[error("configuration: {0}")]
     Config(String),
+    /// A storage call failed (503).
     #[error("storage: {0}")]
     Storage(String),
+    /// A queue call failed (503).
     #[error("queue: {0}")]
     Queue(String),
+    /// Sealing or opening a value failed (500).
     #[error("encryption: {0}")]
     Crypto(String),
     /// A stored item that does not read back as written: data to look at,
     /// not an outage to wait out.
     #[error("stored data: {0}")]
     Corrupt(String),
+    /// A vendor call failed (502).
     #[error("vendor {vendor}: {error}")]
-    Vendor { vendor: Vendor, error: VendorError },
+    Vendor {
+        /// The vendor that failed.
+        vendor: Vendor,
+        /// How it failed.
+        error: VendorError,
+    },
 }
 
 /// What to do with a sync job that failed with an error.
@@ -53,9 +81,11 @@ pub enum Disposition {
     RecordOnConnection,
 }
 
+/// The connector's result, with `Error` by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status a handler answers this error with.
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
@@ -71,6 +101,7 @@ impl Error {
         }
     }
 
+    /// The short title of the error's HTTP answer.
     pub fn title(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "Bad request",
@@ -104,10 +135,12 @@ impl Error {
         }
     }
 
+    /// A storage failure of operation `op`.
     pub fn storage(op: &str, err: impl std::fmt::Display) -> Self {
         Error::Storage(format!("{op}: {err}"))
     }
 
+    /// A queue failure of operation `op`.
     pub fn queue(op: &str, err: impl std::fmt::Display) -> Self {
         Error::Queue(format!("{op}: {err}"))
     }

@@ -15,8 +15,12 @@ pub enum EventKind {
 /// day, and the vendor's id for the delivery (the dedup key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEvent {
+    /// The vendor's id for the delivery, the dedup key.
     pub event_id: String,
+    /// The user's id at the vendor.
     pub vendor_user_id: String,
+    /// The user-local day the event is about.
     pub date: NaiveDate,
+    /// What the event asks for.
     pub kind: EventKind,
 }

@@ -5,37 +5,64 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A kind of normalized health metric; each has one fixed unit (see `unit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricType {
+    /// Heart rate, bpm.
     HeartRate,
+    /// Resting heart rate, bpm.
     RestingHr,
+    /// Heart-rate variability, ms.
     Hrv,
+    /// Step count.
     Steps,
+    /// Energy burned, kcal.
     Calories,
+    /// Total sleep time, min.
     SleepDuration,
+    /// Time in one sleep stage, min; the stage's name is the sample's label.
     SleepStage,
+    /// Sleep score, 0–100.
     SleepScore,
+    /// Stress score, 0–10.
     Stress,
+    /// Blood oxygen saturation, percent.
     Spo2,
+    /// Respiratory rate, breaths per minute.
     RespiratoryRate,
+    /// Skin temperature, °C.
     SkinTemperature,
+    /// Body weight, kg.
     BodyWeight,
+    /// Body fat, percent.
     BodyFat,
+    /// Blood glucose, mg/dL.
     Glucose,
+    /// Workout distance, m.
     WorkoutDistance,
+    /// Workout pace, s per km.
     WorkoutPace,
+    /// Workout power, W.
     WorkoutPower,
+    /// Workout duration, min.
     WorkoutDuration,
+    /// Energy burned in a workout, kcal.
     WorkoutCalories,
+    /// Readiness score, 0–100.
     Readiness,
+    /// Strain score, 0–21.
     Strain,
+    /// Recovery, percent.
     Recovery,
+    /// Systolic blood pressure, mmHg.
     BloodPressureSystolic,
+    /// Diastolic blood pressure, mmHg.
     BloodPressureDiastolic,
 }
 
 impl MetricType {
+    /// Every metric type, in declaration order.
     pub const ALL: [MetricType; 25] = [
         MetricType::HeartRate,
         MetricType::RestingHr,
@@ -64,6 +91,7 @@ impl MetricType {
         MetricType::BloodPressureDiastolic,
     ];
 
+    /// The metric's snake_case name, as in JSON and storage keys.
     pub fn as_str(self) -> &'static str {
         match self {
             MetricType::HeartRate => "heart_rate",
@@ -94,10 +122,12 @@ impl MetricType {
         }
     }
 
+    /// The metric named by its snake_case name, if any.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
+    /// The metric's unit, e.g. `bpm`, `ms`, `kcal`.
     pub fn unit(self) -> &'static str {
         match self {
             MetricType::HeartRate | MetricType::RestingHr => "bpm",
@@ -127,10 +157,15 @@ impl MetricType {
 /// belongs to the day the user woke up); `time` is set for intraday values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// Which metric the value measures.
     pub metric: MetricType,
+    /// The user-local day the value belongs to.
     pub date: NaiveDate,
+    /// When the value was measured, for intraday values; `None` for daily ones.
     pub time: Option<DateTime<Utc>>,
+    /// The value, in the metric's unit.
     pub value: f64,
+    /// Where the value came from: a vendor's name, or `apple_health`.
     pub source: String,
     /// What the value is about where the metric alone does not say (a
     /// workout's sport, a sleep stage's name).
@@ -139,6 +174,7 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// A daily value (no time of day) on the user-local day `date`.
     pub fn daily(metric: MetricType, date: NaiveDate, value: f64, source: &str) -> Self {
         Self {
             metric,
@@ -164,6 +200,7 @@ impl Sample {
         }
     }
 
+    /// The sample with `label` set.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
@@ -211,17 +248,26 @@ pub fn source_rank(metric: MetricType, source: &str) -> u8 {
 /// each value came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DailySummary {
+    /// The user-local day summarized.
     pub date: NaiveDate,
+    /// Heart-rate variability, ms.
     pub hrv: Option<f64>,
+    /// Resting heart rate, bpm.
     pub resting_hr: Option<f64>,
+    /// Sleep score, 0–100.
     pub sleep_score: Option<f64>,
+    /// Stress score, 0–10.
     pub stress: Option<f64>,
+    /// Step count.
     pub steps: Option<f64>,
+    /// Energy burned, kcal.
     pub calories: Option<f64>,
+    /// Each set value's source, by metric name.
     pub sources: BTreeMap<String, String>,
 }
 
 impl DailySummary {
+    /// An empty summary for `date`.
     pub fn new(date: NaiveDate) -> Self {
         Self {
             date,
@@ -229,6 +275,7 @@ impl DailySummary {
         }
     }
 
+    /// The summary's value for `metric`; `None` if unset or not a summary metric.
     pub fn get(&self, metric: MetricType) -> Option<f64> {
         match metric {
             MetricType::Hrv => self.hrv,

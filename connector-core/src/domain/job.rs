@@ -6,6 +6,7 @@ use crate::domain::vendor::Vendor;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+/// Why a sync job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobReason {
@@ -32,7 +33,9 @@ impl JobReason {
 /// Whether a vendor call serves fresh data someone waits for or history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Priority {
+    /// Fresh data someone is waiting for.
     Live,
+    /// History: only the quota's free slots.
     Backfill,
 }
 
@@ -40,15 +43,22 @@ pub enum Priority {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncJob {
+    /// A random UUID naming the job.
     pub job_id: String,
+    /// The app user.
     pub user_id: String,
+    /// The vendor to pull from.
     pub vendor: Vendor,
+    /// First user-local day, inclusive.
     pub from: NaiveDate,
+    /// Last user-local day, inclusive.
     pub to: NaiveDate,
+    /// Why the job runs.
     pub reason: JobReason,
 }
 
 impl SyncJob {
+    /// A new job with a fresh id; refused without a user or with a reversed or too long window.
     pub fn new(
         user_id: &str,
         vendor: Vendor,

@@ -19,18 +19,25 @@ use std::collections::BTreeMap;
 
 /// The source name pushed data carries in reports and metrics.
 pub const SOURCE: &str = PHONE_SOURCE;
+/// Most workouts one push may carry.
 pub const MAX_WORKOUTS: usize = 200;
 
+/// A daily value the phone pushes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scalar {
+    /// Step count.
     Steps,
+    /// Resting heart rate, bpm.
     RestingHr,
+    /// Sleep, hours.
     SleepHours,
+    /// Heart-rate variability, ms.
     Hrv,
 }
 
 impl Scalar {
+    /// Every scalar, in declaration order.
     pub const ALL: [Scalar; 4] = [
         Scalar::Steps,
         Scalar::RestingHr,
@@ -38,6 +45,7 @@ impl Scalar {
         Scalar::Hrv,
     ];
 
+    /// The scalar's field name in the push body.
     pub fn field(self) -> &'static str {
         match self {
             Scalar::Steps => "steps",
@@ -57,23 +65,30 @@ impl Scalar {
     }
 }
 
+/// One workout from the phone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Workout {
+    /// The workout's type, as the phone names it (1 to 64 characters); `type` in JSON.
     #[serde(rename = "type")]
     pub kind: String,
     /// Minutes.
     pub duration: f64,
     /// kcal.
     pub calories: f64,
+    /// When the workout started.
     pub start_time: DateTime<Utc>,
 }
 
 /// A validated push.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Push {
+    /// The day the push summarizes.
     pub date: NaiveDate,
+    /// When the phone generated the payload; orders pushes in a merge.
     pub generated_at: DateTime<Utc>,
+    /// The daily values the push carries.
     pub scalars: BTreeMap<Scalar, f64>,
+    /// The workouts the push carries.
     pub workouts: Vec<Workout>,
 }
 
@@ -209,12 +224,16 @@ impl Push {
 /// A value with the `generated_at` of the payload it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
+    /// The value, in its scalar's unit.
     pub value: f64,
+    /// The `generated_at` of the payload it came from.
     pub generated_at: DateTime<Utc>,
 }
 
+/// A pushed workout as stored, with the payload time it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredWorkout {
+    /// The workout.
     #[serde(flatten)]
     pub workout: Workout,
     /// The `generated_at` of the payload this copy came from.
@@ -224,7 +243,9 @@ pub struct StoredWorkout {
 /// What is stored for one (user, date).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DayRecord {
+    /// The day the record is for.
     pub date: NaiveDate,
+    /// Each scalar's winning value.
     pub scalars: BTreeMap<Scalar, Stamped>,
     /// Keyed by `type|start_time`.
     pub workouts: BTreeMap<String, StoredWorkout>,
@@ -250,11 +271,15 @@ impl DayRecord {
     }
 }
 
+/// What a merge did to the stored day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MergeResult {
+    /// Nothing was stored for the day; the push made the record.
     Created,
+    /// The push changed the stored record.
     Merged,
+    /// The push changed nothing.
     Unchanged,
 }
 

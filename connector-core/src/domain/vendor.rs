@@ -78,19 +78,32 @@ pub struct UnknownVendor(pub String);
 /// Why a call to a vendor failed, in the terms the sync worker acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum VendorError {
+    /// The vendor refused the access token; refresh it and try again.
     #[error("access token rejected")]
     Unauthorized,
+    /// The vendor refused the refresh token; the user must reconnect.
     #[error("refresh token rejected")]
     RefreshRejected,
+    /// The vendor (or the fleet's quota for it) says to wait.
     #[error("rate limited; retry after {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// When to retry, s from now.
+        retry_after_secs: u64,
+    },
+    /// A failure that may pass by itself (timeout, 5xx); retry later.
     #[error("transient: {0}")]
     Transient(String),
+    /// A failure retrying cannot fix.
     #[error("{0}")]
     Permanent(String),
     /// The request to the connector lacks what this vendor needs.
     #[error("{field}: {reason}")]
-    BadInput { field: &'static str, reason: String },
+    BadInput {
+        /// The field of the request.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// One vendor record as received, kept (bounded) for audit and re-processing.
@@ -102,6 +115,7 @@ pub struct RawRecord {
     pub id: String,
     /// The user-local date the record belongs to.
     pub date: NaiveDate,
+    /// The record's JSON as received.
     pub json: String,
 }
 

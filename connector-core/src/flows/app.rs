@@ -17,16 +17,27 @@ use crate::vendors::quota::{CallBudget, FleetQuota};
 use crate::vendors::registry::{self, Registry};
 use std::sync::Arc;
 
+/// Everything a function needs: configuration, stores, queue, secrets, vendor drivers and clients.
 pub struct App {
+    /// The connector's configuration.
     pub config: Config,
+    /// The Connections table.
     pub connections: ConnectionStore,
+    /// The Health table.
     pub health: HealthStore,
+    /// The Ephemeral table.
     pub ephemeral: EphemeralStore,
+    /// Seals and opens tokens.
     pub envelope: Envelope,
+    /// The sync and backfill queues.
     pub queue: JobQueue,
+    /// Named secrets: vendor credentials, the phone-push secret.
     pub credentials: Secrets,
+    /// The vendor drivers.
     pub vendors: Registry,
+    /// The HTTP client for vendor calls: no redirects, 10 s timeout.
     pub http: reqwest::Client,
+    /// The fleet-wide call budget per vendor.
     pub quota: Arc<FleetQuota>,
 }
 
@@ -47,10 +58,12 @@ impl App {
         Ok((driver, ctx))
     }
 
+    /// The app built from the process environment.
     pub async fn from_env() -> Result<Self> {
         Self::new(Env::process()).await
     }
 
+    /// The app built from `env`: configuration, AWS clients, stores and drivers.
     pub async fn new(env: Env) -> Result<Self> {
         let config = Config::from_env(&env)?;
         let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref()).await;

@@ -21,6 +21,7 @@ use chrono::Utc;
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// Seals and stores a new connection's tokens, then queues its backfill.
 pub async fn establish(
     app: &App,
     user_id: &str,

@@ -18,6 +18,7 @@ pub const LEASE_SECS: i64 = 30;
 const WAIT_FOR_OTHERS: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
 
+/// Fresh tokens and row for `conn`: refreshed under the lease, or another worker's.
 pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
     let owner = uuid::Uuid::new_v4().to_string();

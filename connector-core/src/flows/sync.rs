@@ -23,10 +23,14 @@ use rand::Rng;
 /// Refresh this long before the access token expires.
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
 
+/// How a sync job ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum JobOutcome {
+    /// Pulled and written.
     Synced {
+        /// Samples written.
         samples: usize,
+        /// Daily summaries written.
         days: usize,
     },
     /// Nothing to do: the connection is gone or needs the user.

@@ -103,20 +103,27 @@ pub async fn upkeep_vendors(app: &App, now: DateTime<Utc>) -> Upkept {
     total
 }
 
+/// A tick refreshes tokens that expire within this many seconds.
 pub const HORIZON_SECS: i64 = 3600;
 /// The daily sweep's claim in the Ephemeral table (one tick of the fleet).
 pub const SCHEDULE_SWEEP_CLAIM: &str = "upkeep#connections#schedule";
 
+/// What one tick did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct TickReport {
+    /// Connections whose access token was due for a refresh.
     pub due: usize,
+    /// Of those, refreshed.
     pub refreshed: usize,
+    /// Of those, failed.
     pub failed: usize,
+    /// Polls queued for quiet connections.
     pub polls_queued: usize,
     /// Connections put on the schedule indexes by the daily sweep.
     pub scheduled: usize,
     /// Vendor webhook subscriptions (Oura's) created and renewed by this tick.
     pub subscriptions_created: usize,
+    /// Vendor webhook subscriptions renewed by this tick.
     pub subscriptions_renewed: usize,
 }
 

@@ -50,6 +50,7 @@ pub fn route(req: &Request) -> String {
     }
 }
 
+/// The path parameter `name`; missing is a 400.
 pub fn path_param(req: &Request, name: &str) -> Result<String, Error> {
     req.path_parameters_ref()
         .and_then(|p| p.first(name))
@@ -57,12 +58,14 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::BadRequest(format!("path parameter {name} is missing")))
 }
 
+/// The first value of query parameter `name`, if any.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
         .map(String::from)
 }
 
+/// The body, refused with 413 above `MAX_BODY_BYTES`.
 pub fn body_bytes(req: &Request) -> Result<&[u8], Error> {
     body_bytes_up_to(req, MAX_BODY_BYTES)
 }
@@ -85,6 +88,7 @@ pub fn json_body<T: serde::de::DeserializeOwned + Default>(req: &Request) -> Res
     serde_json::from_slice(bytes).map_err(|e| Error::BadRequest(format!("request body: {e}")))
 }
 
+/// A JSON response of `value` with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -95,6 +99,7 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
         .expect("valid response")
 }
 
+/// A response with `status` and no body.
 pub fn empty(status: u16) -> Response<Body> {
     Response::builder()
         .status(status)

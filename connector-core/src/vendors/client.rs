@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 /// app's registration with the vendor (ids, secrets, URLs).
 #[derive(Clone)]
 pub struct VendorCtx {
+    /// The shared HTTP client.
     pub http: reqwest::Client,
+    /// The app's registration with the vendor.
     pub creds: VendorCredentials,
     /// The fleet's quota every API call takes a slot from.
     pub budget: CallBudget,
@@ -40,12 +42,16 @@ pub const DEFAULT_RETRY_AFTER_SECS: u64 = 60;
 
 /// A vendor's answer: status, headers and the (bounded) body.
 pub struct Answer {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The body, at most `MAX_RESPONSE_BYTES`.
     pub body: Vec<u8>,
 }
 
 impl Answer {
+    /// The body parsed as JSON; a mismatch is a permanent error naming `what`.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, VendorError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| VendorError::Permanent(format!("{what}: unexpected response shape ({e})")))
@@ -126,9 +132,13 @@ pub async fn get_json<T: DeserializeOwned>(
 /// How a vendor pages a collection: the query parameter that asks for the
 /// next page, the array of records, and the field naming the next page.
 pub struct Paging {
+    /// The query parameter that asks for the next page.
     pub request_param: &'static str,
+    /// The field holding the page's array of records.
     pub items: &'static str,
+    /// The field naming the next page; absent or empty on the last.
     pub next: &'static str,
+    /// Most pages read before giving up (a permanent error).
     pub max_pages: usize,
 }
 

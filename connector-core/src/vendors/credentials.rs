@@ -11,10 +11,15 @@ use crate::vendors::spec::{ClientAuth, TokenResponseShape, VendorSpec};
 /// What the connector knows of one vendor's app registration.
 #[derive(Clone, Debug)]
 pub struct VendorCredentials {
+    /// Which vendor.
     pub vendor: Vendor,
+    /// The app's OAuth client id.
     pub client_id: Option<String>,
+    /// The app's OAuth client secret.
     pub client_secret: Option<Secret>,
+    /// The key the vendor's webhooks are signed with.
     pub webhook_secret: Option<Secret>,
+    /// Shared token the vendor echoes on handshakes or callbacks (Strava, Oura, Withings).
     pub verify_token: Option<Secret>,
     /// The id of the app's webhook subscription at the vendor, where an
     /// unsigned vendor sends it with every event (Strava `subscription_id`).
@@ -24,13 +29,21 @@ pub struct VendorCredentials {
     /// `CONNECTOR_<VENDOR>_WEBHOOK_URL`, else `CONNECTOR_PUBLIC_BASE_URL` +
     /// `/v1/webhooks/<vendor>`.
     pub webhook_url: Option<String>,
+    /// The authorize URL.
     pub auth_url: Option<String>,
+    /// The token URL.
     pub token_url: Option<String>,
+    /// The API's base URL.
     pub api_base: Option<String>,
+    /// How the token endpoint takes the app's credentials.
     pub client_auth: ClientAuth,
+    /// The scopes asked for.
     pub scopes: Vec<String>,
+    /// Extra query parameters the authorize URL needs.
     pub extra_auth_params: Vec<(String, String)>,
+    /// Extra form parameters every token request needs.
     pub extra_token_params: Vec<(String, String)>,
+    /// How the token endpoint shapes its answer.
     pub token_response: TokenResponseShape,
 }
 

@@ -17,10 +17,15 @@ use std::collections::HashMap;
 
 /// What the driver knows about the connection it syncs.
 pub struct FetchRequest<'a> {
+    /// The app user.
     pub user_id: &'a str,
+    /// The user's id at the vendor.
     pub vendor_user_id: &'a str,
+    /// The access token, in clear.
     pub access_token: &'a str,
+    /// First user-local day to fetch, inclusive.
     pub from: NaiveDate,
+    /// Last user-local day to fetch, inclusive.
     pub to: NaiveDate,
     /// Why the job runs: a vendor that pushes history asynchronously (Garmin's
     /// backfill) asks for it on Backfill/Manual and pulls on Webhook.
@@ -30,16 +35,23 @@ pub struct FetchRequest<'a> {
 /// What one fetch produced: normalized samples and the raw records behind them.
 #[derive(Debug, Default)]
 pub struct Fetched {
+    /// Normalized samples.
     pub samples: Vec<Sample>,
+    /// The vendor's records the samples came from.
     pub raw: Vec<RawRecord>,
 }
 
 /// A webhook delivery as the webhook function received it.
 pub struct WebhookRequest<'a> {
+    /// The HTTP method.
     pub method: &'a http::Method,
+    /// The request headers.
     pub headers: &'a http::HeaderMap,
+    /// The query string's parameters.
     pub query: &'a HashMap<String, String>,
+    /// The raw body.
     pub body: &'a [u8],
+    /// When the delivery arrived, for freshness checks.
     pub now: DateTime<Utc>,
 }
 
@@ -71,16 +83,21 @@ impl WebhookRequest<'_> {
 pub enum WebhookReply {
     /// A subscription handshake, answered exactly as the vendor requires.
     Handshake {
+        /// The HTTP status to answer with.
         status: u16,
+        /// The answer's content type.
         content_type: &'static str,
+        /// The answer's body.
         body: String,
     },
     /// Authenticated events to dedup and act on.
     Events(Vec<WebhookEvent>),
 }
 
+/// What a vendor implements to be connected, synced and sent webhooks.
 #[async_trait]
 pub trait VendorDriver: Send + Sync {
+    /// The vendor this driver is for.
     fn vendor(&self) -> Vendor;
 
     /// The vendor's id of the user who just granted access, after any
@@ -201,6 +218,7 @@ pub struct DriverDeps<'a> {
 pub struct HostedConnect<'a> {
     /// The single-use state to hand the vendor (it comes back on the callback).
     pub state: &'a str,
+    /// The connector's callback URL, where the vendor sends the browser back.
     pub callback_url: &'a url::Url,
     /// The provider behind an aggregator the user asked for (Terra), if any.
     pub provider: Option<&'a str>,

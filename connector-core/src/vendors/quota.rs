@@ -46,8 +46,11 @@ pub enum Scope {
 /// One documented limit: `limit` calls per `per`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuotaWindow {
+    /// Calls allowed per window.
     pub limit: u32,
+    /// The window's length.
     pub per: Duration,
+    /// Whose calls the window counts.
     pub scope: Scope,
 }
 
@@ -127,6 +130,7 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// The GCRA pace for `w`: a small burst, and a margin of slots left unused.
     pub fn of(w: &QuotaWindow) -> Self {
         let limit = i64::from(w.limit.max(2));
         let burst = ((limit as f64 * BURST_SHARE) as i64).max(1);
@@ -163,7 +167,12 @@ impl Pace {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// Taken: go after sleeping this long (µs). The schedule moves to `tat`.
-    Go { sleep: i64, tat: i64 },
+    Go {
+        /// How long to sleep before calling, µs.
+        sleep: i64,
+        /// The window's new theoretical arrival time, unix µs.
+        tat: i64,
+    },
     /// No slot for this priority yet; one may be in this long (µs).
     Wait(i64),
 }
@@ -192,6 +201,7 @@ pub fn decide(
 /// Refused by the fleet's budget for longer than a job may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverQuota {
+    /// How long to wait before trying again.
     pub retry_after: Duration,
 }
 
@@ -229,6 +239,7 @@ impl FleetQuota {
         })
     }
 
+    /// The windows in force for `vendor`; empty when its quota is off.
     pub fn windows(&self, vendor: Vendor) -> &[QuotaWindow] {
         self.windows.get(&vendor).map_or(&[], Vec::as_slice)
     }
@@ -408,6 +419,7 @@ pub struct CallBudget {
 }
 
 impl CallBudget {
+    /// A live budget for calls to `vendor` under `quota`, not yet tied to a user.
     pub fn new(quota: Arc<FleetQuota>, vendor: Vendor) -> Self {
         Self {
             quota: Some(quota),

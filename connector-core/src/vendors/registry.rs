@@ -78,6 +78,9 @@ impl Registry {
 }
 
 #[cfg(test)]
+mod forgery;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::aws::store::EphemeralStore;

@@ -47,14 +47,20 @@ pub enum TokenResponseShape {
 /// tests point a vendor at a local simulator.
 #[derive(Clone, Copy, Debug)]
 pub struct OAuthSpec {
+    /// The authorize URL the browser is sent to.
     pub auth_url: &'static str,
+    /// The token endpoint.
     pub token_url: &'static str,
+    /// The API's base URL.
     pub api_base: &'static str,
+    /// The scopes asked for.
     pub scopes: &'static [&'static str],
+    /// How the token endpoint takes the app's credentials.
     pub client_auth: ClientAuth,
     /// Extra query parameters the authorize URL needs.
     pub extra_auth_params: &'static [(&'static str, &'static str)],
     /// Extra form parameters every token request needs.
     pub extra_token_params: &'static [(&'static str, &'static str)],
+    /// How the token endpoint shapes its answer.
     pub token_response: TokenResponseShape,
 }

@@ -6,6 +6,7 @@ use crate::domain::vendor::Vendor;
 use crate::vendors::client::VendorCtx;
 use std::collections::HashMap;
 
+/// Runs `f` to completion on a new current-thread runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()

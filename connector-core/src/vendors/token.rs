@@ -28,6 +28,7 @@ use url::Url;
 /// name the user (Strava `athlete`, Polar `x_user_id`, Withings `userid`).
 #[derive(Clone, Default, Deserialize, Serialize)]
 pub struct ExtraFields {
+    /// Every field beyond RFC 6749's, by name.
     #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
@@ -59,7 +60,9 @@ type Client = oauth2::Client<
 /// A token response: the tokens, and whatever else the vendor sent with them.
 #[derive(Debug)]
 pub struct Grant {
+    /// The tokens.
     pub tokens: TokenSet,
+    /// The rest of the token response.
     pub extra: ExtraFields,
 }
 
@@ -186,12 +189,16 @@ pub async fn refresh(
 /// Why the token endpoint could not be used, before any OAuth error body.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenHttpError {
+    /// The request failed or its answer could not be read.
     #[error("token endpoint unreachable")]
     Unreachable,
+    /// The endpoint said to slow down (429, Withings 601); retry after this many s.
     #[error("token endpoint rate limited")]
     RateLimited(u64),
+    /// The endpoint failed with this 5xx status (500 for a vendor's own internal-error code).
     #[error("token endpoint answered {0}")]
     Unavailable(u16),
+    /// The answer is malformed, e.g. a wrapped (Withings) body that is not JSON.
     #[error("token endpoint answered a malformed body")]
     Malformed,
 }

@@ -29,6 +29,7 @@ pub fn schedule_shard(user_id: &str, vendor: Vendor) -> String {
     (digest[0] % SCHEDULE_SHARDS).to_string()
 }
 
+/// The Connections table.
 #[derive(Clone)]
 pub struct ConnectionStore {
     db: Client,
@@ -36,6 +37,7 @@ pub struct ConnectionStore {
 }
 
 impl ConnectionStore {
+    /// The index by `vendor#vendor_user_id`, for webhooks that name the vendor's user.
     pub const VENDOR_USER_INDEX: &'static str = "by-vendor-user";
     /// Connected connections by access-token expiry (sparse: only connected
     /// items carry `sched_shard`).
@@ -44,6 +46,7 @@ impl ConnectionStore {
     /// were connected if they never synced.
     pub const QUIET_INDEX: &'static str = "by-quiet";
 
+    /// The store on `table` through `db`.
     pub fn new(db: Client, table: String) -> Self {
         Self { db, table }
     }
@@ -158,6 +161,7 @@ impl ConnectionStore {
         Ok(())
     }
 
+    /// The connection of (`user_id`, `vendor`), if any; a consistent read.
     pub async fn get(&self, user_id: &str, vendor: Vendor) -> Result<Option<Connection>> {
         let out = self
             .db
@@ -171,6 +175,7 @@ impl ConnectionStore {
         out.item.as_ref().map(Self::from_item).transpose()
     }
 
+    /// Every connection of `user_id`; consistent reads.
     pub async fn list(&self, user_id: &str) -> Result<Vec<Connection>> {
         let query = self
             .db
@@ -353,6 +358,7 @@ impl ConnectionStore {
         conditional(req.send().await, "UpdateItem status").map(|_| ())
     }
 
+    /// Records a sync at `at` and clears the last error; nothing when the connection is gone.
     pub async fn mark_synced(
         &self,
         user_id: &str,
@@ -372,6 +378,7 @@ impl ConnectionStore {
         conditional(res, "UpdateItem last_sync_at").map(|_| ())
     }
 
+    /// Deletes the connection; true when there was one.
     pub async fn delete(&self, user_id: &str, vendor: Vendor) -> Result<bool> {
         let out = self
             .db

@@ -24,8 +24,10 @@ pub struct EphemeralStore {
 }
 
 impl EphemeralStore {
+    /// The index by `owner`, through which a user's items are deleted.
     pub const OWNER_INDEX: &'static str = "by-owner";
 
+    /// The store on `table` through `db`.
     pub fn new(db: Client, table: String) -> Self {
         Self { db, table }
     }
@@ -143,6 +145,7 @@ impl EphemeralStore {
         }
     }
 
+    /// Deletes the item under `pk`, if there is one.
     pub async fn delete(&self, pk: &str) -> Result<()> {
         self.db
             .delete_item()
@@ -453,9 +456,15 @@ impl TatStep<'_> {
 /// How a schedule update went.
 pub enum TatMove {
     /// Done; `old` is the `tat` before (a running schedule's only).
-    Moved { old: Option<i64> },
+    Moved {
+        /// The `tat` before the update; None when it was a restart.
+        old: Option<i64>,
+    },
     /// The condition failed; `current` is the `tat` that made it fail.
-    Refused { current: Option<i64> },
+    Refused {
+        /// The `tat` that failed the condition; None when there is none.
+        current: Option<i64>,
+    },
 }
 
 /// A token bucket kept per key in the Ephemeral table, so every concurrent
@@ -463,11 +472,14 @@ pub enum TatMove {
 /// the fleet).
 #[derive(Clone, Copy, Debug)]
 pub struct Bucket {
+    /// Most tokens the bucket holds: the burst.
     pub capacity: f64,
+    /// Tokens added back per second.
     pub refill_per_sec: f64,
 }
 
 impl Bucket {
+    /// `n` calls a minute, with a burst of up to `n`.
     pub fn per_minute(n: u32) -> Self {
         Self {
             capacity: f64::from(n.max(1)),

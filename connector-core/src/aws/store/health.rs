@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{NaiveDate, Utc};
 use std::collections::HashMap;
 
+/// The HealthData table.
 #[derive(Clone)]
 pub struct HealthStore {
     pub(crate) db: Client,
@@ -69,6 +70,7 @@ pub(crate) fn day_key(date: NaiveDate) -> String {
 }
 
 impl HealthStore {
+    /// The store on `table` through `db`.
     pub fn new(db: Client, table: String) -> Self {
         Self { db, table }
     }

@@ -49,6 +49,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: None,
 };
 
+/// The Dexcom driver.
 pub struct Dexcom;
 
 const SOURCE: &str = "dexcom";

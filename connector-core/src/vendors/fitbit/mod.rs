@@ -68,6 +68,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: None,
 };
 
+/// The Fitbit driver, through the Google Health API.
 pub struct Fitbit;
 
 const SOURCE: &str = "fitbit";

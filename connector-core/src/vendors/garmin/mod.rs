@@ -60,6 +60,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: None,
 };
 
+/// The Garmin driver.
 pub struct Garmin;
 
 const SOURCE: &str = "garmin";

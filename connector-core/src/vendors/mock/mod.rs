@@ -68,6 +68,7 @@ pub fn driver(deps: &DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>> {
     )))
 }
 
+/// The Mock driver: deterministic data, tokens checked against its hashes in the Ephemeral table.
 pub struct MockVendor {
     store: EphemeralStore,
     access_ttl_secs: i64,
@@ -193,6 +194,7 @@ impl MockVendor {
         ]
     }
 
+    /// The Mock webhook signature: hex HMAC-SHA256 of timestamp "." body, fresh within 5 min.
     pub const fn scheme() -> SignatureScheme {
         SignatureScheme {
             algorithm: Algorithm::HmacSha256,

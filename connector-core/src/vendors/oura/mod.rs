@@ -86,6 +86,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: Some(scheme()),
 };
 
+/// The Oura driver.
 pub struct Oura;
 
 const SOURCE: &str = "oura";
@@ -97,6 +98,7 @@ const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 /// The longest handshake challenge echoed back.
 const MAX_CHALLENGE_LEN: usize = 512;
 
+/// Oura's webhook signature: hex HMAC-SHA256 of timestamp + body, fresh within 5 min.
 pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,

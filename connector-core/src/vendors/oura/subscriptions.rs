@@ -25,6 +25,7 @@ pub const DATA_TYPES: [&str; 6] = [
     "daily_spo2",
     "workout",
 ];
+/// The event types subscribed to for each data type.
 pub const EVENT_TYPES: [&str; 3] = ["create", "update", "delete"];
 /// Renew a subscription that expires within this long.
 pub const RENEW_WITHIN_DAYS: i64 = 7;
@@ -34,10 +35,15 @@ pub const UPKEEP_EVERY_HOURS: i64 = 6;
 /// `WebhookSubscriptionModel`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// Oura's id of the subscription.
     pub id: String,
+    /// Where Oura sends the events.
     pub callback_url: String,
+    /// The event type: `create`, `update` or `delete`.
     pub event_type: String,
+    /// The data type, e.g. `sleep`.
     pub data_type: String,
+    /// When it expires unless renewed.
     pub expiration_time: DateTime<FixedOffset>,
 }
 

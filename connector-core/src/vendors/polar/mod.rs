@@ -87,6 +87,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: Some(scheme()),
 };
 
+/// The Polar driver.
 pub struct Polar;
 
 const SOURCE: &str = "polar";
@@ -97,6 +98,7 @@ const ACTIVITY_MAX_AGE_DAYS: i64 = 365;
 /// How far back continuous heart rate is asked for, day by day.
 const HEART_RATE_MAX_AGE_DAYS: i64 = 30;
 
+/// Polar's webhook signature: hex HMAC-SHA256 of the body, no timestamp.
 pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,

@@ -9,22 +9,28 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 
+/// The HMAC a signature is made with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
+    /// HMAC-SHA256.
     HmacSha256,
+    /// HMAC-SHA1.
     HmacSha1,
 }
 
+/// How the signature header encodes the MAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
     /// Hex, either case (Oura sends upper case).
     Hex,
+    /// Standard base64, padded.
     Base64,
 }
 
 /// The bytes that are signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignedMessage {
+    /// The raw request body alone.
     Body,
     /// timestamp followed directly by the body (WHOOP, Oura).
     TimestampBody,
@@ -32,40 +38,56 @@ pub enum SignedMessage {
     TimestampDotBody,
 }
 
+/// What the timestamp header holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimestampUnit {
+    /// Unix seconds.
     Seconds,
+    /// Unix milliseconds.
     Millis,
     /// Unix seconds or an ISO-8601 / RFC 3339 timestamp (the phone push).
     SecondsOrRfc3339,
 }
 
+/// A scheme's signed timestamp header and its freshness window.
 #[derive(Clone, Copy, Debug)]
 pub struct TimestampRule {
+    /// The header that carries the timestamp.
     pub header: &'static str,
+    /// How the timestamp is written.
     pub unit: TimestampUnit,
     /// How far the timestamp may be from now, either way.
     pub tolerance_secs: i64,
 }
 
+/// A webhook signature rule: a vendor's, or the phone push's.
 #[derive(Clone, Copy, Debug)]
 pub struct SignatureScheme {
+    /// The HMAC used.
     pub algorithm: Algorithm,
+    /// How the signature header encodes it.
     pub encoding: Encoding,
+    /// Which bytes are signed.
     pub message: SignedMessage,
+    /// The header that carries the signature.
     pub signature_header: &'static str,
+    /// The timestamp rule, for schemes that sign a timestamp.
     pub timestamp: Option<TimestampRule>,
 }
 
 /// Why a webhook was refused. Never carries the signature or secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Rejection {
+    /// The named header is absent.
     #[error("missing {0} header")]
     MissingHeader(&'static str),
+    /// The named header is not text, or its value does not decode or parse.
     #[error("{0} header is malformed")]
     Malformed(&'static str),
+    /// The timestamp is outside the freshness window of this many seconds.
     #[error("timestamp outside the {0} s freshness window")]
     Stale(i64),
+    /// The signature does not match the message.
     #[error("signature does not match")]
     BadSignature,
 }
@@ -231,15 +253,23 @@ pub fn secret_matches(
 }
 
 #[cfg(test)]
-mod forgery;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn mock_scheme() -> SignatureScheme {
-        crate::vendors::mock::MockVendor::scheme()
+    /// A scheme of the Mock vendor's shape: hex HMAC-SHA256 of timestamp "." body.
+    fn test_scheme() -> SignatureScheme {
+        SignatureScheme {
+            algorithm: Algorithm::HmacSha256,
+            encoding: Encoding::Hex,
+            message: SignedMessage::TimestampDotBody,
+            signature_header: "x-test-signature",
+            timestamp: Some(TimestampRule {
+                header: "x-test-timestamp",
+                unit: TimestampUnit::Seconds,
+                tolerance_secs: 300,
+            }),
+        }
     }
 
     fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
@@ -291,22 +321,22 @@ mod tests {
     }
 
     #[test]
-    fn mock_scheme_accepts_signed_and_rejects_the_rest() {
-        let scheme = mock_scheme();
-        let secret = b"fake-mock-webhook-secret";
+    fn a_timestamped_hex_scheme_accepts_signed_and_rejects_the_rest() {
+        let scheme = test_scheme();
+        let secret = b"fake-test-webhook-secret";
         let now = Utc::now();
         let ts = now.timestamp().to_string();
         let body = br#"{"event_id":"e1"}"#;
         let sig = sign_hex_sha256(secret, &[ts.as_bytes(), b".", body]);
         let ok = headers(&[
-            ("x-mock-timestamp", ts.clone()),
-            ("x-mock-signature", sig.clone()),
+            ("x-test-timestamp", ts.clone()),
+            ("x-test-signature", sig.clone()),
         ]);
         assert_eq!(scheme.verify(secret, &ok, body, now), Ok(()));
         // Upper-case hex is the same signature.
         let upper = headers(&[
-            ("x-mock-timestamp", ts.clone()),
-            ("x-mock-signature", sig.to_uppercase()),
+            ("x-test-timestamp", ts.clone()),
+            ("x-test-signature", sig.to_uppercase()),
         ]);
         assert_eq!(scheme.verify(secret, &upper, body, now), Ok(()));
         // Tampered body, wrong secret, missing headers, stale timestamp.
@@ -318,39 +348,39 @@ mod tests {
             scheme.verify(b"other", &ok, body, now),
             Err(Rejection::BadSignature)
         );
-        let unsigned = headers(&[("x-mock-timestamp", ts.clone())]);
+        let unsigned = headers(&[("x-test-timestamp", ts.clone())]);
         assert_eq!(
             scheme.verify(secret, &unsigned, body, now),
-            Err(Rejection::MissingHeader("x-mock-signature"))
+            Err(Rejection::MissingHeader("x-test-signature"))
         );
-        let no_ts = headers(&[("x-mock-signature", sig.clone())]);
+        let no_ts = headers(&[("x-test-signature", sig.clone())]);
         assert_eq!(
             scheme.verify(secret, &no_ts, body, now),
-            Err(Rejection::MissingHeader("x-mock-timestamp"))
+            Err(Rejection::MissingHeader("x-test-timestamp"))
         );
         let later = now + chrono::Duration::seconds(301);
         assert_eq!(
             scheme.verify(secret, &ok, body, later),
             Err(Rejection::Stale(300))
         );
-        let garbage = headers(&[("x-mock-timestamp", ts), ("x-mock-signature", "zz".into())]);
+        let garbage = headers(&[("x-test-timestamp", ts), ("x-test-signature", "zz".into())]);
         assert_eq!(
             scheme.verify(secret, &garbage, body, now),
-            Err(Rejection::Malformed("x-mock-signature"))
+            Err(Rejection::Malformed("x-test-signature"))
         );
     }
 
     #[test]
     fn timestamp_is_part_of_the_signed_message() {
-        let scheme = mock_scheme();
+        let scheme = test_scheme();
         let secret = b"k";
         let now = Utc::now();
         let ts = now.timestamp();
         let body = b"{}";
         let sig = sign_hex_sha256(secret, &[ts.to_string().as_bytes(), b".", body]);
         let moved = headers(&[
-            ("x-mock-timestamp", (ts + 1).to_string()),
-            ("x-mock-signature", sig),
+            ("x-test-timestamp", (ts + 1).to_string()),
+            ("x-test-signature", sig),
         ]);
         assert_eq!(
             scheme.verify(secret, &moved, body, now),
@@ -360,12 +390,12 @@ mod tests {
 
     #[test]
     fn timestamps_at_the_ends_of_i64_are_stale_not_a_panic() {
-        let scheme = mock_scheme();
+        let scheme = test_scheme();
         let now = Utc::now();
         for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -now.timestamp() - 1] {
             let ts = ts.to_string();
             let sig = sign_hex_sha256(b"k", &[ts.as_bytes(), b".", b"{}"]);
-            let h = headers(&[("x-mock-timestamp", ts.clone()), ("x-mock-signature", sig)]);
+            let h = headers(&[("x-test-timestamp", ts.clone()), ("x-test-signature", sig)]);
             assert!(
                 matches!(
                     scheme.verify(b"k", &h, b"{}", now),
@@ -438,11 +468,11 @@ mod tests {
             flip in proptest::prelude::any::<usize>(),
             skew in -300i64..=300,
         ) {
-            let scheme = mock_scheme();
+            let scheme = test_scheme();
             let now = Utc::now();
             let ts = (now.timestamp() + skew).to_string();
             let sig = sign_hex_sha256(&secret, &[ts.as_bytes(), b".", &body]);
-            let ok = headers(&[("x-mock-timestamp", ts.clone()), ("x-mock-signature", sig.clone())]);
+            let ok = headers(&[("x-test-timestamp", ts.clone()), ("x-test-signature", sig.clone())]);
             proptest::prop_assert_eq!(scheme.verify(&secret, &ok, &body, now), Ok(()));
             // Any one bit of the body flipped.
             if !body.is_empty() {
@@ -455,7 +485,7 @@ mod tests {
             let mut forged: Vec<u8> = sig.into_bytes();
             let i = flip % forged.len();
             forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
-            let forged = headers(&[("x-mock-timestamp", ts), ("x-mock-signature", String::from_utf8(forged).unwrap())]);
+            let forged = headers(&[("x-test-timestamp", ts), ("x-test-signature", String::from_utf8(forged).unwrap())]);
             proptest::prop_assert_eq!(scheme.verify(&secret, &forged, &body, now), Err(Rejection::BadSignature));
             // Another secret (appending zero bytes would not do: HMAC pads keys with zeros).
             let mut other = secret.clone();

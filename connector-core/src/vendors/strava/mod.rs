@@ -82,6 +82,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: None,
 };
 
+/// The Strava driver.
 pub struct Strava;
 
 const SOURCE: &str = "strava";

@@ -65,10 +65,12 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: Some(scheme()),
 };
 
+/// The Terra driver: an aggregator of other wearables' data.
 pub struct Terra;
 
 const SOURCE: &str = "terra";
 const WEBHOOK_TOLERANCE_SECS: i64 = 300;
+/// The header Terra signs webhooks in: `t=<unix s>,v1=<hex HMAC>`.
 pub const SIGNATURE_HEADER: &str = "terra-signature";
 /// What the token slot of a Terra connection holds: Terra keeps the real ones.
 const NO_USER_TOKEN: &str = "terra-app-credentials";

@@ -60,6 +60,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: Some(scheme()),
 };
 
+/// The WHOOP driver.
 pub struct Whoop;
 
 const SOURCE: &str = "whoop";
@@ -69,6 +70,7 @@ const MAX_PAGES: usize = 200;
 const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 const KJ_PER_KCAL: f64 = 4.184;
 
+/// WHOOP's webhook signature: base64 HMAC-SHA256 of timestamp (ms) + body, fresh within 5 min.
 pub const fn scheme() -> SignatureScheme {
     SignatureScheme {
         algorithm: Algorithm::HmacSha256,

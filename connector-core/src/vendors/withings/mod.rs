@@ -90,6 +90,7 @@ pub const SPEC: VendorSpec = VendorSpec {
     signature: None,
 };
 
+/// The Withings driver.
 pub struct Withings;
 
 const SOURCE: &str = "withings";
