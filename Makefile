@@ -43,6 +43,7 @@ run-sim: $(MOTO)
 test: $(MOTO)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p connector-core --no-deps --features http --locked
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
 	$(MAKE) fuzz-lint fuzz-smoke

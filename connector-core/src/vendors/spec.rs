@@ -16,7 +16,7 @@ pub struct VendorSpec {
     /// OAuth endpoints and quirks; None for a vendor that connects without
     /// OAuth (Mock).
     pub oauth: Option<OAuthSpec>,
-    /// The documented API limits (docs/vendors/<vendor>.md); vendors raise
+    /// The documented API limits (`docs/vendors/<vendor>.md`); vendors raise
     /// them for approved apps and `CONNECTOR_<VENDOR>_QUOTA` replaces them.
     pub quota: &'static [QuotaWindow],
     /// The HMAC scheme its webhooks are signed with; None where it signs

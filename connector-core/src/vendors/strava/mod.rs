@@ -25,7 +25,7 @@
 //! - Data: `GET /api/v3/athlete/activities?after=&before=&page=&per_page=`
 //!   (epoch s on `start_date`, newest first), paged until a short page; then
 //!   `GET /api/v3/activities/{id}` for each activity in the window (at most
-//!   [`MAX_DETAILS`] a sync) because only the detailed activity has
+//!   `MAX_DETAILS` a sync) because only the detailed activity has
 //!   `calories`. Strava has no sleep, HRV, resting HR or daily totals.
 //! - Normalization: a workout belongs to the date of `start_date_local` (the
 //!   athlete's wall clock, written with a misleading `Z`: never converted);

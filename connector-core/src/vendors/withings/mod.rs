@@ -43,9 +43,9 @@
 //!   the body's IANA `timezone` (tz.rs; an unknown zone falls back to UTC).
 //!   Withings gives no resting heart rate: none is emitted.
 //! - Revoke: `POST /v2/signature action=getnonce` (signature = hex
-//!   HMAC-SHA256(client secret, "getnonce,<client_id>,<timestamp>")), then
+//!   HMAC-SHA256(client secret, `"getnonce,<client_id>,<timestamp>"`)), then
 //!   `POST /v2/oauth2 action=revoke` with `userid`, the nonce and the
-//!   signature over "revoke,<client_id>,<nonce>"; it also ends the user's
+//!   signature over `"revoke,<client_id>,<nonce>"`; it also ends the user's
 //!   notification subscriptions. Whether apps without a contract may call it
 //!   is UNCONFIRMED.
 
