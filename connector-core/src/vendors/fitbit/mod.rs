@@ -37,9 +37,10 @@ use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, 
 use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::secret_matches;
 use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
+use crate::vendors::time;
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -116,9 +117,14 @@ struct Interval {
     pub end_utc_offset: Option<String>,
 }
 
+/// The user-local date of an instant at Google's offset ("-18000s").
 fn local_date(at: DateTime<Utc>, offset: Option<&str>) -> NaiveDate {
-    let secs = offset.and_then(duration_secs).unwrap_or(0);
-    (at + Duration::seconds(secs)).date_naive()
+    let offset = offset
+        .and_then(duration_secs)
+        .and_then(|secs| i32::try_from(secs).ok())
+        .and_then(FixedOffset::east_opt)
+        .unwrap_or_else(time::utc);
+    time::local_date(at, offset)
 }
 
 #[derive(Clone, Deserialize)]
