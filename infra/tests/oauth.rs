@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use common::*;
 use connector_core::domain::vendor::VendorError;
-use connector_core::vendors::token as oauth;
+use connector_core::vendors::token;
 use connector_core::Vendor;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering::SeqCst;
@@ -78,11 +78,11 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     // Refresh through the oauth2 crate rotates; the old refresh token is dead.
     let creds = stack.app.vendor_credentials(Vendor::Whoop).await.unwrap();
     let old = t.refresh_token.clone().unwrap();
-    let fresh = oauth::refresh(&stack.app.http, &creds, old.expose())
+    let fresh = token::refresh(&stack.app.http, &creds, old.expose())
         .await
         .unwrap();
     assert_ne!(fresh.refresh_token.as_ref().unwrap().expose(), old.expose());
-    let again = oauth::refresh(&stack.app.http, &creds, old.expose()).await;
+    let again = token::refresh(&stack.app.http, &creds, old.expose()).await;
     assert!(matches!(again, Err(VendorError::RefreshRejected)));
     assert_eq!(whoop.stats.refresh_reuse.load(SeqCst), 1);
 }

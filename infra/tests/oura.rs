@@ -13,7 +13,7 @@ use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::health::MetricType;
 use connector_core::domain::vendor::VendorError;
 use connector_core::vendors::driver::FetchRequest;
-use connector_core::vendors::token as oauth;
+use connector_core::vendors::token;
 use connector_core::Vendor;
 use connector_infra::simulator::oura::{day, deliver_handshake, deliver_webhook, Event};
 use std::sync::atomic::Ordering::SeqCst;
@@ -224,7 +224,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
         old_refresh.expose()
     );
     let creds = stack.app.vendor_credentials(Vendor::Oura).await.unwrap();
-    let reuse = oauth::refresh(&stack.app.http, &creds, old_refresh.expose()).await;
+    let reuse = token::refresh(&stack.app.http, &creds, old_refresh.expose()).await;
     assert!(matches!(reuse, Err(VendorError::RefreshRejected)));
     assert_eq!(oura.stats.refresh_reuse.load(SeqCst), 1);
 
