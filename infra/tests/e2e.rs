@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use connector_core::domain::connection::ConnectionStatus;
 use connector_core::Vendor;
 
 fn today_row<'a>(reports: &'a serde_json::Value, date: &str) -> Vec<&'a serde_json::Value> {
@@ -412,14 +413,27 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
         .replace_tokens(&bob, bob.token_version, &sealed, bob.expires_at)
         .await
         .unwrap());
-    // Bob's sync now fails to open the tokens and is retried, never reading Alice's data.
+    // Bob's sync finds tokens that do not open: an integrity failure, not a
+    // retry. The job ends, Bob's connection asks for a reconnect, and
+    // nothing of Alice's is read.
     c.post("/v1/sync", "bob", r#"{"vendor":"mock"}"#).await;
     let stats = stack.pump.once(app, 0).await.unwrap();
-    assert!(stats.failed >= 1, "{stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
     assert_eq!(
         messages_in(&stack.pump.sqs, stack.pump.live_url()).await,
-        stats.failed,
-        "failed jobs stay queued for a retry"
+        0,
+        "nothing is left to retry"
+    );
+    let bob_now = connection(&stack, "bob", Vendor::Mock).await.unwrap();
+    assert_eq!(bob_now.status, ConnectionStatus::Error);
+    assert!(
+        bob_now
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("reconnect"),
+        "{:?}",
+        bob_now.last_error
     );
     let (_, bob_reports) = c.get("/v1/reports?days=3", "bob").await;
     assert_eq!(bob_reports["reports"].as_array().unwrap().len(), 0);

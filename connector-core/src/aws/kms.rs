@@ -103,7 +103,17 @@ impl KeyService for KmsKeys {
             .set_encryption_context(Some(context_map(context)))
             .send()
             .await
-            .map_err(|e| Error::Crypto(format!("Decrypt: {}", sdk(e))))?;
+            .map_err(|e| {
+                // A wrapped key KMS refuses is stored data that does not
+                // open (tampered or from another context), not an outage.
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_ciphertext_exception())
+                {
+                    Error::Corrupt("the wrapped data key does not decrypt".into())
+                } else {
+                    Error::Crypto(format!("Decrypt: {}", sdk(e)))
+                }
+            })?;
         let mut plain = out
             .plaintext
             .ok_or_else(|| Error::Crypto("Decrypt returned no plaintext".into()))?
@@ -249,16 +259,16 @@ impl Envelope {
         let (Some(SEAL_PREFIX), Some(wrapped), Some(body), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(Error::Crypto("sealed value is not in v1 format".into()));
+            return Err(Error::Corrupt("sealed value is not in v1 format".into()));
         };
         let wrapped = B64
             .decode(wrapped)
-            .map_err(|_| Error::Crypto("sealed value: bad key encoding".into()))?;
+            .map_err(|_| Error::Corrupt("sealed value: bad key encoding".into()))?;
         let body = B64
             .decode(body)
-            .map_err(|_| Error::Crypto("sealed value: bad body encoding".into()))?;
+            .map_err(|_| Error::Corrupt("sealed value: bad body encoding".into()))?;
         if body.len() < 12 + 16 {
-            return Err(Error::Crypto("sealed value is truncated".into()));
+            return Err(Error::Corrupt("sealed value is truncated".into()));
         }
         let cipher = match self.take_open_key(&wrapped) {
             Some(c) => c,
@@ -282,14 +292,14 @@ impl Envelope {
         );
         self.put_open_key(cipher);
         let plain = Zeroizing::new(plain.map_err(|_| {
-            Error::Crypto(format!(
+            Error::Corrupt(format!(
                 "sealed {} does not open for this user and vendor",
                 binding.field
             ))
         })?);
         String::from_utf8(plain.to_vec())
             .map(Zeroizing::new)
-            .map_err(|_| Error::Crypto("sealed value is not UTF-8".into()))
+            .map_err(|_| Error::Corrupt("sealed value is not UTF-8".into()))
     }
 
     /// Seals a token set for the connection row of (`user_id`, `vendor`).
@@ -449,7 +459,7 @@ pub(crate) mod test_keys {
                         aad: &Self::aad(context),
                     },
                 )
-                .map_err(|_| Error::Crypto("InvalidCiphertextException".into()))?;
+                .map_err(|_| Error::Corrupt("InvalidCiphertextException".into()))?;
             DataKey::from_slice(&plain)
         }
     }
