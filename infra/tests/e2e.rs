@@ -547,3 +547,43 @@ async fn metrics_paginate_without_loss_or_overlap() {
         assert_eq!(status, 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn a_refresh_that_meets_tokens_that_do_not_open_asks_for_a_reconnect_once() {
+    let stack = stack("sealed-refresh").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    c.post("/v1/connections/mock", "bob", "").await;
+    let app = &stack.app;
+    let alice = connection(&stack, "alice", Vendor::Mock).await.unwrap();
+    let bob = connection(&stack, "bob", Vendor::Mock).await.unwrap();
+    let sealed = connector_core::domain::connection::SealedTokens {
+        access: alice.sealed_access_token.clone(),
+        refresh: alice.sealed_refresh_token.clone(),
+    };
+    assert!(app
+        .connections
+        .replace_tokens(&bob, bob.token_version, &sealed, bob.expires_at)
+        .await
+        .unwrap());
+
+    // An hour on, both Mock access tokens are due: Alice's refreshes, Bob's
+    // do not open, so his connection asks for a reconnect...
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let first = connector_core::flows::tick::run(app, later).await;
+    assert_eq!(
+        (first.due, first.refreshed, first.failed),
+        (2, 1, 1),
+        "{first:?}"
+    );
+    let bob_now = connection(&stack, "bob", Vendor::Mock).await.unwrap();
+    assert_eq!(bob_now.status, ConnectionStatus::Error);
+    assert!(bob_now
+        .last_error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("reconnect"));
+    // ...and leaves the schedule: the next tick does not try him again.
+    let second = connector_core::flows::tick::run(app, later).await;
+    assert_eq!(second.failed, 0, "{second:?}");
+}

@@ -18,6 +18,36 @@ pub const LEASE_SECS: i64 = 30;
 const WAIT_FOR_OTHERS: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
 
+/// The connection's tokens, opened. Sealed tokens that do not open (moved
+/// from another row, tampered, or under another key) are an integrity
+/// failure: retrying cannot help and the tokens must not be used, so the
+/// connection is marked `error` (reconnect; it leaves the schedule) and a
+/// security event is logged, without the ciphertext. The `Corrupt` error is
+/// returned either way.
+pub async fn open_tokens(app: &App, conn: &Connection) -> Result<TokenSet> {
+    match app.envelope.open_tokens(conn).await {
+        Err(Error::Corrupt(reason)) => {
+            tracing::error!(
+                security_event = "sealed_tokens_do_not_open",
+                user_id = %conn.user_id,
+                vendor = %conn.vendor,
+                reason,
+                "stored tokens failed their integrity check; the connection needs a reconnect"
+            );
+            app.connections
+                .set_status(
+                    &conn.user_id,
+                    conn.vendor,
+                    ConnectionStatus::Error,
+                    Some("the stored tokens do not open (integrity check failed); reconnect"),
+                )
+                .await?;
+            Err(Error::Corrupt(reason))
+        }
+        other => other,
+    }
+}
+
 /// Fresh tokens and row for `conn`: refreshed under the lease, or another worker's.
 pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
@@ -27,7 +57,7 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
         let latest = reread(app, conn).await?;
         if latest.token_version != conn.token_version {
             // Refreshed (or reconnected) since the caller read it: use that.
-            let t = app.envelope.open_tokens(&latest).await?;
+            let t = open_tokens(app, &latest).await?;
             return Ok((latest, t));
         }
         let until = Utc::now() + chrono::Duration::seconds(LEASE_SECS);
@@ -57,7 +87,7 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
 async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
     let (driver, ctx) = app.driver(vendor).await?;
-    let current = app.envelope.open_tokens(conn).await?;
+    let current = open_tokens(app, conn).await?;
     let Some(refresh_token) = current.refresh_token.clone() else {
         // A vendor without refresh tokens (Polar) or a grant without one:
         // nothing can renew it, so the user has to reconnect.

@@ -15,7 +15,7 @@ use crate::domain::health::DailySummary;
 use crate::domain::job::SyncJob;
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
-use crate::flows::refresh::refresh_connection;
+use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::vendors::driver::FetchRequest;
 use chrono::Utc;
 use rand::Rng;
@@ -55,9 +55,13 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
         Err(e) => return unless_permanent(app, job, e).await,
     };
     ctx.budget = ctx.budget.for_job(&job.user_id, job.reason.priority());
-    let mut tokens = match app.envelope.open_tokens(&conn).await {
+    let mut tokens = match open_tokens(app, &conn).await {
         Ok(t) => t,
-        Err(Error::Corrupt(reason)) => return tokens_do_not_open(app, job, &reason).await,
+        Err(Error::Corrupt(_)) => {
+            return Ok(JobOutcome::Skipped(
+                "stored tokens do not open; recorded on the connection",
+            ))
+        }
         Err(e) => return Err(e),
     };
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
@@ -119,31 +123,6 @@ async fn unless_needs_user(app: &App, job: &SyncJob, err: Error) -> Result<JobOu
         }
         _ => Err(err),
     }
-}
-
-/// Sealed tokens that do not open (moved from another row, tampered, or
-/// under another key) are an integrity failure: retrying cannot help and
-/// the tokens must not be used, so the connection asks for a reconnect.
-async fn tokens_do_not_open(app: &App, job: &SyncJob, reason: &str) -> Result<JobOutcome> {
-    tracing::error!(
-        security_event = "sealed_tokens_do_not_open",
-        job_id = %job.job_id,
-        user_id = %job.user_id,
-        vendor = %job.vendor,
-        reason,
-        "stored tokens failed their integrity check; the connection needs a reconnect"
-    );
-    app.connections
-        .set_status(
-            &job.user_id,
-            job.vendor,
-            ConnectionStatus::Error,
-            Some("the stored tokens do not open (integrity check failed); reconnect"),
-        )
-        .await?;
-    Ok(JobOutcome::Skipped(
-        "stored tokens do not open; recorded on the connection",
-    ))
 }
 
 /// A failure the vendor made final is recorded on the connection and ends
