@@ -41,42 +41,30 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every source file of the crate: its path under src/ and its text.
+fn sources() -> Vec<(PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).expect("readable source");
+            let rel = file.strip_prefix(&src).expect("under src").to_path_buf();
+            (rel, text)
+        })
+        .collect()
+}
+
 /// The top-level modules a source text names through `crate::` paths,
 /// including the heads of `use crate::{a::…, b::…}` groups.
 fn crate_paths(text: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect()
-    };
-    for (at, _) in text.match_indices("crate::") {
-        if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
-            continue; // `connector_crate::`, not ours
-        }
-        let rest = &text[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut depth = 0;
-            let mut head = true;
-            for (i, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => head = true,
-                    c if head && !c.is_whitespace() => {
-                        head = false;
-                        found.insert(ident(&group[i..]));
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            found.insert(ident(rest));
-        }
-    }
-    found.retain(|m| !m.is_empty());
-    found
+    text.match_indices("crate::")
+        // `connector_crate::` is not ours.
+        .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+        .flat_map(|(at, _)| use_paths(&text[at + "crate::".len()..]))
+        .filter_map(|path| path.into_iter().next())
+        .collect()
 }
 
 /// The vendor a file of `vendors/` belongs to, if it is a driver's.
@@ -92,22 +80,9 @@ fn vendor_of(rel: &Path) -> Option<&'static str> {
 }
 
 fn violations() -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut bad = Vec::new();
-    for file in files {
-        let rel = file.strip_prefix(&src).expect("under src").to_path_buf();
-        let top = rel
-            .components()
-            .next()
-            .map(|c| {
-                c.as_os_str()
-                    .to_string_lossy()
-                    .trim_end_matches(".rs")
-                    .to_string()
-            })
-            .unwrap_or_default();
+    for (rel, text) in sources() {
+        let top = module_of(&rel).into_iter().next().unwrap_or_default();
         if matches!(top.as_str(), "lib" | "layers_test") {
             continue;
         }
@@ -115,7 +90,6 @@ fn violations() -> Vec<String> {
             bad.push(format!("{}: module `{top}` is in no layer", rel.display()));
             continue;
         }
-        let text = std::fs::read_to_string(&file).expect("readable source");
         for to in crate_paths(&text) {
             let root_reexport = matches!(to.as_str(), "App" | "Error" | "Result" | "Vendor");
             let to_layer = match to.as_str() {
@@ -228,12 +202,8 @@ fn use_paths(rest: &str) -> Vec<Vec<String>> {
 /// Edges between the crate's modules (files), drawn from `crate::`,
 /// `super::` and child-module paths, tests left out.
 fn module_graph() -> std::collections::BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut modules = std::collections::BTreeMap::new();
-    for file in &files {
-        let rel = file.strip_prefix(&src).expect("under src");
+    for (rel, text) in sources() {
         let name = rel.file_name().unwrap_or_default().to_string_lossy();
         if matches!(
             name.as_ref(),
@@ -241,8 +211,7 @@ fn module_graph() -> std::collections::BTreeMap<String, BTreeSet<String>> {
         ) {
             continue;
         }
-        let text = std::fs::read_to_string(file).expect("readable source");
-        modules.insert(module_of(rel), production_text(&text).to_string());
+        modules.insert(module_of(&rel), production_text(&text).to_string());
     }
     let known: BTreeSet<Vec<String>> = modules.keys().cloned().collect();
     let resolve = |path: Vec<String>| -> Option<String> {

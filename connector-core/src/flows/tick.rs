@@ -79,25 +79,10 @@ pub async fn upkeep_vendors(app: &App, now: DateTime<Utc>) -> Upkept {
             continue;
         };
         let claim = upkeep_claim(vendor);
-        match app.ephemeral.claim(&claim, now + every, None).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::error!(%vendor, error = %e, "upkeep: could not claim the turn");
-                continue;
-            }
-        }
-        match driver.upkeep(&ctx, now).await {
-            Ok(done) => {
-                total.created += done.created;
-                total.renewed += done.renewed;
-            }
-            Err(e) => {
-                tracing::error!(%vendor, error = %e, "upkeep failed; the next tick tries again");
-                if let Err(e) = app.ephemeral.delete(&claim).await {
-                    tracing::warn!(%vendor, error = %e, "upkeep: could not release the turn");
-                }
-            }
+        let upkeep = driver.upkeep(&ctx, now);
+        if let Some(done) = fleet_turn(app, &claim, now + every, upkeep).await {
+            total.created += done.created;
+            total.renewed += done.renewed;
         }
     }
     total
@@ -180,22 +165,37 @@ pub async fn run(app: &App, now: DateTime<Utc>) -> TickReport {
 /// onto the indexes. A failed sweep gives its claim back for the next tick.
 async fn sweep_unscheduled(app: &App, now: DateTime<Utc>) -> usize {
     let until = now + chrono::Duration::hours(24);
-    match app.ephemeral.claim(SCHEDULE_SWEEP_CLAIM, until, None).await {
+    let sweep = app.connections.schedule_unscheduled();
+    fleet_turn(app, SCHEDULE_SWEEP_CLAIM, until, sweep)
+        .await
+        .unwrap_or(0)
+}
+
+/// Runs `work` as the fleet's one turn under `claim` until `until`: a tick
+/// that finds the turn taken skips it, and a failed turn gives the claim
+/// back so the next tick tries again. None when skipped or failed.
+async fn fleet_turn<T, E: std::fmt::Display>(
+    app: &App,
+    claim: &str,
+    until: DateTime<Utc>,
+    work: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Option<T> {
+    match app.ephemeral.claim(claim, until, None).await {
         Ok(true) => {}
-        Ok(false) => return 0,
+        Ok(false) => return None,
         Err(e) => {
-            tracing::error!(error = %e, "could not claim the schedule sweep");
-            return 0;
+            tracing::error!(claim, error = %e, "could not claim the fleet's turn");
+            return None;
         }
     }
-    match app.connections.schedule_unscheduled().await {
-        Ok(n) => n,
+    match work.await {
+        Ok(done) => Some(done),
         Err(e) => {
-            tracing::error!(error = %e, "schedule sweep failed");
-            if let Err(e) = app.ephemeral.delete(SCHEDULE_SWEEP_CLAIM).await {
-                tracing::warn!(error = %e, "could not release the schedule sweep");
+            tracing::error!(claim, error = %e, "the fleet's turn failed; the next tick tries again");
+            if let Err(e) = app.ephemeral.delete(claim).await {
+                tracing::warn!(claim, error = %e, "could not release the fleet's turn");
             }
-            0
+            None
         }
     }
 }
