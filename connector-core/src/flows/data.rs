@@ -23,7 +23,7 @@ pub const DEFAULT_PAGE_POINTS: u32 = 1000;
 pub const MAX_PAGE_POINTS: u32 = 5000;
 
 /// `value`, or `default`, when it is a window of 1 to [`MAX_WINDOW_DAYS`] days.
-pub fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
+fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
     let d = value.unwrap_or(default);
     if (1..=MAX_WINDOW_DAYS).contains(&d) {
         Ok(d)

@@ -89,9 +89,9 @@ pub async fn upkeep_vendors(app: &App, now: DateTime<Utc>) -> Upkept {
 }
 
 /// A tick refreshes tokens that expire within this many seconds.
-pub const HORIZON_SECS: i64 = 3600;
+const HORIZON_SECS: i64 = 3600;
 /// The daily sweep's claim in the Ephemeral table (one tick of the fleet).
-pub const SCHEDULE_SWEEP_CLAIM: &str = "upkeep#connections#schedule";
+const SCHEDULE_SWEEP_CLAIM: &str = "upkeep#connections#schedule";
 
 /// What one tick did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
