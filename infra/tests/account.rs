@@ -95,3 +95,132 @@ async fn delete_me_removes_every_trace_and_is_idempotent() {
     let (status, _) = c.call("DELETE", "/v1/me", None, None).await;
     assert_eq!(status, 401);
 }
+
+/// Connects `user` to `vendor` through the simulator and runs the backfill.
+async fn connect_through_sim(
+    c: &Client,
+    stack: &connector_infra::stack::Stack,
+    vendor: &str,
+    user: &str,
+) {
+    let url = if vendor == "terra" {
+        let (status, body) = c
+            .post("/v1/connections/terra", user, r#"{"provider":"OURA"}"#)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["redirect_url"].as_str().unwrap().to_string()
+    } else {
+        c.begin_connect(vendor, user).await
+    };
+    let back = c.consent(&url).await;
+    assert_eq!(back["status"], "connected", "{vendor}: {back:?}");
+    drain(stack).await;
+}
+
+const SIMULATED: [connector_core::Vendor; 9] = {
+    use connector_core::Vendor::*;
+    [
+        Whoop, Oura, Polar, Fitbit, Garmin, Strava, Withings, Terra, Dexcom,
+    ]
+};
+
+#[tokio::test]
+async fn a_user_who_removed_the_app_at_each_vendor_can_still_leave() {
+    let (sim, stack) = sim_stack("leave-after-vendor-revoke").await;
+    let c = Client::new(&stack);
+    for vendor in SIMULATED {
+        let user = format!("gone-at-{vendor}-a81c");
+        connect_through_sim(&c, &stack, vendor.as_str(), &user).await;
+        let conn = connection(&stack, &user, vendor).await.unwrap();
+        sim.sim(vendor).user_removes_app(&conn.vendor_user_id);
+
+        let (status, receipt) = c.call("DELETE", "/v1/me", Some(&user), None).await;
+        assert_eq!(status, 200, "{vendor}: {receipt}");
+        let entry = &receipt["connections"][0];
+        assert_eq!(entry["vendor"], vendor.as_str(), "{receipt}");
+        let note = entry["note"].as_str().unwrap_or_default();
+        match vendor {
+            // Dexcom offers apps no revoke at all.
+            connector_core::Vendor::Dexcom => assert!(note.contains("no revoke"), "{receipt}"),
+            // Withings answers a revoke of a user it no longer knows with success.
+            connector_core::Vendor::Withings => {
+                assert_eq!(entry["revoked_at_vendor"], true, "{receipt}")
+            }
+            _ => {
+                assert_eq!(entry["revoked_at_vendor"], false, "{vendor}: {receipt}");
+                assert!(note.contains("already gone"), "{vendor}: {receipt}");
+            }
+        }
+        assert_eq!(receipt["deleted"]["connections"], 1, "{receipt}");
+        let left = items_naming(&stack, &user).await;
+        assert!(
+            left.is_empty(),
+            "{vendor}: items still name the user: {left:#?}"
+        );
+    }
+
+    // Disconnecting one vendor whose grant is gone there answers the same way.
+    let user = "gone-at-whoop-disconnect-5e0d";
+    connect_through_sim(&c, &stack, "whoop", user).await;
+    let conn = connection(&stack, user, connector_core::Vendor::Whoop)
+        .await
+        .unwrap();
+    sim.sim(connector_core::Vendor::Whoop)
+        .user_removes_app(&conn.vendor_user_id);
+    let (status, body) = c
+        .call("DELETE", "/v1/connections/whoop", Some(user), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked_at_vendor"], false, "{body}");
+    assert!(body["note"].as_str().unwrap().contains("already"), "{body}");
+    assert!(connection(&stack, user, connector_core::Vendor::Whoop)
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_vendor_outage_keeps_only_its_own_connection_for_the_retry() {
+    use connector_core::Vendor;
+    use std::sync::atomic::Ordering::SeqCst;
+    let (sim, stack) = sim_stack("leave-during-outage").await;
+    let c = Client::new(&stack);
+    let user = "leaves-during-outage-3b7e";
+    for vendor in ["whoop", "oura", "strava"] {
+        connect_through_sim(&c, &stack, vendor, user).await;
+    }
+    let oura = sim.sim(Vendor::Oura).clone();
+    // Every try at Oura's revoke (GET, then its POST fallback) answers 503.
+    oura.faults.fail_next(u32::MAX);
+
+    let (status, body) = c.call("DELETE", "/v1/me", Some(user), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("oura"), "{body}");
+    assert!(connection(&stack, user, Vendor::Oura).await.is_some());
+    assert!(connection(&stack, user, Vendor::Whoop).await.is_none());
+    assert!(connection(&stack, user, Vendor::Strava).await.is_none());
+    let conn = connection(&stack, user, Vendor::Oura).await.unwrap();
+    assert!(oura.oauth.lock().unwrap().live_tokens(&conn.vendor_user_id) > 0);
+
+    // Disconnecting it alone during the outage keeps it too.
+    let (status, body) = c
+        .call("DELETE", "/v1/connections/oura", Some(user), None)
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(connection(&stack, user, Vendor::Oura).await.is_some());
+
+    oura.faults.fail_next(0);
+    let revocations = oura.stats.revocations.load(SeqCst);
+    let (status, receipt) = c.call("DELETE", "/v1/me", Some(user), None).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(
+        receipt["connections"],
+        serde_json::json!([{"vendor": "oura", "revoked_at_vendor": true}])
+    );
+    assert_eq!(oura.stats.revocations.load(SeqCst), revocations + 1);
+    assert_eq!(
+        oura.oauth.lock().unwrap().live_tokens(&conn.vendor_user_id),
+        0
+    );
+    let left = items_naming(&stack, user).await;
+    assert!(left.is_empty(), "items still name the user: {left:#?}");
+}

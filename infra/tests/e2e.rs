@@ -437,6 +437,18 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     );
     let (_, bob_reports) = c.get("/v1/reports?days=3", "bob").await;
     assert_eq!(bob_reports["reports"].as_array().unwrap().len(), 0);
+    // Bob can still disconnect: nothing is sent to the vendor, and he is told so.
+    let (status, body) = c
+        .call("DELETE", "/v1/connections/mock", Some("bob"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked_at_vendor"], false);
+    assert!(
+        body["note"].as_str().unwrap().contains("do not open"),
+        "{body}"
+    );
+    assert!(connection(&stack, "bob", Vendor::Mock).await.is_none());
+    assert!(connection(&stack, "alice", Vendor::Mock).await.is_some());
 }
 
 #[tokio::test]

@@ -1,11 +1,14 @@
 //! `DELETE /v1/me`: deletes a user. Every connection is revoked at its
-//! vendor first (if a vendor cannot be reached the call fails and nothing of
-//! that connection is deleted, so a retry can still revoke it), then the
-//! tokens, samples, summaries, phone-push records and every short-lived item
-//! (OAuth state, dedup and replay keys, rate-limit buckets) are deleted.
-//! Idempotent: a second call finds nothing and succeeds.
+//! vendor first; a vendor that refuses the revoke (the user already removed
+//! the app there) does not stop anything. A vendor that cannot be reached
+//! keeps only its own connection, so a retry can still revoke it: the other
+//! connections are deleted, and the call fails before the user's data goes.
+//! Once no connection is left, the samples, summaries, phone-push records
+//! and every short-lived item (OAuth state, dedup and replay keys,
+//! rate-limit buckets) are deleted. Idempotent: a second call finds nothing
+//! and succeeds.
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::connect::revoke_at_vendor;
@@ -27,8 +30,11 @@ pub struct Receipt {
 pub struct RevokedConnection {
     /// The vendor.
     pub vendor: Vendor,
-    /// False where the vendor offers no revoke or the tokens did not open.
+    /// Whether the vendor revoked the grant on this request.
     pub revoked_at_vendor: bool,
+    /// Why not, where it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -43,28 +49,35 @@ pub struct Deleted {
 }
 
 /// Deletes `user`: revokes every connection at its vendor, then deletes
-/// everything kept of them. Idempotent.
+/// everything kept of them. Idempotent. The first vendor that could not be
+/// reached is the error, after every other connection is done.
 pub async fn delete_user(app: &App, user: &str) -> Result<Receipt> {
     let user = user.to_string();
     let mut receipt = Receipt {
         user_id: user.clone(),
         ..Default::default()
     };
+    let mut unreachable = None;
     for conn in app.connections.list(&user).await? {
         let vendor = conn.vendor;
-        let revoked_at_vendor = match revoke_at_vendor(app, &conn).await {
-            Err(Error::Crypto(e) | Error::Corrupt(e)) => {
-                tracing::warn!(user_id = %user, %vendor, error = %e, "tokens do not open; cannot revoke at the vendor");
-                false
+        let revocation = match revoke_at_vendor(app, &conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(user_id = %user, %vendor, error = %e, "could not revoke at the vendor; the connection stays for a retry");
+                unreachable.get_or_insert(e);
+                continue;
             }
-            other => other?,
         };
         app.connections.delete(&user, vendor).await?;
         receipt.deleted.connections += 1;
         receipt.connections.push(RevokedConnection {
             vendor,
-            revoked_at_vendor,
+            revoked_at_vendor: revocation.revoked_at_vendor(),
+            note: revocation.note(),
         });
+    }
+    if let Some(e) = unreachable {
+        return Err(e);
     }
     receipt.deleted.health_items = app.health.delete_user(&user).await?;
     receipt.deleted.ephemeral_items = app.ephemeral.delete_owned(&user).await?;

@@ -10,8 +10,9 @@ use crate::domain::connection::{Connection, ConnectionStatus, PendingConnect, To
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
+use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
-use crate::flows::refresh::refresh_connection;
+use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::driver::HostedConnect;
@@ -54,20 +55,59 @@ pub async fn establish(
     Ok(())
 }
 
-/// Revokes a connection's grant at the vendor (refreshing an expired access
-/// token first, since most revoke endpoints want a live one). Ok(false) when
-/// this build cannot revoke at that vendor. An error means the vendor could
-/// not be reached: keep the tokens, or the grant would stay alive there with
-/// no way left to revoke it.
-pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
+/// What became of a connection's grant at its vendor when it was removed here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The vendor revoked the grant.
+    Revoked,
+    /// The vendor offers no revoke, or this build has no driver for it.
+    NotOffered,
+    /// The vendor refused the revoke (an answer like 400, 401, 403 or 404,
+    /// after a refresh where one could help): the user already removed the
+    /// app there, so the grant is gone. Holds the vendor's answer.
+    AlreadyGone(String),
+    /// The stored tokens do not open, so nothing could be sent to the vendor.
+    TokensDoNotOpen,
+}
+
+impl Revocation {
+    /// Whether the vendor revoked the grant on this request.
+    pub fn revoked_at_vendor(&self) -> bool {
+        *self == Revocation::Revoked
+    }
+
+    /// Why the grant was not revoked here, for the user; None when it was.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Revocation::Revoked => None,
+            Revocation::NotOffered => Some("the vendor offers no revoke to apps (or this build has no driver for it); remove the app in the vendor's app or account settings".into()),
+            Revocation::AlreadyGone(answer) => Some(format!("the vendor refused the revoke ({answer}): the grant was already gone there, so nothing is left to revoke")),
+            Revocation::TokensDoNotOpen => Some("the stored tokens do not open, so the revoke could not be sent; remove the app in the vendor's app or account settings".into()),
+        }
+    }
+}
+
+/// Revokes a connection's grant at the vendor, refreshing the access token
+/// first where it has expired or is refused, since most revoke endpoints
+/// want a live one. A refusal means the grant is already gone there. An
+/// error means the vendor could not be reached (transport, 5xx, 429): keep
+/// the tokens, or the grant would stay alive there with no way left to
+/// revoke it.
+pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<Revocation> {
     let vendor = conn.vendor;
     let (driver, ctx) = match app.driver(vendor).await {
         Ok(d) => d,
-        Err(Error::Vendor { .. }) => return Ok(false),
+        Err(Error::Vendor { .. }) => return Ok(Revocation::NotOffered),
         Err(e) => return Err(e),
     };
-    let mut tokens = app.envelope.open_tokens(conn).await?;
+    let mut tokens = match open_tokens(app, conn).await {
+        Ok(t) => t,
+        Err(Error::Crypto(_) | Error::Corrupt(_)) => return Ok(Revocation::TokensDoNotOpen),
+        Err(e) => return Err(e),
+    };
+    let mut refreshed = false;
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) && tokens.refresh_token.is_some() {
+        refreshed = true;
         match refresh_connection(app, conn).await {
             Ok((_, fresh)) => tokens = fresh,
             // A refused refresh token leaves the old access token to try.
@@ -76,10 +116,49 @@ pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<bool> {
             }
         }
     }
-    driver
-        .revoke(&ctx, &conn.vendor_user_id, &tokens)
-        .await
-        .map_err(|e| Error::vendor(vendor, e))
+    loop {
+        let error = match driver.revoke(&ctx, &conn.vendor_user_id, &tokens).await {
+            Ok(true) => return Ok(Revocation::Revoked),
+            Ok(false) => return Ok(Revocation::NotOffered),
+            Err(e) => e,
+        };
+        if matches!(error, VendorError::Unauthorized)
+            && !refreshed
+            && tokens.refresh_token.is_some()
+        {
+            refreshed = true;
+            match refresh_connection(app, conn).await {
+                Ok((_, fresh)) => {
+                    tokens = fresh;
+                    continue;
+                }
+                Err(Error::Vendor { error, .. }) if refused(&error) => {
+                    return Ok(gone(conn, error))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if refused(&error) {
+            return Ok(gone(conn, error));
+        }
+        return Err(Error::vendor(vendor, error));
+    }
+}
+
+/// Whether a vendor's answer refuses (rather than fails to handle) a request.
+fn refused(error: &VendorError) -> bool {
+    match error {
+        VendorError::Unauthorized
+        | VendorError::RefreshRejected
+        | VendorError::Permanent(_)
+        | VendorError::BadInput { .. } => true,
+        VendorError::Transient(_) | VendorError::RateLimited { .. } => false,
+    }
+}
+
+fn gone(conn: &Connection, error: VendorError) -> Revocation {
+    tracing::info!(user_id = %conn.user_id, vendor = %conn.vendor, answer = %error, "the vendor refused the revoke: the grant is already gone there");
+    Revocation::AlreadyGone(error.to_string())
 }
 
 /// How long a user has to finish consenting at the vendor.
@@ -167,17 +246,18 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
 }
 
 /// Disconnects `user` from `vendor`: revokes the grant at the vendor, then
-/// deletes the tokens. True when the vendor revoked it.
-pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<bool> {
+/// deletes the tokens. An unreachable vendor keeps the connection for a retry.
+pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Revocation> {
     let conn = app
         .connections
         .get(user, vendor)
         .await?
         .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
-    let revoked_at_vendor = revoke_at_vendor(app, &conn).await?;
+    let revocation = revoke_at_vendor(app, &conn).await?;
     app.connections.delete(user, vendor).await?;
+    let revoked_at_vendor = revocation.revoked_at_vendor();
     tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
-    Ok(revoked_at_vendor)
+    Ok(revocation)
 }
 
 /// Where the browser goes after the vendor's consent page, and what it tells the app.

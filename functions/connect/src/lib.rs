@@ -53,14 +53,14 @@ async fn start(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<R
 }
 
 async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Response<Body>> {
-    let revoked_at_vendor = connect::disconnect(app, user, vendor).await?;
+    let revocation = connect::disconnect(app, user, vendor).await?;
     let mut body = serde_json::json!({
         "vendor": vendor,
         "status": "disconnected",
-        "revoked_at_vendor": revoked_at_vendor,
+        "revoked_at_vendor": revocation.revoked_at_vendor(),
     });
-    if !revoked_at_vendor {
-        body["note"] = "the grant could not be revoked from here (the vendor offers no revoke, or this build has no driver for it); revoke it in the vendor's app or account settings".into();
+    if let Some(note) = revocation.note() {
+        body["note"] = note.into();
     }
     Ok(json(200, &body))
 }

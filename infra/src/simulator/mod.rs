@@ -150,6 +150,17 @@ impl VendorSim {
         self.webhook_target.lock().unwrap().clone()
     }
 
+    /// The user removes the app in their account settings at the vendor:
+    /// every grant, and what hangs on it there, is gone.
+    pub fn user_removes_app(&self, user: &str) {
+        self.oauth.lock().unwrap().revoke_user(user);
+        match self.vendor {
+            Vendor::Terra => terra::forget_user(self, user),
+            Vendor::Withings => withings::forget_user(self, user),
+            _ => {}
+        }
+    }
+
     /// A fresh sequence number for new account ids.
     pub fn next_user_number(&self) -> u32 {
         self.next_user

@@ -99,6 +99,11 @@ fn app_guard(sim: &VendorSim, headers: &HeaderMap) -> Result<(), Box<Response>> 
     Ok(())
 }
 
+/// The user removed the app at Terra (or at the wearable behind it).
+pub fn forget_user(sim: &VendorSim, user_id: &str) {
+    state(sim).auths.lock().unwrap().remove(user_id);
+}
+
 fn user_record(sim: &VendorSim, user_id: &str) -> Option<Value> {
     state(sim).auths.lock().unwrap().get(user_id).cloned()
 }

@@ -163,6 +163,12 @@ async fn signature_service(State(sim): State<Arc<VendorSim>>, body: String) -> R
     wrapped(0, json!({ "nonce": nonce }))
 }
 
+/// The user unlinked the app in their Withings account: its notify
+/// subscriptions go with the grant.
+pub fn forget_user(sim: &VendorSim, user: &str) {
+    state(sim).subscriptions.lock().unwrap().remove(user);
+}
+
 fn revoke(sim: &VendorSim, f: &HashMap<String, String>) -> Response {
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let nonce = get("nonce");

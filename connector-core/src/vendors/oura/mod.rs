@@ -617,14 +617,6 @@ impl VendorDriver for Oura {
         if matches!(answer.status.as_u16(), 404 | 405) {
             answer = send(ctx, ctx.http.post(url)).await?;
         }
-        if answer.status.as_u16() == 401 {
-            // Already invalid at Oura: nothing left to revoke with it.
-            tracing::info!(
-                vendor = "oura",
-                "revoke: the access token was already invalid"
-            );
-            return Ok(true);
-        }
         check_status(&answer, "revoke", Utc::now())?;
         Ok(true)
     }

@@ -45,7 +45,8 @@
 //!   none, and nightly recharge `heart_rate_avg` is a 4-hour sleep mean,
 //!   not a resting rate (project decision).
 //! - Revoke: `DELETE /v3/users/{x_user_id}` → 204 (deregisters the user and
-//!   revokes the token). 401/404 = already gone at Polar.
+//!   revokes the token). 401/404 = already gone at Polar: the disconnect
+//!   flow reports that as a refusal, not a revoke.
 
 use super::client::{check_status, get_api, get_json, send};
 use crate::domain::connection::TokenSet;
@@ -599,14 +600,6 @@ impl VendorDriver for Polar {
                 .bearer_auth(tokens.access_token.expose()),
         )
         .await?;
-        if matches!(answer.status.as_u16(), 401 | 404) {
-            tracing::info!(
-                vendor = "polar",
-                status = answer.status.as_u16(),
-                "deregistration: already gone at Polar"
-            );
-            return Ok(true);
-        }
         check_status(&answer, "deregister user", Utc::now())?;
         Ok(true)
     }
