@@ -42,9 +42,31 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
         .with_state(gw)
 }
 
-/// The local stand-in for an app's return URL after OAuth.
-async fn connected_page(uri: Uri) -> String {
-    format!("OAuth finished: {}\n", uri.query().unwrap_or(""))
+/// The local stand-in for an app's return URL after OAuth. A real app
+/// completes a pending consent with its signed-in user's JWT; this page
+/// says how, since it has no user of its own.
+async fn connected_page(headers: HeaderMap, uri: Uri) -> String {
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let mut page = format!("OAuth finished: {}\n", uri.query().unwrap_or(""));
+    if let (Some("pending"), Some(vendor), Some(completion)) = (
+        query.get("status").map(String::as_str),
+        query.get("vendor"),
+        query.get("completion"),
+    ) {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1:3000");
+        page.push_str(&format!(
+            "Complete it as the user who started it, within 5 minutes:\n\
+             curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{{\"completion\":\"{completion}\"}}' \
+             http://{host}/v1/connections/{vendor}/complete\n"
+        ));
+    }
+    page
 }
 
 fn gateway_message(status: StatusCode, message: &str) -> Response {

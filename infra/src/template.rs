@@ -287,14 +287,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let t = Template::load(&path).unwrap();
         let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        // flows::connect::establish queues the backfill.
-        for binary in ["connect", "oauth-callback"] {
-            assert_eq!(
-                t.queues_of(binary),
-                (v(&["BackfillQueue"]), v(&[])),
-                "{binary}"
-            );
-        }
+        // flows::connect::establish queues the backfill (on completion).
+        assert_eq!(t.queues_of("connect"), (v(&["BackfillQueue"]), v(&[])));
         // Webhook jobs, manual syncs (data), poll and watchdog jobs (token-refresher).
         for binary in ["webhook", "data", "token-refresher"] {
             assert_eq!(t.queues_of(binary), (v(&["SyncQueue"]), v(&[])), "{binary}");
@@ -303,7 +297,7 @@ mod tests {
             t.queues_of("sync-worker"),
             (v(&[]), v(&["BackfillQueue", "SyncQueue"]))
         );
-        for binary in ["providers", "health-push", "account"] {
+        for binary in ["providers", "health-push", "account", "oauth-callback"] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
         }
         assert_eq!(t.functions().len(), 9, "a new function needs its line here");

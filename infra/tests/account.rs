@@ -112,7 +112,7 @@ async fn connect_through_sim(
     } else {
         c.begin_connect(vendor, user).await
     };
-    let back = c.consent(&url).await;
+    let back = c.consent(user, &url).await;
     assert_eq!(back["status"], "connected", "{vendor}: {back:?}");
     drain(stack).await;
 }

@@ -20,7 +20,7 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
 
     let url = c.begin_connect("dexcom", "alice").await;
     assert!(query_of(&url)["scope"].contains("offline_access"));
-    let back = c.consent(&url).await;
+    let back = c.consent("alice", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
     let user = conn.vendor_user_id.clone();

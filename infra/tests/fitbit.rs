@@ -24,7 +24,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     let params = query_of(&url);
     assert_eq!(params["access_type"], "offline");
     assert!(params["scope"].contains("googlehealth.sleep.readonly"));
-    let back = c.consent(&url).await;
+    let back = c.consent("alice", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "alice", Vendor::Fitbit).await.unwrap();
     let user = conn.vendor_user_id.clone();

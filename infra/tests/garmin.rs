@@ -149,11 +149,14 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let (status, _) = c.post("/v1/sync", "bob", r#"{"vendor":"garmin"}"#).await;
     assert_eq!(status, 409, "a revoked connection needs the user");
     let back = c
-        .consent(&format!(
-            "{}&login={}",
-            c.begin_connect("garmin", "bob").await,
-            bob.vendor_user_id
-        ))
+        .consent(
+            "bob",
+            &format!(
+                "{}&login={}",
+                c.begin_connect("garmin", "bob").await,
+                bob.vendor_user_id
+            ),
+        )
         .await;
     assert_eq!(back["status"], "connected");
     let (_, providers) = c.get("/v1/providers", "bob").await;

@@ -61,6 +61,14 @@ async fn http_events_drive_their_handlers() {
     let reports = body_json(&resp);
     assert_eq!(reports["reports"][0]["date"], today());
 
+    // A completion id nobody was given: refused like a used or expired one.
+    let resp = connect::handle(app, http_event("connect-complete.json")).await;
+    assert_eq!(resp.status(), 400, "{:?}", resp.body());
+    assert!(body_json(&resp)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("unknown, used or expired completion"));
+
     // The mock has no OAuth: its callback is a clear 400, not a crash.
     let resp = oauth_callback::handle(app, http_event("oauth-callback.json")).await;
     assert_eq!(resp.status(), 400);

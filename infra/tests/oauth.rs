@@ -49,15 +49,37 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     assert!(params["state"].len() >= 8);
     assert!(!params.contains_key("client_secret"));
 
-    // The vendor redirects back with a code bound to the challenge.
+    // The vendor redirects back with a code bound to the challenge; the
+    // browser goes on to the app, which completes the connect as alice.
     let (status, callback) = c.visit(&url).await;
     assert_eq!(status, 302);
     let callback = callback.unwrap();
     let (status, back) = c.visit(&callback).await;
     assert_eq!(status, 302);
-    let back = query_of(&back.unwrap());
-    assert_eq!(back["status"], "connected", "{back:?}");
+    let back = back.unwrap();
+    // The local stand-in for the app's page says how to complete it.
+    let page = c
+        .http
+        .get(&back)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let back = query_of(&back);
+    assert_eq!(back["status"], "pending", "{back:?}");
     assert_eq!(back["vendor"], "whoop");
+    assert!(
+        page.contains(&format!(
+            r#"{{"completion":"{}"}}' {}/v1/connections/whoop/complete"#,
+            back["completion"], c.base
+        )),
+        "{page}"
+    );
+    let (status, body) = c.complete("whoop", "alice", &back["completion"]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "connected");
 
     let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
     assert!(conn.sealed_access_token.starts_with("v1."));
@@ -114,7 +136,7 @@ async fn wrong_verifier_vendor_errors_and_foreign_states_fail_safely() {
         })
         .collect();
     tampered.query_pairs_mut().clear().extend_pairs(pairs);
-    let back = c.consent(tampered.as_str()).await;
+    let back = c.consent("bob", tampered.as_str()).await;
     assert_eq!(
         (back["status"].as_str(), back["reason"].as_str()),
         ("error", "exchange_failed")
@@ -172,4 +194,124 @@ async fn wrong_verifier_vendor_errors_and_foreign_states_fail_safely() {
         0,
         "no failed flow queued a backfill"
     );
+}
+
+#[tokio::test]
+async fn a_connect_link_sent_to_someone_else_links_nothing() {
+    let (sim, stack) = sim_stack("oauth-link-attack").await;
+    let whoop = sim.sim(Vendor::Whoop).clone();
+    let c = Client::new(&stack);
+    let victim_at_whoop = "99000777";
+
+    // Mallory starts a connect for her own account and sends the link to
+    // Victor, who consents at WHOOP's genuine page as himself.
+    let link = c.begin_connect("whoop", "mallory").await;
+    let issued = whoop.stats.tokens_issued.load(SeqCst);
+    let back = c
+        .return_to_app(&format!("{link}&login={victim_at_whoop}"))
+        .await;
+    assert_eq!(back["status"], "pending", "{back:?}");
+    assert_eq!(back["vendor"], "whoop");
+    let completion = back["completion"].clone();
+    assert!(completion.len() >= 32, "{completion}");
+    assert!(!back.contains_key("code") && !back.contains_key("state"));
+    // Nothing is exchanged before the app's user is known.
+    assert_eq!(whoop.stats.tokens_issued.load(SeqCst), issued);
+
+    // Victor's app completes it with Victor's session: refused.
+    let (status, body) = c.complete("whoop", "victor", &completion).await;
+    assert_eq!(status, 400, "{body}");
+    // The id worked once, so Mallory cannot use it after him.
+    let (status, body) = c.complete("whoop", "mallory", &completion).await;
+    assert_eq!(status, 400, "{body}");
+    // No connection for either, no token issued, nothing of Victor stored.
+    assert!(connection(&stack, "mallory", Vendor::Whoop).await.is_none());
+    assert!(connection(&stack, "victor", Vendor::Whoop).await.is_none());
+    assert_eq!(whoop.stats.tokens_issued.load(SeqCst), issued);
+    assert_eq!(whoop.oauth.lock().unwrap().live_tokens(victim_at_whoop), 0);
+    let stored: Vec<_> = all_items(&stack)
+        .await
+        .into_iter()
+        .filter(|(_, text)| text.contains(victim_at_whoop) || text.contains("victor"))
+        .collect();
+    assert!(stored.is_empty(), "{stored:#?}");
+    assert_eq!(queue_depth(&stack).await, 0);
+
+    // Mallory's link finished by Mallory works, exactly once.
+    let link = c.begin_connect("whoop", "mallory").await;
+    let back = c.return_to_app(&link).await;
+    let (status, body) = c.complete("whoop", "mallory", &back["completion"]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "connected");
+    assert_eq!(body["vendor"], "whoop");
+    assert!(connection(&stack, "mallory", Vendor::Whoop).await.is_some());
+    let (status, _) = c.complete("whoop", "mallory", &back["completion"]).await;
+    assert_eq!(status, 400);
+    // At another vendor's route, or with a made-up id: refused.
+    let link = c.begin_connect("whoop", "mallory").await;
+    let back = c.return_to_app(&link).await;
+    let (status, _) = c.complete("oura", "mallory", &back["completion"]).await;
+    assert_eq!(status, 400);
+    let (status, _) = c
+        .complete("whoop", "mallory", "0123456789abcdef0123456789abcdef")
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = c
+        .post(
+            "/v1/connections/whoop/complete",
+            "mallory",
+            r#"{"completion":7}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // An id whose time ran out is refused, and exchanges nothing.
+    let link = c.begin_connect("whoop", "mallory").await;
+    let back = c.return_to_app(&link).await;
+    let key = format!(
+        "completion#{}",
+        hex::encode(Sha256::digest(back["completion"].as_bytes()))
+    );
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.provisioned.table("EphemeralTable"))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key))
+        .update_expression("SET expires_at = :past")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                (chrono::Utc::now().timestamp() - 1).to_string(),
+            ),
+        )
+        .send()
+        .await
+        .expect("the completion is parked under the digest of its id");
+    let issued = whoop.stats.tokens_issued.load(SeqCst);
+    let (status, _) = c.complete("whoop", "mallory", &back["completion"]).await;
+    assert_eq!(status, 400);
+    assert_eq!(whoop.stats.tokens_issued.load(SeqCst), issued);
+}
+
+#[tokio::test]
+async fn a_terra_link_sent_to_someone_else_links_nothing() {
+    let (sim, stack) = sim_stack("oauth-link-attack-terra").await;
+    let terra = sim.sim(Vendor::Terra).clone();
+    let c = Client::new(&stack);
+    let (status, body) = c
+        .post("/v1/connections/terra", "mallory", r#"{"provider":"OURA"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let back = c
+        .return_to_app(body["redirect_url"].as_str().unwrap())
+        .await;
+    assert_eq!(back["status"], "pending", "{back:?}");
+    let calls = terra.stats.api_requests.load(SeqCst);
+    let (status, body) = c.complete("terra", "victor", &back["completion"]).await;
+    assert_eq!(status, 400, "{body}");
+    // Terra was not asked to confirm the user, and nothing was stored.
+    assert_eq!(terra.stats.api_requests.load(SeqCst), calls);
+    assert!(connection(&stack, "mallory", Vendor::Terra).await.is_none());
+    assert!(connection(&stack, "victor", Vendor::Terra).await.is_none());
+    assert_eq!(queue_depth(&stack).await, 0);
 }

@@ -56,7 +56,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let url = c.begin_connect("oura", "olivia").await;
     let params = query_of(&url);
     assert_eq!(params["scope"], "daily heartrate workout spo2Daily");
-    let back = c.consent(&url).await;
+    let back = c.consent("olivia", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(oura.stats.pkce_failures.load(SeqCst), 0);
     let conn = connection(&stack, "olivia", Vendor::Oura).await.unwrap();

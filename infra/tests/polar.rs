@@ -53,7 +53,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     // hashed member id and stores x_user_id and the sealed token.
     let url = c.begin_connect("polar", "paula").await;
     assert_eq!(query_of(&url)["scope"], "accesslink.read_all");
-    let back = c.consent(&url).await;
+    let back = c.consent("paula", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "paula", Vendor::Polar).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
@@ -205,7 +205,9 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     // Reconnecting the same Polar account: registration answers 409
     // (already registered), which is fine.
     let url = c.begin_connect("polar", "paula").await;
-    let back = c.consent(&format!("{url}&login={vendor_user}")).await;
+    let back = c
+        .consent("paula", &format!("{url}&login={vendor_user}"))
+        .await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(
         connector_infra::simulator::polar::state(&polar)
@@ -239,7 +241,9 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     // Reconnecting heals it; disconnect deregisters the user at Polar
     // (which revokes the token) and deletes the tokens here.
     let url = c.begin_connect("polar", "paula").await;
-    let back = c.consent(&format!("{url}&login={vendor_user}")).await;
+    let back = c
+        .consent("paula", &format!("{url}&login={vendor_user}"))
+        .await;
     assert_eq!(back["status"], "connected", "{back:?}");
     drain(&stack).await;
     let (status, body) = c

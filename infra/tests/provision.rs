@@ -93,7 +93,7 @@ async fn resources_match_the_template() {
 
     // Every HTTP route is served by a function the gateway knows.
     let routes = template.routes();
-    assert_eq!(routes.len(), 12);
+    assert_eq!(routes.len(), 13);
     for r in &routes {
         assert!(
             connector_infra::gateway::HTTP_FUNCTIONS.contains(&r.binary.as_str()),

@@ -44,7 +44,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     let q = query_of(&url);
     assert_eq!(q["scope"], "read,activity:read_all");
     assert_eq!(q["client_id"], strava.app.client_id);
-    let back = c.consent(&url).await;
+    let back = c.consent("bob", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     assert_eq!(strava.stats.pkce_failures.load(SeqCst), 0);
     let conn = connection(&stack, "bob", Vendor::Strava).await.unwrap();

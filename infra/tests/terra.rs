@@ -37,7 +37,9 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
         .post("/v1/connections/terra", "alice", r#"{"provider":"OURA"}"#)
         .await;
     assert_eq!(status, 200, "{body}");
-    let back = c.consent(body["redirect_url"].as_str().unwrap()).await;
+    let back = c
+        .consent("alice", body["redirect_url"].as_str().unwrap())
+        .await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "alice", Vendor::Terra).await.unwrap();
     let user = conn.vendor_user_id.clone();
@@ -58,7 +60,14 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
         ))
         .await;
     assert_eq!(status, 302);
-    assert_eq!(query_of(&back.unwrap())["reason"], "identify_failed");
+    let back = query_of(&back.unwrap());
+    assert_eq!(back["status"], "pending", "{back:?}");
+    let (status, body) = c.complete("terra", "bob", &back["completion"]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("identify_failed"));
     assert!(params.contains_key("user_id"));
     assert!(connection(&stack, "bob", Vendor::Terra).await.is_none());
 
@@ -100,7 +109,9 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     let (_, body) = c
         .post("/v1/connections/terra", "carol", r#"{"provider":"GARMIN"}"#)
         .await;
-    let back = c.consent(body["redirect_url"].as_str().unwrap()).await;
+    let back = c
+        .consent("carol", body["redirect_url"].as_str().unwrap())
+        .await;
     assert_eq!(back["status"], "connected");
     drain(&stack).await;
     let carol = connection(&stack, "carol", Vendor::Terra).await.unwrap();

@@ -36,7 +36,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     // answer names the userid; the user is subscribed to notifications.
     let url = c.begin_connect("withings", "carol").await;
     assert_eq!(query_of(&url)["scope"], "user.metrics,user.activity");
-    let back = c.consent(&url).await;
+    let back = c.consent("carol", &url).await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "carol", Vendor::Withings).await.unwrap();
     let userid = conn.vendor_user_id.clone();

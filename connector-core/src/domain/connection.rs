@@ -106,6 +106,17 @@ pub struct PendingConnect {
     pub sealed_verifier: Option<String>,
 }
 
+/// A consent the vendor sent back, parked under a one-time completion id
+/// until the app's user completes it: nothing is exchanged or stored before
+/// the user who started the connect is the one who finishes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParkedConnect {
+    /// The connect as it was started.
+    pub pending: PendingConnect,
+    /// The vendor's callback parameters and the state, sealed for the user.
+    pub sealed_callback: String,
+}
+
 /// One (user, vendor) connection as stored; tokens are sealed strings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Connection {

@@ -1,12 +1,16 @@
 //! Connecting a vendor: starting (at once for a vendor without consent,
 //! else the vendor's consent page with a single-use state), the browser's
-//! return with the code, establishing the connection whichever way the
-//! tokens arrived (seal and store them, then queue the backfill of the
-//! configured number of days), disconnecting (revoke at the vendor, then
-//! delete), and the list of vendors with the user's connections.
+//! return (parked under a one-time completion id, nothing exchanged), the
+//! app's completion as the user who started it (code exchanged, vendor user
+//! identified), establishing the connection whichever way the tokens
+//! arrived (seal and store them, then queue the backfill of the configured
+//! number of days), disconnecting (revoke at the vendor, then delete), and
+//! the list of vendors with the user's connections.
 
 use crate::aws::kms::Binding;
-use crate::domain::connection::{Connection, ConnectionStatus, PendingConnect, TokenSet};
+use crate::domain::connection::{
+    Connection, ConnectionStatus, ParkedConnect, PendingConnect, TokenSet,
+};
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
@@ -260,19 +264,33 @@ pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Revocat
     Ok(revocation)
 }
 
+/// How long the app has to complete a consent once the browser is back. A
+/// vendor's code may expire sooner (Withings: 30 s).
+pub const COMPLETION_TTL_SECS: i64 = 300;
+
 /// Where the browser goes after the vendor's consent page, and what it tells the app.
 #[derive(Debug, PartialEq)]
 pub struct Returned {
     /// The app's return URL the connect started with.
     pub return_url: url::Url,
-    /// `connected`, or why not: the vendor's error code (`access_denied`, …),
-    /// `missing_code`, `exchange_failed` or `identify_failed`.
-    pub outcome: std::result::Result<(), String>,
+    /// The one-time completion id the app completes the connect with, or why
+    /// there is none: the vendor's error code (`access_denied`, …) or
+    /// `missing_code`.
+    pub outcome: std::result::Result<String, String>,
+}
+
+/// What the browser's return carried, sealed while it waits for the app.
+#[derive(serde::Deserialize, Serialize)]
+struct Callback {
+    state: String,
+    query: HashMap<String, String>,
 }
 
 /// The browser's return from `vendor`'s consent page with `query`: the
-/// single-use state taken, the code exchanged (or the hosted flow
-/// confirmed), the vendor user identified, the connection established.
+/// single-use state taken and the consent parked under a one-time
+/// completion id for the app, which completes it as the user who started
+/// it (`complete`). Nothing is exchanged or stored for anyone before that:
+/// whoever consents in the browser may not be that user (RFC 6749 §10.12).
 pub async fn callback(
     app: &App,
     vendor: Vendor,
@@ -300,7 +318,7 @@ pub async fn callback(
     }
     let return_url = url::Url::parse(&pending.return_url)
         .map_err(|_| Error::Corrupt("stored return URL is invalid".into()))?;
-    let back = |outcome: std::result::Result<(), &str>| {
+    let back = |outcome: std::result::Result<String, &str>| {
         Ok(Returned {
             return_url: return_url.clone(),
             outcome: outcome.map_err(str::to_string),
@@ -315,39 +333,96 @@ pub async fn callback(
             .collect();
         return back(Err(&reason));
     }
+    if pending.sealed_verifier.is_some() && !query.contains_key("code") {
+        return back(Err("missing_code"));
+    }
+    let callback = serde_json::to_string(&Callback {
+        state: state.clone(),
+        query: query.clone(),
+    })
+    .map_err(|e| Error::Crypto(format!("callback: {e}")))?;
+    let sealed_callback = app
+        .envelope
+        .seal(&callback, callback_binding(&pending.user_id, vendor))
+        .await?;
+    let completion = token::new_state();
+    let expires_at = Utc::now() + chrono::Duration::seconds(COMPLETION_TTL_SECS);
+    app.ephemeral
+        .put_parked_connect(
+            &completion,
+            &ParkedConnect {
+                pending,
+                sealed_callback,
+            },
+            expires_at,
+        )
+        .await?;
+    back(Ok(completion))
+}
+
+/// Completes the consent parked under `completion` for `user`, who must be
+/// the user who started the connect: the code is exchanged (or the hosted
+/// flow confirmed), the vendor user identified, the connection established.
+/// The id works once, whoever presents it. Anything else (another user, a
+/// used or expired id, another vendor's) is refused alike and stores nothing.
+pub async fn complete(app: &App, user: &str, vendor: Vendor, completion: &str) -> Result<()> {
+    let refused = || Error::BadRequest("unknown, used or expired completion".into());
+    let parked = app
+        .ephemeral
+        .take_parked_connect(completion)
+        .await?
+        .ok_or_else(refused)?;
+    let pending = &parked.pending;
+    if pending.user_id != user || pending.vendor != vendor {
+        tracing::warn!(
+            security_event = "connect_completed_by_another_user",
+            user_id = user,
+            %vendor,
+            "a consent was presented by a user other than the one who started it, or at another vendor; refused"
+        );
+        return Err(refused());
+    }
+    let opened = app
+        .envelope
+        .open(&parked.sealed_callback, callback_binding(user, vendor))
+        .await?;
+    let Callback { state, query } = serde_json::from_str(&opened)
+        .map_err(|_| Error::Corrupt("parked callback is not readable".into()))?;
+    let failed = |reason: &str| {
+        Error::Unprocessable(format!(
+            "{reason}: the vendor did not confirm the consent; connect again"
+        ))
+    };
     let (driver, ctx) = app.driver(vendor).await?;
-    let user_id = pending.user_id.as_str();
-    match driver.hosted_callback(&ctx, state, query).await {
+    match driver.hosted_callback(&ctx, &state, &query).await {
         Ok(None) => {}
         Ok(Some((vendor_user_id, tokens))) => {
-            establish(app, user_id, vendor, &vendor_user_id, &tokens).await?;
-            return back(Ok(()));
+            return establish(app, user, vendor, &vendor_user_id, &tokens).await;
         }
         Err(e) => {
             tracing::warn!(%vendor, error = %e, "hosted connect could not be confirmed");
-            return back(Err("identify_failed"));
+            return Err(failed("identify_failed"));
         }
     }
-    let Some(code) = query.get("code") else {
-        return back(Err("missing_code"));
-    };
-    let grant = match exchange(app, &ctx.creds, &pending, code).await {
+    let code = query
+        .get("code")
+        .ok_or_else(|| Error::Corrupt("parked callback has no code".into()))?;
+    let grant = match exchange(app, &ctx.creds, pending, code).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(%vendor, error = %e, "code exchange failed");
-            return back(Err("exchange_failed"));
+            return Err(failed("exchange_failed"));
         }
     };
-    let vendor_user_id = match driver.identify_user(&ctx, &grant, user_id).await {
+    let vendor_user_id = match driver.identify_user(&ctx, &grant, user).await {
         Ok(id) if !id.is_empty() => id,
         outcome => {
             let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
             tracing::warn!(%vendor, error, "could not identify the vendor user");
-            return back(Err("identify_failed"));
+            return Err(failed("identify_failed"));
         }
     };
-    establish(app, user_id, vendor, &vendor_user_id, &grant.tokens).await?;
-    back(Ok(()))
+    establish(app, user, vendor, &vendor_user_id, &grant.tokens).await
 }
 
 /// Exchanges the code with the PKCE verifier sealed when the connect started.
@@ -368,6 +443,15 @@ async fn exchange(
     let redirect_uri = url::Url::parse(&pending.redirect_uri)
         .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
     token::exchange_code(&app.http, creds, &redirect_uri, code, &verifier).await
+}
+
+/// The parked callback is sealed for the user and vendor who started the connect.
+fn callback_binding(user_id: &str, vendor: Vendor) -> Binding<'_> {
+    Binding {
+        user_id,
+        vendor: vendor.as_str(),
+        field: "oauth_callback",
+    }
 }
 
 /// The PKCE verifier is sealed for the user and vendor who started the connect.

@@ -1,9 +1,12 @@
 //! `POST /v1/connections/{vendor}` starts a connection (OAuth redirect, or at
-//! once for Mock); `DELETE /v1/connections/{vendor}` revokes it at the vendor
-//! and deletes the tokens (`flows::connect`).
+//! once for Mock); `POST /v1/connections/{vendor}/complete` completes the
+//! consent the browser brought back; `DELETE /v1/connections/{vendor}`
+//! revokes it at the vendor and deletes the tokens (`flows::connect`).
 
 use connector_core::flows::connect::{self, ConnectAsk, Started};
-use connector_core::http::api::{json, json_body, path_param, request_domain, respond, user_id};
+use connector_core::http::api::{
+    json, json_body, path_param, request_domain, respond, route, user_id,
+};
 use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -23,13 +26,31 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     let user = user_id(req)?;
     let vendor: Vendor = path_param(req, "vendor")?.parse()?;
-    match req.method().as_str() {
-        "POST" => start(app, req, &user, vendor).await,
-        "DELETE" => disconnect(app, &user, vendor).await,
-        other => Err(Error::BadRequest(format!(
-            "method {other} is not supported here"
-        ))),
+    match route(req).as_str() {
+        "POST /v1/connections/{vendor}" => start(app, req, &user, vendor).await,
+        "POST /v1/connections/{vendor}/complete" => complete(app, req, &user, vendor).await,
+        "DELETE /v1/connections/{vendor}" => disconnect(app, &user, vendor).await,
+        other => Err(Error::NotFound(format!("route {other:?}"))),
     }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    completion: Option<String>,
+}
+
+async fn complete(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {
+    let body: CompleteBody = json_body(req)?;
+    let completion = body
+        .completion
+        .filter(|c| !c.is_empty() && c.len() <= 128)
+        .ok_or_else(|| Error::BadRequest("completion is required".into()))?;
+    connect::complete(app, user, vendor, &completion).await?;
+    Ok(json(
+        200,
+        &serde_json::json!({ "vendor": vendor, "status": "connected" }),
+    ))
 }
 
 async fn start(app: &App, req: &Request, user: &str, vendor: Vendor) -> Result<Response<Body>> {

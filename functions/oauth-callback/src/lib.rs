@@ -1,6 +1,6 @@
 //! `GET /v1/oauth/{vendor}/callback?code&state` (public): the browser's
-//! return from the vendor's consent page (`flows::connect::callback`), sent
-//! on to the app's return URL with the outcome.
+//! return from the vendor's consent page, parked (`flows::connect::callback`)
+//! and sent on to the app's return URL with the one-time completion id.
 
 use connector_core::flows::connect;
 use connector_core::http::api::{path_param, respond};
@@ -25,9 +25,11 @@ async fn callback(app: &App, req: &Request) -> Result<Response<Body>> {
     let mut url = returned.return_url;
     let v = vendor.as_str();
     match &returned.outcome {
-        Ok(()) => url
-            .query_pairs_mut()
-            .extend_pairs([("vendor", v), ("status", "connected")]),
+        Ok(completion) => url.query_pairs_mut().extend_pairs([
+            ("vendor", v),
+            ("status", "pending"),
+            ("completion", completion.as_str()),
+        ]),
         Err(reason) => url.query_pairs_mut().extend_pairs([
             ("vendor", v),
             ("status", "error"),

@@ -351,8 +351,11 @@ impl Client {
 
     /// The browser's part of a consent: the vendor's authorize URL (which
     /// the simulator answers at once), then the gateway's callback; returns
-    /// the query of the final redirect to the app.
-    pub async fn consent(&self, authorize_url: &str) -> std::collections::HashMap<String, String> {
+    /// the query the app's return URL receives.
+    pub async fn return_to_app(
+        &self,
+        authorize_url: &str,
+    ) -> std::collections::HashMap<String, String> {
         let (status, callback) = self.visit(authorize_url).await;
         assert_eq!(status, 302, "vendor consent redirects: {callback:?}");
         let callback = callback.unwrap();
@@ -362,6 +365,48 @@ impl Client {
         query_of(&back.unwrap())
     }
 
+    /// The app's part: `POST /v1/connections/{vendor}/complete` as `user`.
+    pub async fn complete(
+        &self,
+        vendor: &str,
+        user: &str,
+        completion: &str,
+    ) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({ "completion": completion }).to_string();
+        self.post(&format!("/v1/connections/{vendor}/complete"), user, &body)
+            .await
+    }
+
+    /// A whole consent by `user`: the browser's part, then the app completes
+    /// it as `user`. Returns the outcome as `status` (`connected` or
+    /// `error`), `vendor` and, on error, `reason`.
+    pub async fn consent(
+        &self,
+        user: &str,
+        authorize_url: &str,
+    ) -> std::collections::HashMap<String, String> {
+        let mut back = self.return_to_app(authorize_url).await;
+        if back.get("status").map(String::as_str) != Some("pending") {
+            return back;
+        }
+        let completion = back.remove("completion").expect("a completion id");
+        let (status, body) = self.complete(&back["vendor"], user, &completion).await;
+        match status {
+            200 => {
+                assert_eq!(body["vendor"].as_str(), Some(back["vendor"].as_str()));
+                back.insert("status".into(), body["status"].as_str().unwrap().into());
+            }
+            422 => {
+                let detail = body["detail"].as_str().unwrap();
+                let reason = detail.split(':').next().unwrap();
+                back.insert("status".into(), "error".into());
+                back.insert("reason".into(), reason.into());
+            }
+            other => panic!("completing the consent answered {other}: {body}"),
+        }
+        back
+    }
+
     /// Connects `user` to `vendor` through the simulator, end to end.
     pub async fn connect_via_sim(
         &self,
@@ -369,7 +414,7 @@ impl Client {
         user: &str,
     ) -> std::collections::HashMap<String, String> {
         let url = self.begin_connect(vendor, user).await;
-        self.consent(&url).await
+        self.consent(user, &url).await
     }
 }
 

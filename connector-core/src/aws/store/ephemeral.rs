@@ -4,7 +4,7 @@
 
 use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
-use crate::domain::connection::PendingConnect;
+use crate::domain::connection::{ParkedConnect, PendingConnect};
 use crate::domain::error::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -229,7 +229,8 @@ impl EphemeralStore {
 }
 
 /// Connects waiting for the browser: one item per state, under a digest of
-/// the state (the state itself is a bearer value).
+/// the state (the state itself is a bearer value); and consents waiting for
+/// the app's user, one item per completion id, under its digest.
 impl EphemeralStore {
     /// Keeps `pending` under `state` until `expires_at`.
     pub async fn put_pending_connect(
@@ -238,47 +239,96 @@ impl EphemeralStore {
         pending: &PendingConnect,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut item = HashMap::from([
-            ("user_id".to_string(), pending.user_id.clone()),
-            (OWNER.to_string(), pending.user_id.clone()),
-            ("vendor".to_string(), pending.vendor.as_str().to_string()),
-            ("redirect_uri".to_string(), pending.redirect_uri.clone()),
-            ("return_url".to_string(), pending.return_url.clone()),
-        ]);
-        if let Some(v) = &pending.sealed_verifier {
-            item.insert(PKCE_VERIFIER.to_string(), v.clone());
-        }
-        self.put(&pending_connect_key(state), item, expires_at)
-            .await
+        self.put(
+            &pending_connect_key(state),
+            pending_item(pending),
+            expires_at,
+        )
+        .await
     }
 
     /// Takes the connect waiting under `state`: exactly one caller gets it,
     /// within its TTL.
     pub async fn take_pending_connect(&self, state: &str) -> Result<Option<PendingConnect>> {
-        let Some(mut item) = self.take(&pending_connect_key(state)).await? else {
+        match self.take(&pending_connect_key(state)).await? {
+            Some(mut item) => Ok(Some(pending_from(&mut item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps `parked` under `completion` until `expires_at`.
+    pub async fn put_parked_connect(
+        &self,
+        completion: &str,
+        parked: &ParkedConnect,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut item = pending_item(&parked.pending);
+        item.insert(CALLBACK.to_string(), parked.sealed_callback.clone());
+        self.put(&parked_connect_key(completion), item, expires_at)
+            .await
+    }
+
+    /// Takes the consent parked under `completion`: exactly one caller gets
+    /// it, within its TTL.
+    pub async fn take_parked_connect(&self, completion: &str) -> Result<Option<ParkedConnect>> {
+        let Some(mut item) = self.take(&parked_connect_key(completion)).await? else {
             return Ok(None);
         };
-        let mut field = |k: &str| {
-            item.remove(k)
-                .ok_or_else(|| Error::Corrupt(format!("OAuth state item lacks {k}")))
-        };
-        Ok(Some(PendingConnect {
-            vendor: field("vendor")?
-                .parse()
-                .map_err(|_| Error::Corrupt("OAuth state item names no vendor".into()))?,
-            user_id: field("user_id")?,
-            redirect_uri: field("redirect_uri")?,
-            return_url: field("return_url")?,
-            sealed_verifier: item.remove(PKCE_VERIFIER),
+        let sealed_callback = item
+            .remove(CALLBACK)
+            .ok_or_else(|| Error::Corrupt(format!("parked connect item lacks {CALLBACK}")))?;
+        Ok(Some(ParkedConnect {
+            pending: pending_from(&mut item)?,
+            sealed_callback,
         }))
     }
 }
 
+fn pending_item(pending: &PendingConnect) -> HashMap<String, String> {
+    let mut item = HashMap::from([
+        ("user_id".to_string(), pending.user_id.clone()),
+        (OWNER.to_string(), pending.user_id.clone()),
+        ("vendor".to_string(), pending.vendor.as_str().to_string()),
+        ("redirect_uri".to_string(), pending.redirect_uri.clone()),
+        ("return_url".to_string(), pending.return_url.clone()),
+    ]);
+    if let Some(v) = &pending.sealed_verifier {
+        item.insert(PKCE_VERIFIER.to_string(), v.clone());
+    }
+    item
+}
+
+fn pending_from(item: &mut HashMap<String, String>) -> Result<PendingConnect> {
+    let mut field = |k: &str| {
+        item.remove(k)
+            .ok_or_else(|| Error::Corrupt(format!("OAuth state item lacks {k}")))
+    };
+    Ok(PendingConnect {
+        vendor: field("vendor")?
+            .parse()
+            .map_err(|_| Error::Corrupt("OAuth state item names no vendor".into()))?,
+        user_id: field("user_id")?,
+        redirect_uri: field("redirect_uri")?,
+        return_url: field("return_url")?,
+        sealed_verifier: item.remove(PKCE_VERIFIER),
+    })
+}
+
+const CALLBACK: &str = "callback";
 const PKCE_VERIFIER: &str = "pkce_verifier";
 
 fn pending_connect_key(state: &str) -> String {
+    format!("oauth#{}", digest(state))
+}
+
+fn parked_connect_key(completion: &str) -> String {
+    format!("completion#{}", digest(completion))
+}
+
+fn digest(bearer: &str) -> String {
     use sha2::{Digest, Sha256};
-    format!("oauth#{}", hex::encode(Sha256::digest(state.as_bytes())))
+    hex::encode(Sha256::digest(bearer.as_bytes()))
 }
 
 /// The Mock vendor's side of its grants: the digests of the tokens it
