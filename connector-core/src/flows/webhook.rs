@@ -1,23 +1,35 @@
 //! A vendor's webhook delivery: the vendor's driver authenticates it
 //! (signature and freshness, a shared secret, or what an unsigned vendor
-//! does send) or answers its subscription handshake; each event is
-//! deduplicated on the vendor's event id, then queued as a sync of its days
-//! or, for a deauthorization, marks the connection revoked. Nothing waits on
-//! the vendor: the answer goes back at once.
+//! does send) or answers its subscription handshake. A delivery carries at
+//! most `MAX_EVENTS_PER_DELIVERY` events. Each event's vendor user is looked
+//! up first (once per delivery); an unknown one costs no write. A known
+//! one's event is deduplicated on the vendor's event id, then queued as a
+//! sync of its days or, for a deauthorization, marks the connection revoked
+//! — for a vendor whose webhooks anyone could forge, only once the vendor
+//! refuses the user's grant. Nothing else waits on the vendor.
 
 use crate::aws::store::EphemeralStore;
-use crate::domain::connection::ConnectionStatus;
+use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::job::{JobReason, SyncJob};
-use crate::domain::vendor::Vendor;
+use crate::domain::vendor::{Vendor, VendorError};
 use crate::flows::app::App;
-use crate::vendors::driver::{WebhookReply, WebhookRequest};
+use crate::flows::refresh::{open_tokens, refresh_connection};
+use crate::flows::sync::EXPIRY_MARGIN_SECS;
+use crate::vendors::client::VendorCtx;
+use crate::vendors::driver::{VendorDriver, WebhookReply, WebhookRequest};
 use chrono::Utc;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// How long an event id is remembered (vendors retry for hours to days).
 pub const DEDUP_TTL_SECS: i64 = 7 * 86400;
+
+/// The most events one delivery may carry. A body with more is refused
+/// whole, before any lookup: one forged Garmin body of 6 MB could carry
+/// about 100,000 notices.
+pub const MAX_EVENTS_PER_DELIVERY: usize = 1000;
 
 /// What became of a delivery.
 #[derive(Debug, PartialEq)]
@@ -70,41 +82,65 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
                 body,
             })
         }
-        WebhookReply::Events(events) => accept(app, vendor, events).await.map(Received::Accepted),
+        WebhookReply::Events(events) => accept(app, driver.as_ref(), &ctx, events)
+            .await
+            .map(Received::Accepted),
     }
 }
 
-async fn accept(app: &App, vendor: Vendor, events: Vec<WebhookEvent>) -> Result<Tally> {
+async fn accept(
+    app: &App,
+    driver: &dyn VendorDriver,
+    ctx: &VendorCtx,
+    events: Vec<WebhookEvent>,
+) -> Result<Tally> {
+    let vendor = driver.vendor();
+    if events.len() > MAX_EVENTS_PER_DELIVERY {
+        tracing::warn!(%vendor, events = events.len(), "webhook refused: too many events in one delivery");
+        return Err(Error::BadRequest(format!(
+            "a delivery may carry at most {MAX_EVENTS_PER_DELIVERY} events; this one has {}",
+            events.len()
+        )));
+    }
     let dedup = Dedup {
         store: &app.ephemeral,
         ttl_secs: DEDUP_TTL_SECS,
     };
     let mut tally = Tally::default();
+    let mut connections: HashMap<String, Option<Connection>> = HashMap::new();
     for event in events {
-        let conn = app
-            .connections
-            .find_by_vendor_user(vendor, &event.vendor_user_id)
-            .await?;
-        let owner = conn.as_ref().map(|c| c.user_id.as_str());
-        if !dedup.first_delivery(vendor, &event.event_id, owner).await? {
-            tally.duplicates += 1;
-            continue;
-        }
+        let conn = match connections.get(&event.vendor_user_id) {
+            Some(known) => known.clone(),
+            None => {
+                let found = app
+                    .connections
+                    .find_by_vendor_user(vendor, &event.vendor_user_id)
+                    .await?;
+                connections.insert(event.vendor_user_id.clone(), found.clone());
+                found
+            }
+        };
         let Some(conn) = conn else {
             tally.unknown_user += 1;
             continue;
         };
+        if !dedup
+            .first_delivery(vendor, &event.event_id, Some(&conn.user_id))
+            .await?
+        {
+            tally.duplicates += 1;
+            continue;
+        }
         let outcome = match event.kind {
-            EventKind::Deauthorized => app
-                .connections
-                .set_status(
-                    &conn.user_id,
-                    vendor,
-                    ConnectionStatus::Revoked,
-                    Some("access was revoked at the vendor; reconnect"),
-                )
-                .await
-                .map(|()| tally.revoked += 1),
+            EventKind::Deauthorized => match deauthorize(app, driver, ctx, &conn).await {
+                Ok(true) => {
+                    tally.revoked += 1;
+                    Ok(())
+                }
+                // Not believed: its event id must not stop the real one.
+                Ok(false) => dedup.release(vendor, &event.event_id).await,
+                Err(e) => Err(e),
+            },
             EventKind::DataChanged => {
                 // The day before too: a sleep that ends on `date` began the day before.
                 let from = event.date.pred_opt().unwrap_or(event.date);
@@ -127,6 +163,67 @@ async fn accept(app: &App, vendor: Vendor, events: Vec<WebhookEvent>) -> Result<
     } = tally;
     tracing::info!(%vendor, queued, revoked, duplicates, unknown_user, "webhook accepted");
     Ok(tally)
+}
+
+/// Marks `conn` revoked on its vendor's deauthorization event. For a vendor
+/// whose webhooks anyone could forge, only once the vendor refuses the
+/// user's grant. True when marked.
+async fn deauthorize(
+    app: &App,
+    driver: &dyn VendorDriver,
+    ctx: &VendorCtx,
+    conn: &Connection,
+) -> Result<bool> {
+    if driver.unsigned_webhooks() && grant_is_live(app, driver, ctx, conn).await? {
+        tracing::warn!(
+            security_event = "deauthorization_not_confirmed",
+            user_id = %conn.user_id,
+            vendor = %conn.vendor,
+            "a deauthorization event the vendor does not confirm (the user's grant still works); ignored"
+        );
+        return Ok(false);
+    }
+    app.connections
+        .set_status(
+            &conn.user_id,
+            conn.vendor,
+            ConnectionStatus::Revoked,
+            Some("access was revoked at the vendor; reconnect"),
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Whether `conn`'s grant still works at the vendor, asked with its access
+/// token (refreshed first when it has expired: a refused refresh token
+/// means the grant is gone).
+async fn grant_is_live(
+    app: &App,
+    driver: &dyn VendorDriver,
+    ctx: &VendorCtx,
+    conn: &Connection,
+) -> Result<bool> {
+    let tokens = match open_tokens(app, conn).await {
+        Ok(t) => t,
+        // Nothing to ask the vendor with; the connection needs a reconnect anyway.
+        Err(Error::Corrupt(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut access_token = tokens.access_token.clone();
+    if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) && tokens.refresh_token.is_some() {
+        match refresh_connection(app, conn).await {
+            Ok((_, fresh)) => access_token = fresh.access_token,
+            Err(Error::Vendor {
+                error: VendorError::RefreshRejected,
+                ..
+            }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    driver
+        .grant_is_live(ctx, access_token.expose())
+        .await
+        .map_err(|e| Error::vendor(conn.vendor, e))
 }
 
 /// Dedup of webhook deliveries on the vendor's event id.

@@ -138,6 +138,26 @@ pub trait VendorDriver: Send + Sync {
         Some(chrono::Duration::hours(WEBHOOK_WATCHDOG_HOURS))
     }
 
+    /// Whether this vendor's webhooks carry nothing only the vendor could
+    /// send (Garmin's public client id, Strava's subscription id): then a
+    /// deauthorization is believed only once `grant_is_live` says the grant
+    /// is gone.
+    fn unsigned_webhooks(&self) -> bool {
+        false
+    }
+
+    /// Whether the user's grant still works at the vendor: one cheap call
+    /// with `access_token`, false when the vendor refuses it (401).
+    async fn grant_is_live(
+        &self,
+        _ctx: &VendorCtx,
+        _access_token: &str,
+    ) -> Result<bool, VendorError> {
+        Err(VendorError::Permanent(
+            "this driver has no check of a grant".into(),
+        ))
+    }
+
     /// How often the fleet runs this vendor's upkeep (Oura renews its
     /// webhook subscriptions) with this registration; None: it needs none.
     fn upkeep_every(&self, _ctx: &VendorCtx) -> Option<chrono::Duration> {

@@ -1,11 +1,11 @@
 //! `/v1/webhooks/{vendor}` (public): a vendor's delivery to
-//! `flows::webhook`, answered with its handshake or the tally of its events.
+//! `flows::webhook`, answered with its handshake, or with the same body for
+//! every accepted delivery (what its events did is logged, never answered:
+//! the answer must not tell anyone which vendor users are users here).
 
 use chrono::Utc;
 use connector_core::flows::webhook::{self, Received};
-use connector_core::http::api::{
-    body_bytes_up_to, json, path_param, respond, MAX_WEBHOOK_BODY_BYTES,
-};
+use connector_core::http::api::{body_bytes_up_to, path_param, respond, MAX_WEBHOOK_BODY_BYTES};
 use connector_core::vendors::driver::WebhookRequest;
 use connector_core::{App, Result, Vendor};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -43,6 +43,10 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
             .header("cache-control", "no-store")
             .body(Body::Text(body))
             .expect("valid response"),
-        Received::Accepted(tally) => json(200, &tally),
+        Received::Accepted(_) => Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::Text(r#"{"status":"accepted"}"#.into()))
+            .expect("valid response"),
     })
 }

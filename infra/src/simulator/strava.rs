@@ -65,6 +65,7 @@ pub fn sim() -> VendorSim {
 
 pub fn router(sim: Arc<VendorSim>) -> Router {
     oauth::routes(OAUTH_PATHS, token_response)
+        .route("/api/v3/athlete", get(athlete))
         .route("/api/v3/athlete/activities", get(activities))
         .route("/api/v3/activities/{id}", get(activity_detail))
         .route("/api/v3/push_subscriptions", post(create_subscription))
@@ -257,6 +258,23 @@ fn to_json(user: &str, offset_minutes: i32, a: &SimActivity, detailed: bool) -> 
         v["segment_efforts"] = json!([]);
     }
     v
+}
+
+/// `getLoggedInAthlete`: the summary representation (no `profile:read_all`).
+async fn athlete(State(sim): State<Arc<VendorSim>>, headers: HeaderMap) -> Response {
+    let (user, h) = match guard(&sim, &headers) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let id: i64 = user.parse().unwrap_or_default();
+    (
+        h,
+        json_response(
+            StatusCode::OK,
+            json!({ "id": id, "resource_state": 2, "firstname": "Sim", "lastname": "A." }),
+        ),
+    )
+        .into_response()
 }
 
 async fn activities(

@@ -410,6 +410,24 @@ impl VendorDriver for Garmin {
         Ok(id.user_id)
     }
 
+    fn unsigned_webhooks(&self) -> bool {
+        true
+    }
+
+    async fn grant_is_live(
+        &self,
+        ctx: &VendorCtx,
+        access_token: &str,
+    ) -> Result<bool, VendorError> {
+        let url = ctx.api_url("/wellness-api/rest/user/id")?;
+        let answer = send(ctx, ctx.http.get(url).bearer_auth(access_token)).await?;
+        if answer.status.as_u16() == 401 {
+            return Ok(false);
+        }
+        super::client::check_status(&answer, "user id", Utc::now())?;
+        Ok(true)
+    }
+
     async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {
         if req.method != http::Method::POST {
             return Err(Error::NotFound(

@@ -43,7 +43,7 @@
 //!   deleted activity already stored stay (the store has no per-record delete).
 
 use super::client::{check_status, send, Answer};
-use crate::domain::connection::TokenSet;
+use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
@@ -296,6 +296,24 @@ impl VendorDriver for Strava {
         }
     }
 
+    fn unsigned_webhooks(&self) -> bool {
+        true
+    }
+
+    async fn grant_is_live(
+        &self,
+        ctx: &VendorCtx,
+        access_token: &str,
+    ) -> Result<bool, VendorError> {
+        let url = ctx.api_url("/api/v3/athlete")?;
+        let answer = send(ctx, ctx.http.get(url).bearer_auth(access_token)).await?;
+        if answer.status.as_u16() == 401 {
+            return Ok(false);
+        }
+        check(&answer, "athlete")?;
+        Ok(true)
+    }
+
     async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {
         if req.method == http::Method::GET {
             let q = |k: &str| req.query.get(k).map(String::as_str);
@@ -331,8 +349,8 @@ impl VendorDriver for Strava {
             .creds
             .subscription_id
             .as_deref()
-            .is_some_and(|s| s.trim() == e.subscription_id.to_string());
-        if !ours {
+            .map(|s| Secret::new(s.trim()));
+        if !secret_matches(Some(&e.subscription_id.to_string()), ours.as_ref()) {
             tracing::warn!(
                 vendor = "strava",
                 bytes = req.body.len(),
