@@ -209,6 +209,23 @@ pub async fn delete_with_token(
     Ok(())
 }
 
+/// Whether the vendor still honours the user's `access_token`: GET `path`
+/// with it; false on 401, else `check` judges the answer.
+pub async fn token_still_honoured(
+    ctx: &VendorCtx,
+    access_token: &str,
+    path: &str,
+    check: fn(&Answer) -> Result<(), VendorError>,
+) -> Result<bool, VendorError> {
+    let url = ctx.api_url(path)?;
+    let answer = send(ctx, ctx.http.get(url).bearer_auth(access_token)).await?;
+    if answer.status.as_u16() == 401 {
+        return Ok(false);
+    }
+    check(&answer)?;
+    Ok(true)
+}
+
 /// GET `path` on the vendor's API with the user's bearer token, expecting JSON.
 pub async fn get_api<T: DeserializeOwned>(
     ctx: &VendorCtx,

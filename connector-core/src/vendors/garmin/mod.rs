@@ -21,7 +21,7 @@
 //!   scaled to 0–10 (-1 = no value); calories are active + BMR.
 //! - Disconnect: `DELETE /wellness-api/rest/user/registration` → 204.
 
-use super::client::{delete_with_token, get_api, get_json, send};
+use super::client::{delete_with_token, get_api, get_json, send, token_still_honoured};
 use crate::domain::connection::TokenSet;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
@@ -419,13 +419,10 @@ impl VendorDriver for Garmin {
         ctx: &VendorCtx,
         access_token: &str,
     ) -> Result<bool, VendorError> {
-        let url = ctx.api_url("/wellness-api/rest/user/id")?;
-        let answer = send(ctx, ctx.http.get(url).bearer_auth(access_token)).await?;
-        if answer.status.as_u16() == 401 {
-            return Ok(false);
-        }
-        super::client::check_status(&answer, "user id", Utc::now())?;
-        Ok(true)
+        token_still_honoured(ctx, access_token, "/wellness-api/rest/user/id", |a| {
+            super::client::check_status(a, "user id", Utc::now())
+        })
+        .await
     }
 
     async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {

@@ -42,7 +42,7 @@
 //! - Not done: a `delete` event queues a pull of its days, but samples of a
 //!   deleted activity already stored stay (the store has no per-record delete).
 
-use super::client::{check_status, send, Answer};
+use super::client::{check_status, send, token_still_honoured, Answer};
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
@@ -305,13 +305,10 @@ impl VendorDriver for Strava {
         ctx: &VendorCtx,
         access_token: &str,
     ) -> Result<bool, VendorError> {
-        let url = ctx.api_url("/api/v3/athlete")?;
-        let answer = send(ctx, ctx.http.get(url).bearer_auth(access_token)).await?;
-        if answer.status.as_u16() == 401 {
-            return Ok(false);
-        }
-        check(&answer, "athlete")?;
-        Ok(true)
+        token_still_honoured(ctx, access_token, "/api/v3/athlete", |a| {
+            check(a, "athlete")
+        })
+        .await
     }
 
     async fn webhook(&self, ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {
