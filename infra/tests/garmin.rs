@@ -16,7 +16,9 @@ use std::sync::atomic::Ordering::SeqCst;
 
 #[tokio::test]
 async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
-    let (sim, stack) = sim_stack("garmin").await;
+    // A one-second gap between a user's pulls (default 5 min), so that a
+    // ping right after the backfill's is pulled at once.
+    let (sim, stack) = sim_stack_with("garmin", &[("CONNECTOR_UNSIGNED_PULL_GAP_SECS", "1")]).await;
     sim.deliver_webhooks_to(&stack.url());
     let garmin = sim.sim(Vendor::Garmin).clone();
     let state: &GarminState = garmin.extra();
@@ -37,15 +39,16 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
 
     // The backfill job asks Garmin for history (one request per summary
     // type); Garmin pings as it is ready (while the job may still run);
-    // each ping becomes one pull job.
+    // the five pings wait as one pull job.
     let first = stack.pump.once(&stack.app, 0).await.unwrap();
     assert_eq!((first.received, first.failed), (1, 0));
     assert_eq!(state.backfills.lock().unwrap().len(), 5);
-    eventually("five pings queued", || async {
-        queue_depth(&stack).await == 5
+    eventually("five pings delivered", || async {
+        state.backfill_pings.load(SeqCst) == 5
     })
     .await;
-    assert_eq!(drain(&stack).await, (5, 0));
+    assert_eq!(queue_depth(&stack).await, 1);
+    assert_eq!(drain(&stack).await, (1, 0));
 
     // Values land on Garmin's calendarDate, in our units.
     let date = Utc::now().date_naive() - chrono::Duration::days(3);
@@ -78,6 +81,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     // Unsigned pings: without, or with another app's, garmin-client-id → 401
     // and nothing queued; with ours → one pull; the same ping again → duplicate.
     let target = format!("{}/v1/webhooks/garmin", stack.url());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let now = Utc::now().timestamp();
     let body = ping("dailies", &user, now - 60, now);
     assert_eq!(notify_with(&target, None, &body).await, 401);

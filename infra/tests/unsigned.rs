@@ -135,3 +135,82 @@ async fn a_forged_strava_deauthorization_leaves_the_athlete_connected() {
     let after = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::Revoked);
 }
+
+/// Messages in the live queue the queue does not show yet (sent with a delay).
+async fn delayed(stack: &connector_infra::stack::Stack) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed as Delayed;
+    let out = stack
+        .pump
+        .sqs
+        .get_queue_attributes()
+        .queue_url(stack.pump.live_url())
+        .attribute_names(Delayed)
+        .send()
+        .await
+        .unwrap();
+    out.attributes()
+        .and_then(|a| a.get(&Delayed))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (up to 20 s) until a delayed job shows in the queue.
+async fn until_shown(stack: &connector_infra::stack::Stack) {
+    for _ in 0..200 {
+        if queue_depth(stack).await > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the delayed job never showed");
+}
+
+#[tokio::test]
+async fn a_flood_of_pings_for_one_garmin_user_pulls_once_per_gap() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (sim, stack) = sim_stack_with(
+        "unsigned-garmin-gap",
+        &[("CONNECTOR_UNSIGNED_PULL_GAP_SECS", "5")],
+    )
+    .await;
+    let garmin = sim.sim(Vendor::Garmin).clone();
+    let c = Client::new(&stack);
+    c.connect_via_sim("garmin", "alice").await;
+    let alice = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
+    let target = format!("{}/v1/webhooks/garmin", stack.url());
+    // The backfill, then the pull its pings asked for.
+    drain(&stack).await;
+    let state: &connector_infra::simulator::garmin::GarminState = garmin.extra();
+    eventually("the backfill's five pings delivered", || async {
+        state.backfill_pings.load(SeqCst) == 5
+    })
+    .await;
+    drain(&stack).await;
+
+    // Forty pings, each for another upload window of the last five days:
+    // one job, shown once the gap since the last pull has passed.
+    let now = Utc::now().timestamp();
+    for i in 0..40 {
+        let end = now - i * 3 * 3600;
+        let body = ping("dailies", &alice.vendor_user_id, end - 60, end);
+        let (status, _) = garmin_post(&target, &garmin.app.client_id, &body).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(queue_depth(&stack).await + delayed(&stack).await, 1);
+    until_shown(&stack).await;
+    let before = garmin.stats.api_requests.load(SeqCst);
+    assert_eq!(drain(&stack).await, (1, 0));
+    let pulls = garmin.stats.api_requests.load(SeqCst) - before;
+    // Every day the pings named (six, counting the day before the oldest),
+    // pulled by upload time in 24 h windows, five summary types each.
+    assert!(pulls >= 6 * 5, "{pulls} pulls");
+
+    // Right after that pull, a new ping waits out the gap.
+    let body = ping("sleeps", &alice.vendor_user_id, now - 30, now);
+    let (status, _) = garmin_post(&target, &garmin.app.client_id, &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(queue_depth(&stack).await, 0, "not before the gap");
+    assert_eq!(delayed(&stack).await, 1);
+    until_shown(&stack).await;
+    assert_eq!(drain(&stack).await, (1, 0));
+}

@@ -65,11 +65,18 @@ impl JobQueue {
 
     /// Sends `job` as JSON to the queue for its reason.
     pub async fn send(&self, job: &SyncJob) -> Result<()> {
+        self.send_delayed(job, 0).await
+    }
+
+    /// Sends `job` so that the queue shows it after `delay_secs` (at most
+    /// SQS's 900).
+    pub async fn send_delayed(&self, job: &SyncJob, delay_secs: u64) -> Result<()> {
         let body = serde_json::to_string(job).expect("job serializes");
         self.sqs
             .send_message()
             .queue_url(self.url_for(job.reason))
             .message_body(body)
+            .delay_seconds(delay_secs.min(900) as i32)
             .send()
             .await
             .map_err(|e| Error::queue("SendMessage", sdk(e)))?;

@@ -41,6 +41,9 @@ pub struct Config {
     pub push_window_secs: i64,
     /// Phone pushes per user per minute.
     pub push_rate_per_min: u32,
+    /// The least time between the starts of two webhook-driven pulls of one
+    /// user at a vendor whose webhooks anyone could forge (Garmin, Strava), in seconds.
+    pub unsigned_pull_gap_secs: u32,
 }
 
 fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -113,6 +116,7 @@ impl Config {
             aws_endpoint: env.get("CONNECTOR_AWS_ENDPOINT"),
             push_window_secs: bounded(env, "CONNECTOR_PUSH_WINDOW_SECS", 300, 30, 3600)?,
             push_rate_per_min: bounded(env, "CONNECTOR_PUSH_RATE_PER_MIN", 30, 1, 6000)?,
+            unsigned_pull_gap_secs: bounded(env, "CONNECTOR_UNSIGNED_PULL_GAP_SECS", 300, 1, 900)?,
         })
     }
 

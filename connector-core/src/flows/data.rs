@@ -8,6 +8,7 @@ use crate::domain::health::{DailySummary, MetricType, Sample};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
+use crate::flows::queueing::{queue_live, Queued};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::NaiveDate;
@@ -34,7 +35,9 @@ fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
     }
 }
 
-/// Queues a pull of `user`'s last `days` days from `vendor` (the user asked).
+/// Queues a pull of `user`'s last `days` days from `vendor` (the user asked),
+/// or adds them to the job already waiting for the user there: the job
+/// returned is the one that runs them.
 pub async fn queue_sync(
     app: &App,
     user: &str,
@@ -58,8 +61,11 @@ pub async fn queue_sync(
         )));
     }
     let (from, to) = last_days(days);
-    let job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
-    app.queue.send(&job).await?;
+    let mut job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
+    if let Queued::Absorbed { into } = queue_live(app, &job, false).await? {
+        // The job already waiting runs these days too: that is the one to watch.
+        job.job_id = into;
+    }
     Ok(job)
 }
 

@@ -1,5 +1,5 @@
 //! The use cases, one file each, and the only code that takes the `App`:
-//! connecting a vendor, accepting its webhooks, running a sync job,
+//! connecting a vendor, accepting its webhooks, queueing and running sync jobs,
 //! refreshing tokens, the scheduled tick, the phone push, reading data and
 //! deleting an account. A function's `lib.rs` parses its event, calls one
 //! flow and shapes the answer.
@@ -9,6 +9,7 @@ pub mod app;
 pub mod connect;
 pub mod data;
 pub mod push;
+pub mod queueing;
 pub mod refresh;
 pub mod sync;
 pub mod tick;

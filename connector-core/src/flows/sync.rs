@@ -12,9 +12,10 @@
 use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Disposition, Error, Result};
 use crate::domain::health::DailySummary;
-use crate::domain::job::SyncJob;
+use crate::domain::job::{JobReason, SyncJob};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
+use crate::flows::queueing;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::vendors::driver::FetchRequest;
 use chrono::Utc;
@@ -55,6 +56,12 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
         Err(e) => return unless_permanent(app, job, e).await,
     };
     ctx.budget = ctx.budget.for_job(&job.user_id, job.reason.priority());
+    if job.reason == JobReason::Webhook && driver.unsigned_webhooks() {
+        let next = Utc::now() + chrono::Duration::seconds(app.config.unsigned_pull_gap_secs.into());
+        app.ephemeral
+            .mark_pulled(&job.user_id, vendor, next)
+            .await?;
+    }
     let mut tokens = match open_tokens(app, &conn).await {
         Ok(t) => t,
         Err(Error::Corrupt(_)) => {
@@ -147,14 +154,46 @@ async fn unless_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOut
 
 /// Runs a job received from the queue once: a job already marked done (a
 /// duplicate delivery, or a worker that died before deleting its message)
-/// is dropped; a finished one is marked done for a day.
+/// is dropped; a live job runs every day it absorbed while it waited
+/// (`flows::queueing`); a finished one is marked done for a day.
 pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> {
     let done_key = format!("job#{}#done", job.job_id);
     if app.ephemeral.get(&done_key).await?.is_some() {
         tracing::info!(%message_id, job_id = %job.job_id, "job already done; duplicate delivery dropped");
         return Ok(());
     }
-    let outcome = run_job(app, job).await?;
+    let windows = queueing::windows_of(app, job).await?;
+    let mut outcome = JobOutcome::Synced {
+        samples: 0,
+        days: 0,
+    };
+    for (i, &(from, to)) in windows.iter().enumerate() {
+        let window = SyncJob {
+            from,
+            to,
+            ..job.clone()
+        };
+        match run_job(app, &window).await {
+            Ok(JobOutcome::Synced { samples, days }) => {
+                if let JobOutcome::Synced {
+                    samples: s,
+                    days: d,
+                } = &mut outcome
+                {
+                    *s += samples;
+                    *d += days;
+                }
+            }
+            Ok(skipped) => {
+                outcome = skipped;
+                break;
+            }
+            Err(e) => {
+                queueing::requeue_absorbed(app, job, &windows[i..]).await?;
+                return Err(e);
+            }
+        }
+    }
     let done_for = Utc::now() + chrono::Duration::hours(24);
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");

@@ -14,6 +14,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
+use crate::flows::queueing::{queue_live, Queued};
 use crate::flows::refresh::refresh_connection;
 use crate::vendors::driver::Upkept;
 use chrono::{DateTime, Duration, Utc};
@@ -49,7 +50,9 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
             continue;
         }
         let job = SyncJob::new(&conn.user_id, vendor, from, to, JobReason::Poll)?;
-        app.queue.send(&job).await?;
+        if let Queued::Absorbed { .. } = queue_live(app, &job, false).await? {
+            continue;
+        }
         tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
         queued += 1;
     }

@@ -15,6 +15,7 @@ use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::job::{JobReason, SyncJob};
 use crate::domain::vendor::{Vendor, VendorError};
 use crate::flows::app::App;
+use crate::flows::queueing::{queue_live, Queued};
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::client::VendorCtx;
@@ -52,6 +53,8 @@ pub enum Received {
 pub struct Tally {
     /// Syncs queued.
     pub queued: u32,
+    /// Syncs absorbed by the job already waiting for the user.
+    pub absorbed: u32,
     /// Connections marked revoked.
     pub revoked: u32,
     /// Events seen before.
@@ -146,7 +149,12 @@ async fn accept(
                 let from = event.date.pred_opt().unwrap_or(event.date);
                 let job =
                     SyncJob::new(&conn.user_id, vendor, from, event.date, JobReason::Webhook)?;
-                app.queue.send(&job).await.map(|()| tally.queued += 1)
+                queue_live(app, &job, driver.unsigned_webhooks())
+                    .await
+                    .map(|queued| match queued {
+                        Queued::Sent { .. } => tally.queued += 1,
+                        Queued::Absorbed { .. } => tally.absorbed += 1,
+                    })
             }
         };
         if let Err(e) = outcome {
@@ -157,11 +165,12 @@ async fn accept(
     }
     let Tally {
         queued,
+        absorbed,
         revoked,
         duplicates,
         unknown_user,
     } = tally;
-    tracing::info!(%vendor, queued, revoked, duplicates, unknown_user, "webhook accepted");
+    tracing::info!(%vendor, queued, absorbed, revoked, duplicates, unknown_user, "webhook accepted");
     Ok(tally)
 }
 

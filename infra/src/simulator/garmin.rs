@@ -48,6 +48,8 @@ pub struct Backfill {
 #[derive(Default)]
 pub struct GarminState {
     pub backfills: Mutex<Vec<Backfill>>,
+    /// Backfill pings delivered (answered by the receiver, whatever it said).
+    pub backfill_pings: std::sync::atomic::AtomicU32,
     pub deregistrations: Mutex<Vec<String>>,
 }
 
@@ -236,6 +238,7 @@ async fn backfill(
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         notify(&sim, &ping(&kind, &user, at - 1, at + 1)).await;
+        state(&sim).backfill_pings.fetch_add(1, SeqCst);
     });
     (StatusCode::ACCEPTED, h).into_response()
 }

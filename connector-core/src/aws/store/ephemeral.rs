@@ -6,10 +6,11 @@ use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
 use crate::domain::connection::{ParkedConnect, PendingConnect};
 use crate::domain::error::{Error, Result};
+use crate::domain::vendor::Vendor;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 
 /// The attribute that names whose an ephemeral item is (user id, or a Mock
@@ -226,6 +227,145 @@ impl EphemeralStore {
         }
         Err(Error::Storage("rate limiter contention".into()))
     }
+}
+
+/// Live sync jobs waiting in the queue: at most one per (user, vendor),
+/// with every day the requests it absorbed named (a string set, so that
+/// absorbing is one atomic `ADD`).
+impl EphemeralStore {
+    /// Adds `days` to the job waiting for (`user`, `vendor`): that job's id,
+    /// or None when none is waiting.
+    pub async fn merge_into_waiting_job(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        days: &[NaiveDate],
+    ) -> Result<Option<String>> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(waiting_job_key(user, vendor)))
+            .update_expression("ADD days :d")
+            .condition_expression("attribute_exists(pk) AND expires_at > :now")
+            .expression_attribute_values(":d", day_set(days))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        Ok(conditional(res, "UpdateItem waiting job")?.map(|out| {
+            out.attributes
+                .as_ref()
+                .and_then(|a| get_s(a, "job_id"))
+                .unwrap_or_default()
+                .to_string()
+        }))
+    }
+
+    /// Records `job_id` as the job waiting for (`user`, `vendor`) with
+    /// `days`, until `expires_at`; false when another one is waiting.
+    pub async fn put_waiting_job(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        job_id: &str,
+        days: &[NaiveDate],
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let res = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(waiting_job_key(user, vendor)))
+            .item("job_id", s(job_id))
+            .item("days", day_set(days))
+            .item(OWNER, s(user))
+            .item("expires_at", n(expires_at.timestamp()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .send()
+            .await;
+        Ok(conditional(res, "PutItem waiting job")?.is_some())
+    }
+
+    /// Takes the days of job `job_id` when it is the one waiting for
+    /// (`user`, `vendor`); None when it is not (any more).
+    pub async fn take_waiting_job(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        job_id: &str,
+    ) -> Result<Option<Vec<NaiveDate>>> {
+        let res = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(waiting_job_key(user, vendor)))
+            .condition_expression("job_id = :id")
+            .expression_attribute_values(":id", s(job_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let Some(out) = conditional(res, "DeleteItem waiting job")? else {
+            return Ok(None);
+        };
+        let days = out
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("days"))
+            .and_then(|d| d.as_ss().ok())
+            .map(|d| d.iter().filter_map(|day| day.parse().ok()).collect())
+            .unwrap_or_default();
+        Ok(Some(days))
+    }
+}
+
+/// When a user's webhook-driven pull at a vendor whose webhooks anyone
+/// could forge may next start.
+impl EphemeralStore {
+    /// Records that a pull of `user` at `vendor` started; the next may start at `until`.
+    pub async fn mark_pulled(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        let attrs = HashMap::from([(OWNER.to_string(), user.to_string())]);
+        self.put(&pull_gap_key(user, vendor), attrs, until).await
+    }
+
+    /// Seconds until the next pull of `user` at `vendor` may start (0: now).
+    pub async fn pull_gap_left(&self, user: &str, vendor: Vendor) -> Result<u64> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pull_gap_key(user, vendor)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem pull gap", sdk(e)))?;
+        let until = out
+            .item()
+            .and_then(|i| get_n::<i64>(i, "expires_at"))
+            .unwrap_or(0);
+        Ok(u64::try_from(until - Utc::now().timestamp()).unwrap_or(0))
+    }
+}
+
+fn pull_gap_key(user: &str, vendor: Vendor) -> String {
+    format!("pullgap#{}#{user}", vendor.as_str())
+}
+
+fn waiting_job_key(user: &str, vendor: Vendor) -> String {
+    format!("waiting#{}#{user}", vendor.as_str())
+}
+
+fn day_set(days: &[NaiveDate]) -> AttributeValue {
+    let mut set: Vec<String> = days.iter().map(NaiveDate::to_string).collect();
+    set.sort();
+    set.dedup();
+    AttributeValue::Ss(set)
 }
 
 /// Connects waiting for the browser: one item per state, under a digest of
