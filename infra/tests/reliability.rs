@@ -184,17 +184,21 @@ async fn jobs_survive_outages_dropped_connections_and_slowness_exactly_once() {
     let (sim, stack) = sim_stack("faults").await;
     let dexcom = sim.sim(Vendor::Dexcom).clone();
     let c = Client::new(&stack);
-    let back = c.connect_via_sim("dexcom", "alice").await;
-    assert_eq!(back["status"], "connected", "{back:?}");
-    assert_eq!(drain(&stack).await, (1, 0));
+    // Four users, so that their syncs are four jobs (one user's would wait as one).
+    let users = ["alice", "bob", "carol", "dave"];
+    for user in users {
+        let back = c.connect_via_sim("dexcom", user).await;
+        assert_eq!(back["status"], "connected", "{back:?}");
+        assert_eq!(drain(&stack).await, (1, 0));
+    }
 
     dexcom.faults.drop_next(1);
     dexcom.faults.fail_next(2);
     dexcom.faults.slow_down(100);
     let mut jobs = Vec::new();
-    for _ in 0..4 {
+    for user in users {
         let (status, body) = c
-            .post("/v1/sync", "alice", r#"{"vendor":"dexcom","days":1}"#)
+            .post("/v1/sync", user, r#"{"vendor":"dexcom","days":1}"#)
             .await;
         assert_eq!(status, 202, "{body}");
         jobs.push(body["job_id"].as_str().unwrap().to_string());
@@ -219,12 +223,14 @@ async fn jobs_survive_outages_dropped_connections_and_slowness_exactly_once() {
         dead_letters(&stack).await.is_empty(),
         "nothing dead-lettered"
     );
-    let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
-    assert_eq!(conn.status, ConnectionStatus::Connected);
-    assert!(
-        conn.last_error.is_none(),
-        "transient faults are not recorded as errors"
-    );
+    for user in users {
+        let conn = connection(&stack, user, Vendor::Dexcom).await.unwrap();
+        assert_eq!(conn.status, ConnectionStatus::Connected);
+        assert!(
+            conn.last_error.is_none(),
+            "transient faults are not recorded as errors"
+        );
+    }
 }
 
 /// A worker dies in the middle of a batch (its Lambda times out or is

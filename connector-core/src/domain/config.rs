@@ -44,6 +44,10 @@ pub struct Config {
     /// The least time between the starts of two webhook-driven pulls of one
     /// user at a vendor whose webhooks anyone could forge (Garmin, Strava), in seconds.
     pub unsigned_pull_gap_secs: u32,
+    /// Manual syncs (`POST /v1/sync`) one user may ask of one vendor per hour.
+    pub manual_syncs_per_hour: u32,
+    /// Connects one user may start per hour.
+    pub connect_starts_per_hour: u32,
 }
 
 fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -117,6 +121,14 @@ impl Config {
             push_window_secs: bounded(env, "CONNECTOR_PUSH_WINDOW_SECS", 300, 30, 3600)?,
             push_rate_per_min: bounded(env, "CONNECTOR_PUSH_RATE_PER_MIN", 30, 1, 6000)?,
             unsigned_pull_gap_secs: bounded(env, "CONNECTOR_UNSIGNED_PULL_GAP_SECS", 300, 1, 900)?,
+            manual_syncs_per_hour: bounded(env, "CONNECTOR_MANUAL_SYNCS_PER_HOUR", 12, 1, 3600)?,
+            connect_starts_per_hour: bounded(
+                env,
+                "CONNECTOR_CONNECT_STARTS_PER_HOUR",
+                20,
+                1,
+                3600,
+            )?,
         })
     }
 

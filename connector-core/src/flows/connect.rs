@@ -8,6 +8,7 @@
 //! the list of vendors with the user's connections.
 
 use crate::aws::kms::Binding;
+use crate::aws::store::ephemeral::Bucket;
 use crate::domain::connection::{
     Connection, ConnectionStatus, ParkedConnect, PendingConnect, TokenSet,
 };
@@ -191,8 +192,17 @@ pub enum Started {
 
 /// Starts `user`'s connection to `vendor`: at once where the vendor needs
 /// no consent, otherwise the vendor's consent page with a single-use state
-/// (PKCE S256 where OAuth, or the vendor's hosted flow).
+/// (PKCE S256 where OAuth, or the vendor's hosted flow). A user may start
+/// `connect_starts_per_hour` connects an hour (429 past it).
 pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -> Result<Started> {
+    let rate = Bucket::per_hour(app.config.connect_starts_per_hour);
+    if let Err(retry_after_secs) = app
+        .ephemeral
+        .take_token(&format!("connectstart#{user}"), user, rate)
+        .await?
+    {
+        return Err(Error::RateLimited { retry_after_secs });
+    }
     let (driver, ctx) = app.driver(vendor).await?;
     if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
         establish(app, user, vendor, &vendor_user_id, &tokens).await?;

@@ -1,6 +1,7 @@
 //! The user's data: a pull on demand, daily summaries, and series of
 //! samples with units and sources, a page at a time.
 
+use crate::aws::store::ephemeral::Bucket;
 use crate::domain::config::MAX_WINDOW_DAYS;
 use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Error, Result};
@@ -37,7 +38,8 @@ fn days_in_range(name: &str, value: Option<u32>, default: u32) -> Result<u32> {
 
 /// Queues a pull of `user`'s last `days` days from `vendor` (the user asked),
 /// or adds them to the job already waiting for the user there: the job
-/// returned is the one that runs them.
+/// returned is the one that runs them. A user may ask each vendor
+/// `manual_syncs_per_hour` times an hour (429 past it).
 pub async fn queue_sync(
     app: &App,
     user: &str,
@@ -45,6 +47,11 @@ pub async fn queue_sync(
     days: Option<u32>,
 ) -> Result<SyncJob> {
     let days = days_in_range("days", days, DEFAULT_SYNC_DAYS)?;
+    let rate = Bucket::per_hour(app.config.manual_syncs_per_hour);
+    let key = format!("manualsync#{}#{user}", vendor.as_str());
+    if let Err(retry_after_secs) = app.ephemeral.take_token(&key, user, rate).await? {
+        return Err(Error::RateLimited { retry_after_secs });
+    }
     let conn = app
         .connections
         .get(user, vendor)

@@ -669,6 +669,14 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// `n` calls an hour, with a burst of up to `n`.
+    pub fn per_hour(n: u32) -> Self {
+        Self {
+            capacity: f64::from(n.max(1)),
+            refill_per_sec: f64::from(n.max(1)) / 3600.0,
+        }
+    }
+
     /// `n` calls a minute, with a burst of up to `n`.
     pub fn per_minute(n: u32) -> Self {
         Self {
