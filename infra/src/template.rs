@@ -293,9 +293,10 @@ mod tests {
         for binary in ["webhook", "data", "token-refresher"] {
             assert_eq!(t.queues_of(binary), (v(&["SyncQueue"]), v(&[])), "{binary}");
         }
+        // A failed live job queues the days it had absorbed again.
         assert_eq!(
             t.queues_of("sync-worker"),
-            (v(&[]), v(&["BackfillQueue", "SyncQueue"]))
+            (v(&["SyncQueue"]), v(&["BackfillQueue", "SyncQueue"]))
         );
         for binary in ["providers", "health-push", "account", "oauth-callback"] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
