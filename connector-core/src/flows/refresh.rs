@@ -3,7 +3,9 @@
 //! in DynamoDB (conditional on the token version); the others wait, re-read
 //! and use the winner's tokens. A connection is marked `refresh_failed` only
 //! by the lease holder, after a fresh read confirms the vendor rejected the
-//! current refresh token.
+//! current refresh token. A refreshed pair is never dropped: the lease
+//! holder tries again through a passing outage, and as a last resort keeps
+//! it sealed for the next refresh of the connection to put in place.
 
 use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
 use crate::domain::error::{Error, Result};
@@ -86,6 +88,30 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
 
 async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connection, TokenSet)> {
     let vendor = conn.vendor;
+    // A refresh whose tokens could not be stored last time: put them in place.
+    if let Some((sealed, expires_at)) = app
+        .ephemeral
+        .take_refreshed_tokens(&conn.user_id, vendor)
+        .await?
+    {
+        let placed = app
+            .connections
+            .replace_tokens(conn, conn.token_version, &sealed, expires_at)
+            .await;
+        if placed.is_err() {
+            // Still the only copy: keep it for the next try.
+            let _ = app
+                .ephemeral
+                .keep_refreshed_tokens(&conn.user_id, vendor, &sealed, expires_at)
+                .await;
+        }
+        if placed? {
+            tracing::info!(user_id = %conn.user_id, %vendor, "kept refreshed tokens put in place");
+            let latest = reread(app, conn).await?;
+            let t = open_tokens(app, &latest).await?;
+            return Ok((latest, t));
+        }
+    }
     let (driver, ctx) = app.driver(vendor).await?;
     let current = open_tokens(app, conn).await?;
     let Some(refresh_token) = current.refresh_token.clone() else {
@@ -111,24 +137,7 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
         .refresh(&ctx, &conn.vendor_user_id, refresh_token.expose())
         .await
     {
-        Ok(fresh) => {
-            let sealed = app
-                .envelope
-                .seal_tokens(&conn.user_id, vendor, &fresh)
-                .await?;
-            if app
-                .connections
-                .replace_tokens(conn, conn.token_version, &sealed, fresh.expires_at)
-                .await?
-            {
-                tracing::info!(user_id = %conn.user_id, %vendor, "tokens refreshed");
-                return Ok((reread(app, conn).await?, fresh));
-            }
-            // Reconnected while we refreshed: the new grant wins.
-            let latest = reread(app, conn).await?;
-            let t = app.envelope.open_tokens(&latest).await?;
-            Ok((latest, t))
-        }
+        Ok(fresh) => store_refreshed(app, conn, fresh).await,
         Err(VendorError::RefreshRejected) => {
             let latest = reread(app, conn).await?;
             if latest.token_version != conn.token_version {
@@ -147,6 +156,73 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
             Err(Error::vendor(vendor, VendorError::RefreshRejected))
         }
         Err(e) => Err(Error::vendor(vendor, e)),
+    }
+}
+
+/// How often the lease holder tries to store a refreshed pair (pauses of
+/// 0.25 s doubling: about 8 s in all, well inside the lease). The vendor has
+/// spent the old refresh token, so the new one must not be dropped.
+const STORE_TRIES: u32 = 6;
+
+/// Seals and stores `fresh`, trying again through a passing outage of KMS or
+/// DynamoDB; as a last resort the sealed pair is kept for the next refresh.
+async fn store_refreshed(
+    app: &App,
+    conn: &Connection,
+    fresh: TokenSet,
+) -> Result<(Connection, TokenSet)> {
+    let vendor = conn.vendor;
+    let mut pause = Duration::from_millis(250);
+    let mut sealed = None;
+    let mut tries = 0;
+    let outcome = loop {
+        tries += 1;
+        let attempt = async {
+            if sealed.is_none() {
+                sealed = Some(
+                    app.envelope
+                        .seal_tokens(&conn.user_id, vendor, &fresh)
+                        .await?,
+                );
+            }
+            let tokens = sealed.as_ref().expect("sealed above");
+            app.connections
+                .replace_tokens(conn, conn.token_version, tokens, fresh.expires_at)
+                .await
+        }
+        .await;
+        match attempt {
+            Err(e @ (Error::Storage(_) | Error::Crypto(_))) if tries < STORE_TRIES => {
+                tracing::warn!(user_id = %conn.user_id, %vendor, error = %e, "refreshed tokens not stored yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => break other,
+        }
+    };
+    match outcome {
+        Ok(true) => {
+            tracing::info!(user_id = %conn.user_id, %vendor, "tokens refreshed");
+            Ok((reread(app, conn).await?, fresh))
+        }
+        Ok(false) => {
+            // Reconnected while we refreshed: the new grant wins.
+            let latest = reread(app, conn).await?;
+            let t = app.envelope.open_tokens(&latest).await?;
+            Ok((latest, t))
+        }
+        Err(e) => {
+            let kept = match &sealed {
+                Some(tokens) => app
+                    .ephemeral
+                    .keep_refreshed_tokens(&conn.user_id, vendor, tokens, fresh.expires_at)
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            tracing::error!(user_id = %conn.user_id, %vendor, error = %e, kept, "refreshed tokens could not be stored on the connection");
+            Err(e)
+        }
     }
 }
 

@@ -102,6 +102,9 @@ pub struct VendorSim {
     pub webhook_target: Mutex<Option<String>>,
     /// Injected 5xx, dropped connections and slowness (reliability tests).
     pub faults: faults::Faults,
+    /// Runs right after the token endpoint answers a refresh, before the
+    /// answer leaves (reliability tests: a fault just after the vendor rotated).
+    pub after_refresh: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// The vendor module's own bookkeeping, typed by the module (e.g.
     /// Withings' notify subscriptions; downcast with `extra::<T>()`).
     extra: Box<dyn std::any::Any + Send + Sync>,
@@ -130,6 +133,7 @@ impl VendorSim {
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
             faults: faults::Faults::default(),
+            after_refresh: Mutex::new(None),
             extra: Box::new(()),
         }
     }

@@ -302,6 +302,11 @@ pub fn token(
     };
     drop(book);
     sim.stats.tokens_issued.fetch_add(1, SeqCst);
+    if refreshed {
+        if let Some(hook) = sim.after_refresh.lock().unwrap().as_ref() {
+            hook();
+        }
+    }
     let issued = Issued {
         user,
         access_token: access,

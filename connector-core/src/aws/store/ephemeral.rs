@@ -4,7 +4,7 @@
 
 use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
-use crate::domain::connection::{ParkedConnect, PendingConnect};
+use crate::domain::connection::{ParkedConnect, PendingConnect, SealedTokens};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -355,6 +355,62 @@ impl EphemeralStore {
 
 fn pull_gap_key(user: &str, vendor: Vendor) -> String {
     format!("pullgap#{}#{user}", vendor.as_str())
+}
+
+/// Refreshed tokens that could not be stored on their connection: kept
+/// sealed until the next refresh of that connection puts them in place.
+impl EphemeralStore {
+    /// Keeps `tokens` (sealed) for `user`'s connection to `vendor`.
+    pub async fn keep_refreshed_tokens(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        tokens: &SealedTokens,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut attrs = HashMap::from([
+            (OWNER.to_string(), user.to_string()),
+            ("access_token".to_string(), tokens.access.clone()),
+        ]);
+        if let Some(r) = &tokens.refresh {
+            attrs.insert("refresh_token".into(), r.clone());
+        }
+        if let Some(t) = expires_at {
+            attrs.insert("token_expires_at".into(), t.timestamp().to_string());
+        }
+        let keep_until = Utc::now() + chrono::Duration::days(30);
+        self.put(&kept_tokens_key(user, vendor), attrs, keep_until)
+            .await
+    }
+
+    /// Takes the refreshed tokens kept for `user`'s connection to `vendor`, if any.
+    pub async fn take_refreshed_tokens(
+        &self,
+        user: &str,
+        vendor: Vendor,
+    ) -> Result<Option<(SealedTokens, Option<DateTime<Utc>>)>> {
+        let Some(mut item) = self.take(&kept_tokens_key(user, vendor)).await? else {
+            return Ok(None);
+        };
+        let access = item
+            .remove("access_token")
+            .ok_or_else(|| Error::Corrupt("kept tokens lack access_token".into()))?;
+        let expires_at = item
+            .remove("token_expires_at")
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| DateTime::from_timestamp(t, 0));
+        Ok(Some((
+            SealedTokens {
+                access,
+                refresh: item.remove("refresh_token"),
+            },
+            expires_at,
+        )))
+    }
+}
+
+fn kept_tokens_key(user: &str, vendor: Vendor) -> String {
+    format!("kepttokens#{}#{user}", vendor.as_str())
 }
 
 fn waiting_job_key(user: &str, vendor: Vendor) -> String {
