@@ -315,3 +315,42 @@ async fn a_terra_link_sent_to_someone_else_links_nothing() {
     assert!(connection(&stack, "victor", Vendor::Terra).await.is_none());
     assert_eq!(queue_depth(&stack).await, 0);
 }
+
+#[tokio::test]
+async fn one_vendor_account_joins_one_app_user() {
+    let (_sim, stack) = sim_stack("oauth-one-account").await;
+    let c = Client::new(&stack);
+    let account = "99000555";
+    let link = c.begin_connect("whoop", "alice").await;
+    let back = c.consent("alice", &format!("{link}&login={account}")).await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    drain(&stack).await;
+
+    // The same WHOOP account, connected from another app user: refused.
+    let link = c.begin_connect("whoop", "bob").await;
+    let back = c.return_to_app(&format!("{link}&login={account}")).await;
+    let (status, body) = c.complete("whoop", "bob", &back["completion"]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("another user"),
+        "{body}"
+    );
+    assert!(connection(&stack, "bob", Vendor::Whoop).await.is_none());
+    let alice = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
+    assert_eq!(alice.vendor_user_id, account);
+    assert_eq!(queue_depth(&stack).await, 0, "no backfill for bob");
+
+    // Alice reconnecting her own account is fine; once she disconnects,
+    // bob may connect it.
+    let link = c.begin_connect("whoop", "alice").await;
+    let back = c.consent("alice", &format!("{link}&login={account}")).await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    drain(&stack).await;
+    let (status, _) = c
+        .call("DELETE", "/v1/connections/whoop", Some("alice"), None)
+        .await;
+    assert_eq!(status, 200);
+    let link = c.begin_connect("whoop", "bob").await;
+    let back = c.consent("bob", &format!("{link}&login={account}")).await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+}

@@ -27,7 +27,8 @@ use chrono::Utc;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Seals and stores a new connection's tokens, then queues its backfill.
+/// Seals and stores a new connection's tokens, then queues its backfill. A
+/// vendor account connected to another app user is refused (409).
 pub async fn establish(
     app: &App,
     user_id: &str,
@@ -35,6 +36,7 @@ pub async fn establish(
     vendor_user_id: &str,
     tokens: &TokenSet,
 ) -> Result<()> {
+    claim_vendor_account(app, user_id, vendor, vendor_user_id).await?;
     let sealed = app.envelope.seal_tokens(user_id, vendor, tokens).await?;
     app.connections
         .connect(
@@ -58,6 +60,38 @@ pub async fn establish(
         .await?;
     tracing::info!(user_id, %vendor, "connected");
     Ok(())
+}
+
+/// Holds the vendor account for `user`: refused while another app user's
+/// connection holds it (a claim whose connection is gone is taken over).
+async fn claim_vendor_account(
+    app: &App,
+    user: &str,
+    vendor: Vendor,
+    vendor_user_id: &str,
+) -> Result<()> {
+    let Some(holder) = app
+        .ephemeral
+        .claim_vendor_account(vendor, vendor_user_id, user)
+        .await?
+    else {
+        return Ok(());
+    };
+    let held = app
+        .connections
+        .get(&holder, vendor)
+        .await?
+        .is_some_and(|c| c.vendor_user_id == vendor_user_id);
+    if held {
+        tracing::warn!(user_id = user, %vendor, "refused: the vendor account is connected to another user");
+        return Err(Error::Conflict(format!(
+            "this {} account is already connected to another user of this app; disconnect it there first",
+            registry::spec(vendor).display_name
+        )));
+    }
+    app.ephemeral
+        .take_over_vendor_account(vendor, vendor_user_id, user)
+        .await
 }
 
 /// What became of a connection's grant at its vendor when it was removed here.
@@ -269,6 +303,9 @@ pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Revocat
         .ok_or_else(|| Error::NotFound(format!("connection to {vendor}")))?;
     let revocation = revoke_at_vendor(app, &conn).await?;
     app.connections.delete(user, vendor).await?;
+    app.ephemeral
+        .release_vendor_account(vendor, &conn.vendor_user_id, user)
+        .await?;
     let revoked_at_vendor = revocation.revoked_at_vendor();
     tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
     Ok(revocation)

@@ -413,6 +413,90 @@ fn kept_tokens_key(user: &str, vendor: Vendor) -> String {
     format!("kepttokens#{}#{user}", vendor.as_str())
 }
 
+/// Which app user each vendor account is connected to: one item per vendor
+/// account, so that one account never joins two app users.
+impl EphemeralStore {
+    /// Claims the `vendor` account `vendor_user_id` for `user`: None when it
+    /// is theirs now, else the app user who holds it.
+    pub async fn claim_vendor_account(
+        &self,
+        vendor: Vendor,
+        vendor_user_id: &str,
+        user: &str,
+    ) -> Result<Option<String>> {
+        let key = vendor_account_key(vendor, vendor_user_id);
+        let res = self
+            .db
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&key))
+            .item(OWNER, s(user))
+            .item("expires_at", n(KEPT_FOR_GOOD))
+            .condition_expression("attribute_not_exists(pk) OR #o = :u")
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_values(":u", s(user))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        match res {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => Ok(Some(
+                    c.item
+                        .as_ref()
+                        .and_then(|i| get_s(i, OWNER))
+                        .unwrap_or_default()
+                        .to_string(),
+                )),
+                _ => Err(Error::storage("PutItem vendor account", sdk(e))),
+            },
+        }
+    }
+
+    /// Hands the `vendor` account `vendor_user_id` to `user`, whoever held it
+    /// (the holder's connection is gone).
+    pub async fn take_over_vendor_account(
+        &self,
+        vendor: Vendor,
+        vendor_user_id: &str,
+        user: &str,
+    ) -> Result<()> {
+        let attrs = HashMap::from([(OWNER.to_string(), user.to_string())]);
+        let forever = DateTime::from_timestamp(KEPT_FOR_GOOD, 0).unwrap_or_default();
+        self.put(&vendor_account_key(vendor, vendor_user_id), attrs, forever)
+            .await
+    }
+
+    /// Releases `user`'s hold on the `vendor` account `vendor_user_id`.
+    pub async fn release_vendor_account(
+        &self,
+        vendor: Vendor,
+        vendor_user_id: &str,
+        user: &str,
+    ) -> Result<()> {
+        let res = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(vendor_account_key(vendor, vendor_user_id)))
+            .condition_expression("#o = :u")
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_values(":u", s(user))
+            .send()
+            .await;
+        conditional(res, "DeleteItem vendor account")?;
+        Ok(())
+    }
+}
+
+/// The TTL of an item kept until it is deleted: the last second of year 9999.
+const KEPT_FOR_GOOD: i64 = 253_402_300_799;
+
+fn vendor_account_key(vendor: Vendor, vendor_user_id: &str) -> String {
+    format!("vendoraccount#{}#{vendor_user_id}", vendor.as_str())
+}
+
 fn waiting_job_key(user: &str, vendor: Vendor) -> String {
     format!("waiting#{}#{user}", vendor.as_str())
 }
