@@ -471,6 +471,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    /// The AES key schedule a seal or open expands from the data key is
+    /// wiped when the cipher is dropped (the `aes` crate's `zeroize`).
+    #[test]
+    fn the_expanded_key_is_wiped_when_the_cipher_goes() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes_gcm::aes::Aes256>();
+    }
+
     fn b<'a>(user: &'a str, field: &'a str) -> Binding<'a> {
         Binding {
             user_id: user,
