@@ -601,3 +601,39 @@ async fn a_refresh_that_meets_tokens_that_do_not_open_asks_for_a_reconnect_once(
     let second = connector_core::flows::tick::run(app, later).await;
     assert_eq!(second.failed, 0, "{second:?}");
 }
+
+#[tokio::test]
+async fn the_mock_vendor_is_off_unless_turned_on() {
+    // The template's default: what a deploy gets without the parameter.
+    let template = connector_infra::template::Template::load(
+        &connector_infra::stack::workspace_root().join("template.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        template.parameter_default("EnableMockVendor").as_deref(),
+        Some("false")
+    );
+    let mut opts = options("mock-off");
+    opts.extra_env
+        .insert("CONNECTOR_MOCK_ENABLED".into(), "false".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let c = Client::new(&stack);
+    let (status, body) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("EnableMockVendor"),
+        "{body}"
+    );
+    assert!(connection(&stack, "alice", Vendor::Mock).await.is_none());
+    let (_, providers) = c.get("/v1/providers", "alice").await;
+    assert_eq!(provider_of(&providers, "mock")["supported"], false);
+    let w = signed_webhook(&stack, "evt-off-1", "alice", &today());
+    let (status, _) = c
+        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(queue_depth(&stack).await, 0);
+}

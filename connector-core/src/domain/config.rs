@@ -44,6 +44,9 @@ pub struct Config {
     /// The least time between the starts of two webhook-driven pulls of one
     /// user at a vendor whose webhooks anyone could forge (Garmin, Strava), in seconds.
     pub unsigned_pull_gap_secs: u32,
+    /// Whether the Mock vendor (no consent, made-up data) is on; off unless
+    /// `CONNECTOR_MOCK_ENABLED` is `true`.
+    pub mock_enabled: bool,
     /// Manual syncs (`POST /v1/sync`) one user may ask of one vendor per hour.
     pub manual_syncs_per_hour: u32,
     /// Connects one user may start per hour.
@@ -121,6 +124,15 @@ impl Config {
             push_window_secs: bounded(env, "CONNECTOR_PUSH_WINDOW_SECS", 300, 30, 3600)?,
             push_rate_per_min: bounded(env, "CONNECTOR_PUSH_RATE_PER_MIN", 30, 1, 6000)?,
             unsigned_pull_gap_secs: bounded(env, "CONNECTOR_UNSIGNED_PULL_GAP_SECS", 300, 1, 900)?,
+            mock_enabled: match env.get("CONNECTOR_MOCK_ENABLED").as_deref().map(str::trim) {
+                None | Some("") | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(Error::Config(format!(
+                        "CONNECTOR_MOCK_ENABLED must be true or false, not {other:?}"
+                    )))
+                }
+            },
             manual_syncs_per_hour: bounded(env, "CONNECTOR_MANUAL_SYNCS_PER_HOUR", 12, 1, 3600)?,
             connect_starts_per_hour: bounded(
                 env,

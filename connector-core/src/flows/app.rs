@@ -7,7 +7,7 @@ use crate::aws::secrets::Secrets;
 use crate::aws::store::{ConnectionStore, EphemeralStore, HealthStore};
 use crate::domain::config::Config;
 use crate::domain::env::Env;
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
@@ -47,8 +47,19 @@ impl App {
         VendorCredentials::load(&self.credentials, registry::spec(vendor)).await
     }
 
+    /// Whether `vendor` is on in this deployment (the Mock vendor only when
+    /// configured so).
+    pub fn vendor_enabled(&self, vendor: Vendor) -> bool {
+        vendor != Vendor::Mock || self.config.mock_enabled
+    }
+
     /// A vendor's driver with what it needs to call the vendor.
     pub async fn driver(&self, vendor: Vendor) -> Result<(Arc<dyn VendorDriver>, VendorCtx)> {
+        if !self.vendor_enabled(vendor) {
+            return Err(Error::Conflict(format!(
+                "vendor {vendor} is off in this deployment; the EnableMockVendor parameter (CONNECTOR_MOCK_ENABLED=true) turns it on"
+            )));
+        }
         let driver = self.vendors.driver(vendor)?.clone();
         let ctx = VendorCtx {
             http: self.http.clone(),

@@ -134,6 +134,9 @@ impl Revocation {
 /// revoke it.
 pub async fn revoke_at_vendor(app: &App, conn: &Connection) -> Result<Revocation> {
     let vendor = conn.vendor;
+    if !app.vendor_enabled(vendor) {
+        return Ok(Revocation::NotOffered);
+    }
     let (driver, ctx) = match app.driver(vendor).await {
         Ok(d) => d,
         Err(Error::Vendor { .. }) => return Ok(Revocation::NotOffered),
@@ -538,7 +541,8 @@ pub async fn providers(app: &App, user: &str) -> Result<Vec<Provider>> {
         out.push(Provider {
             id: vendor,
             name: registry::spec(vendor).display_name,
-            supported: app.vendor_credentials(vendor).await?.supported(),
+            supported: app.vendor_enabled(vendor)
+                && app.vendor_credentials(vendor).await?.supported(),
             connected: conn.is_some_and(|c| c.status == ConnectionStatus::Connected),
             status: conn.map(|c| c.status.as_str()),
             last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),
