@@ -280,6 +280,37 @@ mod tests {
         assert_eq!(r.matches("POST", "/v1/connections/"), None);
     }
 
+    /// Logs name users (user ids), so every function's log group is declared
+    /// with a retention instead of Lambda's default of keeping them forever.
+    #[test]
+    fn every_function_logs_to_a_group_with_a_retention() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).unwrap();
+        let retention: u32 = t
+            .parameter_default("LogRetentionDays")
+            .expect("a LogRetentionDays parameter")
+            .parse()
+            .unwrap();
+        assert!((1..=90).contains(&retention), "{retention}");
+        let groups: Vec<Value> = t
+            .resources()
+            .into_iter()
+            .filter(|(_, kind, _)| kind == "AWS::Logs::LogGroup")
+            .map(|(_, _, props)| props)
+            .collect();
+        for (id, _) in t.functions() {
+            let name = format!("/aws/lambda/${{{id}}}");
+            let group = groups
+                .iter()
+                .find(|g| format!("{:?}", g["LogGroupName"]).contains(&name))
+                .unwrap_or_else(|| panic!("{id} has no log group named {name}"));
+            assert!(
+                format!("{:?}", group["RetentionInDays"]).contains("LogRetentionDays"),
+                "{id}: {group:?}"
+            );
+        }
+    }
+
     /// Each function may send to exactly the queues its code sends jobs to:
     /// a missing grant fails in AWS only (the emulator does not check IAM).
     #[test]
