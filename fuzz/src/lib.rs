@@ -280,6 +280,17 @@ pub fn webhook(vendor: Vendor, data: &[u8]) {
                 }
             }
         }
+        Ok(WebhookReply::NotSynced { event_type }) => {
+            assert!(
+                d.authenticate || vendor == Vendor::Strava,
+                "{vendor}: an unauthenticated delivery acknowledged"
+            );
+            assert!(
+                event_type.len() <= 64,
+                "{vendor}: event type of {} bytes",
+                event_type.len()
+            );
+        }
         Ok(WebhookReply::Handshake { status, body, .. }) => {
             assert!((200..500).contains(&status), "{vendor}: handshake {status}");
             assert_no_secret("handshake", &body, data);

@@ -159,6 +159,11 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
         answer, r#"{"status":"accepted"}"#,
         "a duplicate gets the same answer"
     );
+    // An event of a kind the connector does not sync: acknowledged.
+    let other = event_body(&strava, &athlete, "archive", a.id, event_time + 2, false);
+    let (status, answer) = deliver_webhook(&target, &other).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(queue_depth(&stack).await, 1);
     let forged = event_body(&strava, &athlete, "update", a.id, event_time + 1, true);
     let (status, _) = deliver_webhook(&target, &forged).await;
     assert_eq!(status, 401);

@@ -125,6 +125,20 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     .await;
     assert_eq!(status, 401);
     assert_eq!(queue_depth(&stack).await, 1);
+    // A signed event of a type the connector does not sync: acknowledged
+    // (WHOOP would retry a 4xx), nothing queued.
+    let (status, body) = deliver_webhook(
+        &whoop,
+        &target,
+        &vendor_user,
+        "body_measurement.updated",
+        "trace-3",
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(queue_depth(&stack).await, 1);
+    assert!(captured_logs().contains("webhook event type not synced"));
     assert_eq!(drain(&stack).await, (1, 0));
 
     // The access token died at the vendor: the worker's 401 → one refresh

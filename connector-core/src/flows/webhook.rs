@@ -61,6 +61,8 @@ pub struct Tally {
     pub duplicates: u32,
     /// Events about a vendor user the connector does not know.
     pub unknown_user: u32,
+    /// Deliveries of an event type the connector does not sync.
+    pub not_synced: u32,
 }
 
 /// Receives a delivery to `vendor`'s webhook.
@@ -88,6 +90,13 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
         WebhookReply::Events(events) => accept(app, driver.as_ref(), &ctx, events)
             .await
             .map(Received::Accepted),
+        WebhookReply::NotSynced { event_type } => {
+            tracing::info!(%vendor, event_type, not_synced = 1, "webhook event type not synced; acknowledged");
+            Ok(Received::Accepted(Tally {
+                not_synced: 1,
+                ..Tally::default()
+            }))
+        }
     }
 }
 
@@ -169,6 +178,7 @@ async fn accept(
         revoked,
         duplicates,
         unknown_user,
+        not_synced: _,
     } = tally;
     tracing::info!(%vendor, queued, absorbed, revoked, duplicates, unknown_user, "webhook accepted");
     Ok(tally)

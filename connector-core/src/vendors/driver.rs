@@ -92,6 +92,27 @@ pub enum WebhookReply {
     },
     /// Authenticated events to dedup and act on.
     Events(Vec<WebhookEvent>),
+    /// An authenticated delivery of an event type the connector does not
+    /// sync: acknowledged (vendors retry a 4xx for hours) and counted.
+    NotSynced {
+        /// The vendor's name of the type, as sent (letters, digits and
+        /// `._/-` only, at most 64).
+        event_type: String,
+    },
+}
+
+impl WebhookReply {
+    /// The reply to an authenticated delivery of event type `event_type`
+    /// that the connector does not sync.
+    pub fn not_synced(event_type: &str) -> Self {
+        WebhookReply::NotSynced {
+            event_type: event_type
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._/-".contains(*c))
+                .take(64)
+                .collect(),
+        }
+    }
 }
 
 /// What a vendor implements to be connected, synced and sent webhooks.

@@ -252,7 +252,7 @@ impl VendorDriver for MockVendor {
             &Self::scheme(),
             ctx.creds.webhook_secret.as_ref(),
         )?;
-        Ok(WebhookReply::Events(Self::parse_webhook(req.body)?))
+        Self::parse_webhook(req.body)
     }
 
     async fn fetch(&self, _ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
@@ -307,26 +307,23 @@ impl VendorDriver for MockVendor {
 
 impl MockVendor {
     /// The events of an authenticated Mock webhook body.
-    pub fn parse_webhook(body: &[u8]) -> Result<Vec<WebhookEvent>> {
+    pub fn parse_webhook(body: &[u8]) -> Result<WebhookReply> {
         let w: MockWebhook = serde_json::from_slice(body)
             .map_err(|e| Error::BadRequest(format!("mock webhook body: {e}")))?;
         if w.kind != "data.updated" {
-            return Err(Error::BadRequest(format!(
-                "mock webhook type {:?} is not data.updated",
-                w.kind
-            )));
+            return Ok(WebhookReply::not_synced(&w.kind));
         }
         if w.event_id.is_empty() || w.event_id.len() > 128 {
             return Err(Error::BadRequest(
                 "mock webhook event_id must be 1..=128 characters".into(),
             ));
         }
-        Ok(vec![WebhookEvent {
+        Ok(WebhookReply::Events(vec![WebhookEvent {
             event_id: w.event_id,
             vendor_user_id: w.user_id,
             date: w.date,
             kind: EventKind::DataChanged,
-        }])
+        }]))
     }
 }
 
@@ -384,13 +381,21 @@ mod tests {
 
     #[test]
     fn webhook_body_is_parsed_strictly() {
-        let ev = MockVendor::parse_webhook(br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#)
-            .unwrap();
+        let Ok(WebhookReply::Events(ev)) = MockVendor::parse_webhook(br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#) else {
+            panic!("events expected");
+        };
         assert_eq!(ev[0].vendor_user_id, "mock-alice");
         assert_eq!(ev[0].date.to_string(), "2026-11-23");
+        // A type it does not sync is acknowledged, not refused.
+        assert_eq!(
+            MockVendor::parse_webhook(
+                br#"{"event_id":"e1","user_id":"mock-alice","type":"other","date":"2026-11-23"}"#
+            )
+            .unwrap(),
+            WebhookReply::not_synced("other")
+        );
         for bad in [
-            &br#"{"event_id":"e1","user_id":"mock-alice","type":"other","date":"2026-11-23"}"#[..],
-            br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-13-23"}"#,
+            &br#"{"event_id":"e1","user_id":"mock-alice","type":"data.updated","date":"2026-13-23"}"#[..],
             br#"{"event_id":"","user_id":"mock-alice","type":"data.updated","date":"2026-11-23"}"#,
             b"not json",
         ] {

@@ -493,11 +493,10 @@ impl VendorDriver for Oura {
             .map_err(|e| Error::BadRequest(format!("Oura webhook body: {e}")))?;
         let object_id = n.object_id.unwrap_or_default();
         let ok = |s: &str| !s.is_empty() && s.len() <= 128;
-        if !["create", "update", "delete"].contains(&n.event_type.as_str())
-            || !ok(&n.data_type)
-            || !ok(&n.user_id)
-            || object_id.len() > 128
-        {
+        if !["create", "update", "delete"].contains(&n.event_type.as_str()) {
+            return Ok(WebhookReply::not_synced(&n.event_type));
+        }
+        if !ok(&n.data_type) || !ok(&n.user_id) || object_id.len() > 128 {
             return Err(Error::BadRequest(format!(
                 "Oura webhook event {:?} / data type {:?} not understood",
                 n.event_type, n.data_type

@@ -490,14 +490,7 @@ impl VendorDriver for Polar {
                     .ok_or_else(|| Error::BadRequest(format!("{} event without date", n.event)))?;
                 (d.to_string(), d)
             }
-            other => {
-                tracing::info!(
-                    vendor = "polar",
-                    event = other,
-                    "webhook event not synced; acknowledged"
-                );
-                return Ok(WebhookReply::Events(Vec::new()));
-            }
+            other => return Ok(WebhookReply::not_synced(other)),
         };
         let ts = timestamp.to_rfc3339_opts(SecondsFormat::Secs, true);
         Ok(WebhookReply::Events(vec![WebhookEvent {

@@ -253,7 +253,10 @@ fn dated_events_pull_their_day_and_ids_differ_by_event() {
     // Signed events Polar sends but the connector does not sync: acknowledged.
     let body = br#"{"event":"PHYSICAL_INFORMATION","user_id":98765432,"timestamp":"2026-11-21T10:00:00Z","url":"https://www.polaraccesslink.com/v3/users/physical-info"}"#;
     let sig = scheme().sign(SECRET.as_bytes(), None, body);
-    assert!(events(deliver(body, Some(&sig)).unwrap()).is_empty());
+    assert_eq!(
+        deliver(body, Some(&sig)).unwrap(),
+        WebhookReply::not_synced("PHYSICAL_INFORMATION")
+    );
     assert_eq!(deliver(body, Some("00")).unwrap_err().status(), 401);
 }
 

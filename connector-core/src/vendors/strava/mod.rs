@@ -370,11 +370,7 @@ impl VendorDriver for Strava {
             }
             // Other athlete updates say nothing about health data.
             ("athlete", _) => return Ok(WebhookReply::Events(vec![])),
-            (o, a) => {
-                return Err(Error::BadRequest(format!(
-                    "Strava event {o}/{a} not understood"
-                )))
-            }
+            (o, a) => return Ok(WebhookReply::not_synced(&format!("{o}/{a}"))),
         };
         let at = Utc
             .timestamp_opt(e.event_time, 0)

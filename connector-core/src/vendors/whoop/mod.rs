@@ -395,7 +395,10 @@ impl VendorDriver for Whoop {
         let known = ["recovery", "sleep", "workout"]
             .iter()
             .any(|t| n.kind.starts_with(&format!("{t}.")));
-        if !known || n.trace_id.is_empty() || n.trace_id.len() > 128 {
+        if !known {
+            return Ok(WebhookReply::not_synced(&n.kind));
+        }
+        if n.trace_id.is_empty() || n.trace_id.len() > 128 {
             return Err(Error::BadRequest(format!(
                 "WHOOP webhook type {:?} or trace_id not understood",
                 n.kind

@@ -528,11 +528,7 @@ impl VendorDriver for Withings {
             // Profile updates and bed in/out events carry no health data.
             (46 | 50 | 51 | 52, _) => return Ok(WebhookReply::Events(vec![])),
             (1 | 2 | 4 | 16 | 44 | 54 | 55 | 58, _) => EventKind::DataChanged,
-            (a, _) => {
-                return Err(Error::BadRequest(format!(
-                    "Withings appli {a} not understood"
-                )))
-            }
+            (a, _) => return Ok(WebhookReply::not_synced(&format!("appli/{a}"))),
         };
         let at = end
             .or(start)
