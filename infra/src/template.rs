@@ -280,6 +280,25 @@ mod tests {
         assert_eq!(r.matches("POST", "/v1/connections/"), None);
     }
 
+    /// What a stack update or delete must not destroy: the tokens, the
+    /// health data, the key that opens them and the vendors' credentials.
+    #[test]
+    fn what_cannot_be_rebuilt_is_retained() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).unwrap();
+        for id in [
+            "ConnectionsTable",
+            "HealthDataTable",
+            "TokenKey",
+            "VendorCredentialsSecret",
+        ] {
+            let r = &t.doc["Resources"][id];
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                assert_eq!(r[policy].as_str(), Some("Retain"), "{id} {policy}");
+            }
+        }
+    }
+
     /// Logs name users (user ids), so every function's log group is declared
     /// with a retention instead of Lambda's default of keeping them forever.
     #[test]
