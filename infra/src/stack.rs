@@ -108,12 +108,9 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     });
     // The local stack is for trying the API: the Mock vendor is on (in AWS
     // only the EnableMockVendor parameter turns it on).
-    env.entry("CONNECTOR_MOCK_ENABLED".into()).and_modify(|v| {
-        if std::env::var("CONNECTOR_MOCK_ENABLED").is_err() {
-            *v = "true".into();
-        }
-    });
-    set_default(&mut env, "CONNECTOR_MOCK_ENABLED", "true".into());
+    if std::env::var_os("CONNECTOR_MOCK_ENABLED").is_none() {
+        env.insert("CONNECTOR_MOCK_ENABLED".into(), "true".into());
+    }
     set_default(
         &mut env,
         "CONNECTOR_MOCK_WEBHOOK_SECRET",

@@ -103,16 +103,7 @@ async fn connect_through_sim(
     vendor: &str,
     user: &str,
 ) {
-    let url = if vendor == "terra" {
-        let (status, body) = c
-            .post("/v1/connections/terra", user, r#"{"provider":"OURA"}"#)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["redirect_url"].as_str().unwrap().to_string()
-    } else {
-        c.begin_connect(vendor, user).await
-    };
-    let back = c.consent(user, &url).await;
+    let back = c.connect_via_sim(vendor, user).await;
     assert_eq!(back["status"], "connected", "{vendor}: {back:?}");
     drain(stack).await;
 }

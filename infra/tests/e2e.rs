@@ -357,6 +357,24 @@ async fn users_never_see_each_other() {
     assert_eq!(providers["providers"][0]["connected"], true);
 }
 
+/// Writes `from`'s sealed tokens into `to`'s row, as someone with write
+/// access to the table could.
+async fn copy_sealed_tokens(
+    app: &connector_core::App,
+    from: &connector_core::domain::connection::Connection,
+    to: &connector_core::domain::connection::Connection,
+) {
+    let sealed = connector_core::domain::connection::SealedTokens {
+        access: from.sealed_access_token.clone(),
+        refresh: from.sealed_refresh_token.clone(),
+    };
+    assert!(app
+        .connections
+        .replace_tokens(to, to.token_version, &sealed, to.expires_at)
+        .await
+        .unwrap());
+}
+
 #[tokio::test]
 async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     let stack = stack("sealed").await;
@@ -406,15 +424,7 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     let mut moved = bob.clone();
     moved.sealed_access_token = alice.sealed_access_token.clone();
     assert!(app.envelope.open_tokens(&moved).await.is_err());
-    let sealed = connector_core::domain::connection::SealedTokens {
-        access: alice.sealed_access_token.clone(),
-        refresh: alice.sealed_refresh_token.clone(),
-    };
-    assert!(app
-        .connections
-        .replace_tokens(&bob, bob.token_version, &sealed, bob.expires_at)
-        .await
-        .unwrap());
+    copy_sealed_tokens(app, &alice, &bob).await;
     // Bob's sync finds tokens that do not open: an integrity failure, not a
     // retry. The job ends, Bob's connection asks for a reconnect, and
     // nothing of Alice's is read.
@@ -571,15 +581,7 @@ async fn a_refresh_that_meets_tokens_that_do_not_open_asks_for_a_reconnect_once(
     let app = &stack.app;
     let alice = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     let bob = connection(&stack, "bob", Vendor::Mock).await.unwrap();
-    let sealed = connector_core::domain::connection::SealedTokens {
-        access: alice.sealed_access_token.clone(),
-        refresh: alice.sealed_refresh_token.clone(),
-    };
-    assert!(app
-        .connections
-        .replace_tokens(&bob, bob.token_version, &sealed, bob.expires_at)
-        .await
-        .unwrap());
+    copy_sealed_tokens(app, &alice, &bob).await;
 
     // An hour on, both Mock access tokens are due: Alice's refreshes, Bob's
     // do not open, so his connection asks for a reconnect...

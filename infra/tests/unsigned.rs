@@ -10,22 +10,12 @@ use chrono::Utc;
 use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::Vendor;
-use connector_infra::simulator::garmin::{notify_with, ping};
+use connector_infra::simulator::garmin::{notify_answered, notify_with, ping};
 use connector_infra::simulator::strava::{deliver_webhook, event_body};
 use serde_json::{json, Value};
 
 async fn item_count(stack: &connector_infra::stack::Stack) -> usize {
     all_items(stack).await.len()
-}
-
-/// POSTs `body` as Garmin does; the receiver's status and answer.
-async fn garmin_post(target: &str, client_id: &str, body: &Value) -> (u16, String) {
-    let req = reqwest::Client::new()
-        .post(target)
-        .header("content-type", "application/json;charset=UTF-8")
-        .header("garmin-client-id", client_id)
-        .body(body.to_string());
-    connector_infra::simulator::deliver(req).await
 }
 
 fn pings_for(users: impl Iterator<Item = String>, now: i64) -> Value {
@@ -50,21 +40,21 @@ async fn a_forged_garmin_body_of_unknown_users_writes_nothing() {
 
     // 10,000 made-up users in one body: refused whole, before any lookup.
     let flood = pings_for((0..10_000).map(|i| format!("forged-user-{i:05}")), now);
-    let (status, answer) = garmin_post(&target, &client_id, &flood).await;
+    let (status, answer) = notify_answered(&target, Some(&client_id), &flood).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(item_count(&stack).await, before, "nothing written");
     assert_eq!(queue_depth(&stack).await, 0);
 
     // Within the cap: looked up, dropped without a write, answered as usual.
     let forged = pings_for((0..300).map(|i| format!("forged-user-{i:05}")), now);
-    let (status, forged_answer) = garmin_post(&target, &client_id, &forged).await;
+    let (status, forged_answer) = notify_answered(&target, Some(&client_id), &forged).await;
     assert_eq!(status, 200, "{forged_answer}");
     assert_eq!(item_count(&stack).await, before, "nothing written");
     assert_eq!(queue_depth(&stack).await, 0);
 
     // A real user's ping queues one pull, and the answer says nothing more.
     let real = ping("dailies", &alice.vendor_user_id, now - 60, now);
-    let (status, real_answer) = garmin_post(&target, &client_id, &real).await;
+    let (status, real_answer) = notify_answered(&target, Some(&client_id), &real).await;
     assert_eq!(status, 200);
     assert_eq!(real_answer, forged_answer, "the answer is no oracle");
     assert_eq!(queue_depth(&stack).await, 1);
@@ -193,7 +183,7 @@ async fn a_flood_of_pings_for_one_garmin_user_pulls_once_per_gap() {
     for i in 0..40 {
         let end = now - i * 3 * 3600;
         let body = ping("dailies", &alice.vendor_user_id, end - 60, end);
-        let (status, _) = garmin_post(&target, &garmin.app.client_id, &body).await;
+        let (status, _) = notify_answered(&target, Some(&garmin.app.client_id), &body).await;
         assert_eq!(status, 200);
     }
     assert_eq!(queue_depth(&stack).await + delayed(&stack).await, 1);
@@ -207,7 +197,7 @@ async fn a_flood_of_pings_for_one_garmin_user_pulls_once_per_gap() {
 
     // Right after that pull, a new ping waits out the gap.
     let body = ping("sleeps", &alice.vendor_user_id, now - 30, now);
-    let (status, _) = garmin_post(&target, &garmin.app.client_id, &body).await;
+    let (status, _) = notify_answered(&target, Some(&garmin.app.client_id), &body).await;
     assert_eq!(status, 200);
     assert_eq!(queue_depth(&stack).await, 0, "not before the gap");
     assert_eq!(delayed(&stack).await, 1);

@@ -163,10 +163,8 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
         return Ok(());
     }
     let windows = queueing::windows_of(app, job).await?;
-    let mut outcome = JobOutcome::Synced {
-        samples: 0,
-        days: 0,
-    };
+    let (mut samples, mut days) = (0, 0);
+    let mut skipped = None;
     for (i, &(from, to)) in windows.iter().enumerate() {
         let window = SyncJob {
             from,
@@ -174,18 +172,15 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
             ..job.clone()
         };
         match run_job(app, &window).await {
-            Ok(JobOutcome::Synced { samples, days }) => {
-                if let JobOutcome::Synced {
-                    samples: s,
-                    days: d,
-                } = &mut outcome
-                {
-                    *s += samples;
-                    *d += days;
-                }
+            Ok(JobOutcome::Synced {
+                samples: s,
+                days: d,
+            }) => {
+                samples += s;
+                days += d;
             }
-            Ok(skipped) => {
-                outcome = skipped;
+            Ok(skip) => {
+                skipped = Some(skip);
                 break;
             }
             Err(e) => {
@@ -194,6 +189,7 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
             }
         }
     }
+    let outcome = skipped.unwrap_or(JobOutcome::Synced { samples, days });
     let done_for = Utc::now() + chrono::Duration::hours(24);
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");

@@ -21,7 +21,6 @@ use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{VendorDriver, WebhookReply, WebhookRequest};
 use chrono::Utc;
-use serde::Serialize;
 use std::collections::HashMap;
 
 /// How long an event id is remembered (vendors retry for hours to days).
@@ -49,7 +48,7 @@ pub enum Received {
 }
 
 /// What the events of one delivery did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Syncs queued.
     pub queued: u32,

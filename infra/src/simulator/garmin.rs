@@ -165,6 +165,12 @@ pub async fn notify(sim: &VendorSim, body: &Value) -> u16 {
 }
 
 pub async fn notify_with(target: &str, client_id: Option<&str>, body: &Value) -> u16 {
+    notify_answered(target, client_id, body).await.0
+}
+
+/// POSTs a notification as Garmin does; the receiver's status and body (0
+/// and why, when it could not be sent).
+pub async fn notify_answered(target: &str, client_id: Option<&str>, body: &Value) -> (u16, String) {
     let mut req = reqwest::Client::new()
         .post(target)
         .header("content-type", "application/json;charset=UTF-8")
@@ -173,7 +179,7 @@ pub async fn notify_with(target: &str, client_id: Option<&str>, body: &Value) ->
     if let Some(id) = client_id {
         req = req.header("garmin-client-id", id);
     }
-    req.send().await.map_or(0, |r| r.status().as_u16())
+    super::deliver(req).await
 }
 
 /// A ping for one summary type and upload window, as Garmin shapes it.

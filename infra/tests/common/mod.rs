@@ -330,10 +330,16 @@ pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 impl Client {
-    /// `POST /v1/connections/{vendor}` → the vendor's authorize URL.
+    /// `POST /v1/connections/{vendor}` → the vendor's authorize URL (for
+    /// Terra, through its Oura).
     pub async fn begin_connect(&self, vendor: &str, user: &str) -> String {
+        let body = if vendor == "terra" {
+            r#"{"provider":"OURA"}"#
+        } else {
+            ""
+        };
         let (status, body) = self
-            .post(&format!("/v1/connections/{vendor}"), user, "")
+            .post(&format!("/v1/connections/{vendor}"), user, body)
             .await;
         assert_eq!(status, 200, "{body}");
         body["redirect_url"].as_str().unwrap().to_string()
