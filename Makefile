@@ -85,7 +85,7 @@ fuzz-lint:
 # Every fuzz target on its seeds plus FUZZ_RUNS mutations, with a fixed
 # seed and a fresh corpus: the same inputs on every machine.
 fuzz-smoke: $(CARGO_FUZZ)
-	$(FUZZ) build --fuzz-dir fuzz $(FUZZ_BUILD)
+	$(FUZZ) build --fuzz-dir fuzz $(FUZZ_BUILD) || { df -h . /tmp; free -m; exit 1; }
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		corpus=$$(mktemp -d); \
 		$(FUZZ) run --fuzz-dir fuzz $(FUZZ_BUILD) $$t $$corpus fuzz/seeds/$$t -- \
