@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -67,6 +67,12 @@ sizes:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Erasure benchmark: a user with SAMPLES (default 200,000) samples deleted
+# through DELETE /v1/me and the worker steps; prints times against the
+# functions' limits and peak memory.
+bench-erase: $(MOTO)
+	SAMPLES=$(or $(SAMPLES),200000) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example erase_bench
 
 # Fleet-quota benchmark: 10 workers, a WHOOP backlog, the simulator
 # enforcing QUOTA (limit/seconds); prints quota share, 429s, live waits.

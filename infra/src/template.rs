@@ -348,9 +348,53 @@ mod tests {
             t.queues_of("sync-worker"),
             (v(&["SyncQueue"]), v(&["BackfillQueue", "SyncQueue"]))
         );
-        for binary in ["providers", "health-push", "account", "oauth-callback"] {
+        // What a heavy user's erasure leaves goes to the sync worker.
+        assert_eq!(t.queues_of("account"), (v(&["SyncQueue"]), v(&[])));
+        for binary in ["providers", "health-push", "oauth-callback"] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
         }
         assert_eq!(t.functions().len(), 9, "a new function needs its line here");
+    }
+
+    /// A flood at one vendor's webhook route cannot use up another's: each
+    /// vendor that sends webhooks has its own POST route with its own
+    /// throttle, and the public functions have reserved concurrency, so a
+    /// flood at them cannot take the concurrency every other function needs.
+    #[test]
+    fn each_vendor_has_its_own_throttled_webhook_route() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).unwrap();
+        let routes = t.routes();
+        let settings = &t.doc["Resources"]["HttpApi"]["Properties"]["RouteSettings"];
+        for vendor in connector_core::Vendor::ALL {
+            let key = format!("POST /v1/webhooks/{}", vendor.as_str());
+            let routed = routes
+                .iter()
+                .any(|r| r.route_key() == key && r.binary == "webhook" && r.public);
+            if vendor == connector_core::Vendor::Dexcom {
+                assert!(!routed, "Dexcom sends no webhooks: {key} needs no route");
+                continue;
+            }
+            assert!(routed, "{key} is not a route of its own");
+            for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+                assert!(
+                    !settings[key.as_str()][limit].is_null(),
+                    "{key} has no {limit} of its own"
+                );
+            }
+        }
+        assert!(
+            !routes
+                .iter()
+                .any(|r| r.method == "POST" && r.path == "/v1/webhooks/{vendor}"),
+            "a POST route shared by every vendor shares one throttle"
+        );
+        for id in ["WebhookFunction", "OAuthCallbackFunction"] {
+            let reserved = &t.doc["Resources"][id]["Properties"]["ReservedConcurrentExecutions"];
+            assert!(
+                format!("{reserved:?}").contains("PublicFunctionConcurrency"),
+                "{id}: {reserved:?}"
+            );
+        }
     }
 }

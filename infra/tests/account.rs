@@ -215,3 +215,141 @@ async fn a_vendor_outage_keeps_only_its_own_connection_for_the_retry() {
     let left = items_naming(&stack, user).await;
     assert!(left.is_empty(), "items still name the user: {left:#?}");
 }
+
+/// `n` heart-rate samples 15 s apart, ending now, from the Mock vendor.
+fn heart_rate(n: usize) -> Vec<connector_core::domain::health::Sample> {
+    let now = chrono::Utc::now();
+    (0..n)
+        .map(|i| {
+            let time = now - chrono::Duration::seconds(15 * i as i64);
+            connector_core::domain::health::Sample {
+                metric: connector_core::domain::health::MetricType::HeartRate,
+                date: time.date_naive(),
+                time: Some(time),
+                value: 60.0 + (i % 40) as f64,
+                source: "mock".into(),
+                label: None,
+            }
+        })
+        .collect()
+}
+
+async fn erasure_of(c: &Client, user: &str) -> serde_json::Value {
+    let (status, body) = c.get("/v1/me/erasure", user).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_heavy_user_is_erased_page_by_page_and_the_worker_resumes_where_it_stopped() {
+    // One page in the request, one page per worker step, the final sweep at once.
+    let mut opts = options("erase-heavy");
+    for (k, v) in [
+        ("CONNECTOR_ERASURE_INLINE_MS", "0"),
+        ("CONNECTOR_ERASURE_PASS_MS", "0"),
+        ("CONNECTOR_ERASURE_SWEEP_DELAY_SECS", "0"),
+    ] {
+        opts.extra_env.insert(k.into(), v.into());
+    }
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let c = Client::new(&stack);
+    let user = "heavy-user-3c9e";
+    c.post("/v1/connections/mock", user, "").await;
+    drain(&stack).await;
+    stack
+        .app
+        .health
+        .put_samples(user, &heart_rate(2_600))
+        .await
+        .unwrap();
+    stack
+        .app
+        .health
+        .put_samples("bystander-3c9e", &heart_rate(10))
+        .await
+        .unwrap();
+    let before = items_naming(&stack, user).await.len();
+    assert!(before > 2_600, "{before}");
+
+    let (status, receipt) = c.call("DELETE", "/v1/me", Some(user), None).await;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(receipt["erasure"], "in_progress", "{receipt}");
+    assert_eq!(receipt["deleted"]["connections"], 1, "{receipt}");
+    assert_eq!(
+        receipt["deleted"]["health_items"], 1000,
+        "one page: {receipt}"
+    );
+    let polled = erasure_of(&c, user).await;
+    assert_eq!(polled["status"], "in_progress", "{polled}");
+    assert_eq!(polled["health_items"], 1000, "{polled}");
+    // Nothing new is stored while the erasure runs.
+    let (status, body) = c.post("/v1/connections/mock", user, "").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("erasure_in_progress"), "{body}");
+
+    // The worker goes on a page a step until nothing is left...
+    for _ in 0..10 {
+        if erasure_of(&c, user).await["status"] == "deleted" {
+            break;
+        }
+        stack.pump.once(&stack.app, 0).await.unwrap();
+    }
+    let polled = erasure_of(&c, user).await;
+    assert_eq!(polled["status"], "deleted", "{polled}");
+    let steps = captured_logs()
+        .lines()
+        .filter(|l| l.contains("erasure step done") && l.contains(user))
+        .count();
+    assert!(
+        steps >= 3,
+        "2,600 samples took {steps} worker steps of 1,000"
+    );
+
+    // ...then a sync job that had loaded the connection before it went writes
+    // late, and the final sweep deletes that too.
+    stack
+        .app
+        .health
+        .put_samples(user, &heart_rate(5))
+        .await
+        .unwrap();
+    drain(&stack).await;
+    let polled = erasure_of(&c, user).await;
+    assert_eq!(polled["status"], "done", "{polled}");
+    assert!(
+        polled["health_items"].as_u64().unwrap() >= 2_605,
+        "{polled}"
+    );
+    let left = items_naming(&stack, user).await;
+    assert!(left.is_empty(), "items still name the user: {left:#?}");
+    assert_eq!(
+        items_naming(&stack, "bystander-3c9e").await.len(),
+        10,
+        "the bystander keeps every sample"
+    );
+
+    // Once it is done, the user may come back.
+    let (status, body) = c.post("/v1/connections/mock", user, "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = c.get("/v1/me/erasure", "never-deleted-3c9e").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_sync_job_queued_before_the_erasure_recreates_nothing() {
+    let stack = stack("erase-queued-job").await;
+    let c = Client::new(&stack);
+    let user = "queued-job-user-81d0";
+    c.post("/v1/connections/mock", user, "").await;
+    drain(&stack).await;
+    let (status, body) = c.post("/v1/sync", user, r#"{"vendor":"mock"}"#).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(queue_depth(&stack).await, 1);
+
+    let (status, receipt) = c.call("DELETE", "/v1/me", Some(user), None).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["erasure"], "deleted", "{receipt}");
+    drain(&stack).await;
+    let left = items_naming(&stack, user).await;
+    assert!(left.is_empty(), "the queued job stored: {left:#?}");
+}

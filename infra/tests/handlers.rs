@@ -113,6 +113,14 @@ async fn http_events_drive_their_handlers() {
         .await
         .unwrap()
         .is_empty());
+    let resp = account::handle(app, http_event("account-erasure.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let erasure = body_json(&resp);
+    assert_eq!(erasure["status"], receipt["erasure"], "{erasure}");
+    assert_eq!(
+        erasure["health_items"], receipt["deleted"]["health_items"],
+        "{erasure}"
+    );
 }
 
 #[tokio::test]

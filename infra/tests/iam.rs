@@ -88,7 +88,8 @@ const CALLS: &[(&str, Calls)] = &[
         ],
     ),
     // flows::sync: the SQS event sources, retry times (visibility),
-    // absorbed days queued again, tokens refreshed, data written.
+    // absorbed days queued again, tokens refreshed, data written;
+    // flows::erasure: pages of a deleted user's items, the next step queued.
     (
         "sync-worker",
         &[
@@ -177,12 +178,20 @@ const CALLS: &[(&str, Calls)] = &[
                     "dynamodb:UpdateItem",
                 ],
             ),
-            (EPHEMERAL, &["dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            (
+                EPHEMERAL,
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+            ),
             (SECRET, SECRET_READ),
         ],
     ),
     // flows::account: revoke each connection (refreshing first), then
-    // delete everything of the user.
+    // erase the user page by page, handing the rest to the sync worker;
+    // flows::erasure::status reads the erasure record.
     (
         "account",
         &[
@@ -207,6 +216,7 @@ const CALLS: &[(&str, Calls)] = &[
                 ],
             ),
             (KEY, SEAL_AND_OPEN),
+            (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
         ],
     ),

@@ -67,3 +67,47 @@ async fn a_hostile_forwarding_header_gets_the_normal_answer() {
         assert_eq!(hostile, plain, "X-Forwarded-Proto: {proto}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_at_one_vendors_webhook_is_refused_before_it_costs_anything() {
+    use connector_infra::simulator::garmin::{notify_answered, ping};
+    let (_sim, stack) = sim_stack_with(
+        "webhook-flood",
+        &[("CONNECTOR_WEBHOOK_PER_SOURCE_PER_SEC", "5")],
+    )
+    .await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    let target = format!("{}/v1/webhooks/garmin", stack.url());
+    let now = chrono::Utc::now().timestamp();
+    let forged = ping("dailies", "forged-user", now - 60, now);
+
+    // Forged Garmin deliveries from one source, as fast as it can send: a
+    // burst of twice the rate is let in (and fails authentication, which
+    // reads the app's credentials); the rest is refused before that.
+    let started = std::time::Instant::now();
+    let (mut unauthorized, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let (status, answer) = notify_answered(&target, Some("not-our-client-id"), &forged).await;
+        match status {
+            401 => unauthorized += 1,
+            429 => refused += 1,
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    let let_in = 10.0 + 5.0 * started.elapsed().as_secs_f64();
+    assert!(
+        f64::from(unauthorized) <= let_in.ceil(),
+        "{unauthorized} let in"
+    );
+    assert!(refused >= 60 - let_in.ceil() as u32, "{refused} refused");
+
+    // Another vendor's real delivery from the same source is not held back.
+    let w = signed_webhook(&stack, "evt-flood-1", "alice", &today());
+    let (status, body) = c
+        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(queue_depth(&stack).await, 1);
+}

@@ -1,6 +1,7 @@
-//! The SQS queues that carry sync jobs.
+//! The SQS queues that carry sync jobs (and the steps of an erasure).
 
 use crate::aws::sdk;
+use crate::domain::erasure::ErasureJob;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{JobReason, SyncJob};
 
@@ -72,9 +73,21 @@ impl JobQueue {
     /// SQS's 900).
     pub async fn send_delayed(&self, job: &SyncJob, delay_secs: u64) -> Result<()> {
         let body = serde_json::to_string(job).expect("job serializes");
+        self.send_body(self.url_for(job.reason), body, delay_secs)
+            .await
+    }
+
+    /// Sends an erasure step to the live queue, shown after `delay_secs`
+    /// (at most SQS's 900): the sync worker runs it.
+    pub async fn send_erasure(&self, job: &ErasureJob, delay_secs: u64) -> Result<()> {
+        let body = serde_json::to_string(job).expect("erasure job serializes");
+        self.send_body(&self.live_url, body, delay_secs).await
+    }
+
+    async fn send_body(&self, queue_url: &str, body: String, delay_secs: u64) -> Result<()> {
         self.sqs
             .send_message()
-            .queue_url(self.url_for(job.reason))
+            .queue_url(queue_url)
             .message_body(body)
             .delay_seconds(delay_secs.min(900) as i32)
             .send()

@@ -51,6 +51,19 @@ pub struct Config {
     pub manual_syncs_per_hour: u32,
     /// Connects one user may start per hour.
     pub connect_starts_per_hour: u32,
+    /// How long `DELETE /v1/me` deletes pages itself before it hands the
+    /// rest to the sync worker, in milliseconds (the HTTP API gives up at 30 s).
+    pub erasure_inline_ms: u64,
+    /// How long one sync-worker step of an erasure deletes pages, in
+    /// milliseconds (the function's timeout is 60 s).
+    pub erasure_pass_ms: u64,
+    /// Seconds from an erasure's last page to its final sweep: longer than
+    /// a sync job can run, so a job that loaded the connection before it was
+    /// deleted has written what it will.
+    pub erasure_sweep_delay_secs: u32,
+    /// Webhook deliveries a second one source address may make to one
+    /// vendor's route in one process (bursts of twice that).
+    pub webhook_per_source_per_sec: u32,
 }
 
 fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -140,6 +153,22 @@ impl Config {
                 20,
                 1,
                 3600,
+            )?,
+            erasure_inline_ms: bounded(env, "CONNECTOR_ERASURE_INLINE_MS", 8_000, 0, 20_000)?,
+            erasure_pass_ms: bounded(env, "CONNECTOR_ERASURE_PASS_MS", 40_000, 0, 45_000)?,
+            erasure_sweep_delay_secs: bounded(
+                env,
+                "CONNECTOR_ERASURE_SWEEP_DELAY_SECS",
+                120,
+                0,
+                900,
+            )?,
+            webhook_per_source_per_sec: bounded(
+                env,
+                "CONNECTOR_WEBHOOK_PER_SOURCE_PER_SEC",
+                20,
+                1,
+                5000,
             )?,
         })
     }

@@ -1,11 +1,12 @@
 //! The connector's vocabulary: vendors, errors, health samples and summaries,
-//! connections and tokens, sync jobs, webhook events, phone pushes and
+//! connections and tokens, sync jobs, erasures, webhook events, phone pushes and
 //! configuration. No I/O, no AWS SDK, no lambda_http; imports nothing of the
 //! crate outside `domain`.
 
 pub mod config;
 pub mod connection;
 pub mod env;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod health;

@@ -3,26 +3,33 @@
 //! the app there) does not stop anything. A vendor that cannot be reached
 //! keeps only its own connection, so a retry can still revoke it: the other
 //! connections are deleted, and the call fails before the user's data goes.
-//! Once no connection is left, the samples, summaries, phone-push records
-//! and every short-lived item (OAuth state, dedup and replay keys,
-//! rate-limit buckets) are deleted. Idempotent: a second call finds nothing
-//! and succeeds.
+//! Once no connection is left, the erasure (flows::erasure) deletes the
+//! samples, summaries, phone-push records and every short-lived item (OAuth
+//! state, dedup and replay keys, rate-limit buckets): page by page, for a
+//! few seconds here, then in the sync worker. Idempotent: a second call
+//! finds nothing and succeeds.
 
+use crate::domain::erasure::ErasureStatus;
 use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::connect::revoke_at_vendor;
+use crate::flows::erasure;
 use serde::Serialize;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 /// What deleting a user did.
 pub struct Receipt {
     /// Whose.
     pub user_id: String,
     /// Every connection, revoked.
     pub connections: Vec<RevokedConnection>,
-    /// What was deleted.
+    /// What was deleted by this request.
     pub deleted: Deleted,
+    /// Where the erasure stands: `in_progress` (the sync worker deletes the
+    /// rest; poll `GET /v1/me/erasure`) or `deleted` (everything stored is
+    /// gone; a final sweep follows for what a running sync job may still write).
+    pub erasure: ErasureStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,14 +55,16 @@ pub struct Deleted {
     pub ephemeral_items: usize,
 }
 
-/// Deletes `user`: revokes every connection at its vendor, then deletes
-/// everything kept of them. Idempotent. The first vendor that could not be
+/// Deletes `user`: revokes every connection at its vendor, then starts
+/// erasing everything kept of them. Idempotent. The first vendor that could not be
 /// reached is the error, after every other connection is done.
 pub async fn delete_user(app: &App, user: &str) -> Result<Receipt> {
     let user = user.to_string();
     let mut receipt = Receipt {
         user_id: user.clone(),
-        ..Default::default()
+        connections: Vec::new(),
+        deleted: Deleted::default(),
+        erasure: ErasureStatus::InProgress,
     };
     let mut unreachable = None;
     for conn in app.connections.list(&user).await? {
@@ -79,13 +88,16 @@ pub async fn delete_user(app: &App, user: &str) -> Result<Receipt> {
     if let Some(e) = unreachable {
         return Err(e);
     }
-    receipt.deleted.health_items = app.health.delete_user(&user).await?;
-    receipt.deleted.ephemeral_items = app.ephemeral.delete_owned(&user).await?;
+    let (step, status) = erasure::start(app, &user).await?;
+    receipt.deleted.health_items = step.health_items;
+    receipt.deleted.ephemeral_items = step.ephemeral_items;
+    receipt.erasure = status;
     tracing::info!(
         user_id = %user,
         connections = receipt.deleted.connections,
         health_items = receipt.deleted.health_items,
         ephemeral_items = receipt.deleted.ephemeral_items,
+        erasure = status.as_str(),
         "user deleted"
     );
     Ok(receipt)

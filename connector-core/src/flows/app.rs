@@ -13,6 +13,7 @@ use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::driver::DriverDeps;
 use crate::vendors::driver::VendorDriver;
+use crate::vendors::flood::DeliveryLimiter;
 use crate::vendors::quota::{CallBudget, FleetQuota};
 use crate::vendors::registry::{self, Registry};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct App {
     pub http: reqwest::Client,
     /// The fleet-wide call budget per vendor.
     pub quota: Arc<FleetQuota>,
+    /// Webhook deliveries per vendor and source address, in this process.
+    pub deliveries: Arc<DeliveryLimiter>,
 }
 
 impl App {
@@ -111,6 +114,7 @@ impl App {
             vendors,
             http: crate::vendors::token::http_client(),
             quota,
+            deliveries: Arc::new(DeliveryLimiter::new(config.webhook_per_source_per_sec)),
             ephemeral,
             config,
         })

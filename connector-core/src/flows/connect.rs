@@ -17,6 +17,7 @@ use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
+use crate::flows::erasure;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::credentials::VendorCredentials;
@@ -240,6 +241,7 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
     {
         return Err(Error::RateLimited { retry_after_secs });
     }
+    erasure::refuse_while_erasing(app, user).await?;
     let (driver, ctx) = app.driver(vendor).await?;
     if let Some((vendor_user_id, tokens)) = driver.connect_at_once(user).await? {
         establish(app, user, vendor, &vendor_user_id, &tokens).await?;
@@ -417,6 +419,7 @@ pub async fn callback(
 /// used or expired id, another vendor's) is refused alike and stores nothing.
 pub async fn complete(app: &App, user: &str, vendor: Vendor, completion: &str) -> Result<()> {
     let refused = || Error::BadRequest("unknown, used or expired completion".into());
+    erasure::refuse_while_erasing(app, user).await?;
     let parked = app
         .ephemeral
         .take_parked_connect(completion)

@@ -1,13 +1,14 @@
 //! The use cases, one file each, and the only code that takes the `App`:
 //! connecting a vendor, accepting its webhooks, queueing and running sync jobs,
-//! refreshing tokens, the scheduled tick, the phone push, reading data and
-//! deleting an account. A function's `lib.rs` parses its event, calls one
-//! flow and shapes the answer.
+//! refreshing tokens, the scheduled tick, the phone push, reading data,
+//! deleting an account and erasing what it stored. A function's `lib.rs`
+//! parses its event, calls one flow and shapes the answer.
 
 pub mod account;
 pub mod app;
 pub mod connect;
 pub mod data;
+pub mod erasure;
 pub mod push;
 pub mod queueing;
 pub mod refresh;

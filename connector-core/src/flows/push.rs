@@ -6,6 +6,7 @@ use crate::aws::store::ephemeral::Bucket;
 use crate::domain::error::{Error, Result};
 use crate::domain::push::{merge, MergeResult, Push};
 use crate::flows::app::App;
+use crate::flows::erasure;
 use crate::vendors::signature::{phone_push, Rejection};
 use chrono::{NaiveDate, Utc};
 use http::HeaderMap;
@@ -62,6 +63,10 @@ pub async fn accept(
         return Err(Error::Unauthorized(format!("push rejected: {r}")));
     }
     log.verification = "ok";
+    if let Err(e) = erasure::refuse_while_erasing(app, user).await {
+        log.reason = Some("erasure in progress".into());
+        return Err(e);
+    }
 
     let rate = app.config.push_rate_per_min;
     if let Err(retry_after_secs) = app

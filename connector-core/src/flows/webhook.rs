@@ -64,6 +64,15 @@ pub struct Tally {
     pub not_synced: u32,
 }
 
+/// Lets a delivery to `vendor` from `source` (its address) in, unless that
+/// source has sent more than its share this second: then the 429 to answer,
+/// before any AWS call.
+pub fn admit(app: &App, vendor: Vendor, source: &str) -> Result<()> {
+    app.deliveries.admit(vendor, source).inspect_err(|_| {
+        tracing::warn!(%vendor, %source, "webhook delivery refused: too many from this source");
+    })
+}
+
 /// Receives a delivery to `vendor`'s webhook.
 pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -> Result<Received> {
     let (driver, ctx) = match app.driver(vendor).await {

@@ -58,6 +58,14 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::BadRequest(format!("path parameter {name} is missing")))
 }
 
+/// The address the request came from, as API Gateway saw it ("" if none).
+pub fn source_ip(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// The first value of query parameter `name`, if any.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()

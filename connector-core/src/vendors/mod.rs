@@ -1,12 +1,13 @@
 //! The vendor layer: the driver trait and the registry, what the connector
 //! knows of each vendor's app registration, the OAuth token protocol, the
-//! webhook signature schemes, the fleet quota's pacing, the vendor HTTP
-//! client; and one folder per vendor (its driver, wire types, normalization
+//! webhook signature schemes, the fleet quota's pacing, the per-source
+//! flood guard of webhook deliveries, the vendor HTTP client; and one folder per vendor (its driver, wire types, normalization
 //! and tests). No vendor's folder imports another's.
 
 pub mod client;
 pub mod credentials;
 pub mod driver;
+pub mod flood;
 pub mod quota;
 pub mod registry;
 pub mod signature;

@@ -1,10 +1,13 @@
-//! SQS → sync jobs. Each record is parsed and run on its own
-//! (`flows::sync`); only the records that failed are reported, so one bad
+//! SQS → sync jobs (`flows::sync`) and the steps of an erasure
+//! (`flows::erasure`). Each record is parsed and run on its own; only the
+//! records that failed are reported, so one bad
 //! message never fails its batch, and each failed one is scheduled for its
 //! retry.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use connector_core::domain::erasure::ErasureJob;
 use connector_core::domain::job::SyncJob;
+use connector_core::flows::erasure;
 use connector_core::flows::sync::{run_once, schedule_retry};
 use connector_core::App;
 
@@ -12,9 +15,14 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let result = match SyncJob::parse(record.body.as_deref().unwrap_or_default()) {
-            Ok(job) => run_once(app, &job, &id).await,
-            Err(e) => Err(e),
+        let body = record.body.as_deref().unwrap_or_default();
+        let result = if let Ok(step) = ErasureJob::parse(body) {
+            erasure::run_step(app, &step).await.map(|_| ())
+        } else {
+            match SyncJob::parse(body) {
+                Ok(job) => run_once(app, &job, &id).await,
+                Err(e) => Err(e),
+            }
         };
         if let Err(e) = result {
             let wait = retry(app, &record, &e).await;

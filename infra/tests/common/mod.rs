@@ -29,6 +29,14 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap()).to_string()
 }
 
+/// A benchmark's setting: the environment variable `name`, or `default`.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn endpoint() -> String {
     std::env::var("CONNECTOR_TEST_AWS_ENDPOINT").expect(
         "integration tests need the AWS emulator: run `make test`, or start moto_server and set CONNECTOR_TEST_AWS_ENDPOINT",
@@ -61,6 +69,10 @@ pub fn options(name: &str) -> StackOptions {
             "100000/60".into(),
         );
     }
+    // Every local request comes from 127.0.0.1: the per-source flood guard
+    // would otherwise count every suite's webhooks as one source's.
+    o.extra_env
+        .insert("CONNECTOR_WEBHOOK_PER_SOURCE_PER_SEC".into(), "5000".into());
     o
 }
 

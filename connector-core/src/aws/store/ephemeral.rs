@@ -5,6 +5,7 @@
 use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
 use crate::domain::connection::{ParkedConnect, PendingConnect, SealedTokens};
+use crate::domain::erasure::{ErasureRecord, ErasureStatus};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -661,6 +662,81 @@ impl EphemeralStore {
             .await?
             .and_then(|mut i| i.remove("vendor_user_id")))
     }
+}
+
+/// Erasures: one record per deleted user under a digest of the user id
+/// (no item left behind names the user) and with no owner (deleting the
+/// user's items leaves it), kept for `ERASURE_RECORD_DAYS` after its last
+/// step so the app can poll it.
+impl EphemeralStore {
+    /// Records that `user`'s erasure reached `status`, adding what this
+    /// step deleted; creates the record on the first step.
+    pub async fn advance_erasure(
+        &self,
+        user: &str,
+        status: ErasureStatus,
+        health_items: usize,
+        ephemeral_items: usize,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let kept_until = now + chrono::Duration::days(ERASURE_RECORD_DAYS);
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(erasure_key(user)))
+            .update_expression(
+                "SET #s = :s, updated_at = :t, started_at = if_not_exists(started_at, :t), \
+                 expires_at = :e ADD health_items :h, ephemeral_items :x",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", s(status.as_str()))
+            .expression_attribute_values(":t", s(now.to_rfc3339()))
+            .expression_attribute_values(":e", n(kept_until.timestamp()))
+            .expression_attribute_values(":h", n(health_items as i64))
+            .expression_attribute_values(":x", n(ephemeral_items as i64))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem erasure", sdk(e)))?;
+        Ok(())
+    }
+
+    /// `user`'s erasure, if one was started in the last `ERASURE_RECORD_DAYS`.
+    pub async fn erasure(&self, user: &str) -> Result<Option<ErasureRecord>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(erasure_key(user)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem erasure", sdk(e)))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        if get_n::<i64>(&item, "expires_at").is_none_or(|t| t <= Utc::now().timestamp()) {
+            return Ok(None);
+        }
+        let bad = || Error::Corrupt("erasure record is malformed".into());
+        Ok(Some(ErasureRecord {
+            user_id: user.to_string(),
+            status: get_s(&item, "status")
+                .and_then(ErasureStatus::parse)
+                .ok_or_else(bad)?,
+            started_at: get_s(&item, "started_at").ok_or_else(bad)?.to_string(),
+            updated_at: get_s(&item, "updated_at").ok_or_else(bad)?.to_string(),
+            health_items: get_n(&item, "health_items").ok_or_else(bad)?,
+            ephemeral_items: get_n(&item, "ephemeral_items").ok_or_else(bad)?,
+        }))
+    }
+}
+
+/// Days an erasure's record is kept after its last step.
+pub const ERASURE_RECORD_DAYS: i64 = 30;
+
+fn erasure_key(user: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("erasure#{}", hex::encode(Sha256::digest(user.as_bytes())))
 }
 
 /// Where a pacing schedule (one GCRA window of the fleet quota) stands:

@@ -355,17 +355,32 @@ impl HealthStore {
         Ok((samples, next))
     }
 
-    /// Deletes every health item of a user; returns how many.
-    pub async fn delete_user(&self, user_id: &str) -> Result<usize> {
+    /// Deletes up to `limit` health items of a user, the first in key
+    /// order, and returns how many: 0 once nothing is left. Only their keys
+    /// are read, so a page holds `limit` keys in memory whatever the items
+    /// weigh; deleted items are gone from the next page's strongly
+    /// consistent read, so pages need no cursor.
+    pub async fn delete_page(&self, user_id: &str, limit: i32) -> Result<usize> {
         // Every sort key starts with a lowercase word ("day#", "push#", "sample#").
-        let items = self.query_range(user_id, "a".into(), "~".into()).await?;
-        let requests: Vec<WriteRequest> = items
-            .iter()
-            .filter_map(|item| {
-                let key = HashMap::from([
-                    ("user_id".to_string(), item.get("user_id")?.clone()),
-                    ("sk".to_string(), item.get("sk")?.clone()),
-                ]);
+        let page = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":lo", s("a"))
+            .expression_attribute_values(":hi", s("~"))
+            .projection_expression("user_id, sk")
+            .consistent_read(true)
+            .limit(limit.max(1))
+            .send()
+            .await
+            .map_err(|e| Error::storage("Query health keys", sdk(e)))?;
+        let requests: Vec<WriteRequest> = page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|key| {
                 Some(
                     WriteRequest::builder()
                         .delete_request(DeleteRequest::builder().set_key(Some(key)).build().ok()?)
@@ -374,10 +389,22 @@ impl HealthStore {
             })
             .collect();
         let count = requests.len();
-        self.batch_write(requests).await?;
+        let mut writes = tokio::task::JoinSet::new();
+        for chunk in requests.chunks(25 * DELETE_CALLS_PER_TASK) {
+            let store = self.clone();
+            let chunk = chunk.to_vec();
+            writes.spawn(async move { store.batch_write(chunk).await });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.map_err(|e| Error::Storage(format!("a delete task failed: {e}")))??;
+        }
         Ok(count)
     }
 }
+
+/// A page's deletes run as concurrent tasks of this many BatchWriteItem
+/// calls (25 keys each) one after the other.
+const DELETE_CALLS_PER_TASK: usize = 5;
 
 /// Phone pushes: one record per (user, date) with an optimistic version,
 /// written in one transaction with its samples and the summary values
