@@ -160,11 +160,11 @@ fn harness(vendor: Vendor) -> &'static Harness {
                         connector_core::vendors::registry::spec(v),
                     ))
                     .expect("credentials from the environment");
-                let ctx = VendorCtx {
-                    http: reqwest::Client::new(),
+                let ctx = VendorCtx::new(
+                    reqwest::Client::new(),
                     creds,
-                    budget: connector_core::vendors::quota::CallBudget::unmetered(v),
-                };
+                    connector_core::vendors::quota::CallBudget::unmetered(v),
+                );
                 (
                     v,
                     Harness {

@@ -1,7 +1,8 @@
 //! Body size limits on every route that reads a body: 64 KiB for user
 //! routes, 6 MB for vendor webhooks (vendors push whole summaries; a 413
-//! would make them retry and finally drop the notification); and request
-//! headers lambda_http cannot take.
+//! would make them retry and finally drop the notification); request
+//! headers lambda_http cannot take; what a vendor's answers may make a
+//! function hold; and the per-source flood guard of webhook routes.
 
 mod common;
 
@@ -110,4 +111,61 @@ async fn a_flood_at_one_vendors_webhook_is_refused_before_it_costs_anything() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(queue_depth(&stack).await, 1);
+}
+
+#[tokio::test]
+async fn a_vendor_answering_too_much_cannot_fill_the_workers_memory() {
+    use connector_core::domain::connection::ConnectionStatus;
+    use connector_core::vendors::client::{MAX_PULL_BYTES, MAX_RESPONSE_BYTES};
+    use connector_core::vendors::token::MAX_TOKEN_RESPONSE_BYTES;
+    let (sim, stack) = sim_stack("vendor-answer-bounds").await;
+    let whoop = sim.sim(Vendor::Whoop).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("whoop", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    drain(&stack).await;
+
+    // Every answer just under the cap of one answer: a one-day pull reads
+    // WHOOP's four collections, more than one pull may hold in all.
+    let each = (MAX_RESPONSE_BYTES - 64 * 1024) as u64;
+    assert!(4 * each > MAX_PULL_BYTES as u64);
+    whoop.faults.pad_api_answers(each);
+    let (status, body) = c
+        .post("/v1/sync", "alice", r#"{"vendor":"whoop","days":1}"#)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(drain(&stack).await, (1, 0), "ended, not retried");
+    let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
+    assert_eq!(conn.status, ConnectionStatus::Error);
+    let reason = conn.last_error.unwrap_or_default();
+    assert!(reason.contains("passed 24 MiB"), "{reason}");
+    whoop.faults.pad_api_answers(0);
+
+    // A token answer past 64 KiB is not read: the refresh fails as a retry,
+    // and the connection is not taken for refused.
+    whoop
+        .faults
+        .pad_token_answers(MAX_TOKEN_RESPONSE_BYTES as u64);
+    let err =
+        connector_core::flows::refresh::refresh_connection(&stack.app, &conn_now(&stack).await)
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("64 KiB"), "{err}");
+    assert!(
+        matches!(
+            err.disposition(),
+            connector_core::domain::error::Disposition::BackOff
+        ),
+        "{err}"
+    );
+    assert_ne!(
+        conn_now(&stack).await.status,
+        ConnectionStatus::RefreshFailed
+    );
+}
+
+async fn conn_now(
+    stack: &connector_infra::stack::Stack,
+) -> connector_core::domain::connection::Connection {
+    connection(stack, "alice", Vendor::Whoop).await.unwrap()
 }

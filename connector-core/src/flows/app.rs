@@ -64,11 +64,11 @@ impl App {
             )));
         }
         let driver = self.vendors.driver(vendor)?.clone();
-        let ctx = VendorCtx {
-            http: self.http.clone(),
-            creds: self.vendor_credentials(vendor).await?,
-            budget: CallBudget::new(self.quota.clone(), vendor),
-        };
+        let ctx = VendorCtx::new(
+            self.http.clone(),
+            self.vendor_credentials(vendor).await?,
+            CallBudget::new(self.quota.clone(), vendor),
+        );
         Ok((driver, ctx))
     }
 

@@ -9,6 +9,8 @@ use crate::vendors::quota::CallBudget;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// What a driver needs to call its vendor: the shared HTTP client and the
 /// app's registration with the vendor (ids, secrets, URLs).
@@ -20,9 +22,23 @@ pub struct VendorCtx {
     pub creds: VendorCredentials,
     /// The fleet's quota every API call takes a slot from.
     pub budget: CallBudget,
+    /// Bytes of vendor answers read with this context (one sync window's
+    /// pull, whose records are held until they are written), at most
+    /// `MAX_PULL_BYTES`.
+    pub pulled_bytes: Arc<AtomicUsize>,
 }
 
 impl VendorCtx {
+    /// A context for one pull (or one call) with nothing read yet.
+    pub fn new(http: reqwest::Client, creds: VendorCredentials, budget: CallBudget) -> Self {
+        Self {
+            http,
+            creds,
+            budget,
+            pulled_bytes: Arc::default(),
+        }
+    }
+
     /// The vendor's API origin with `path` appended exactly as documented.
     pub fn api_url(&self, path: &str) -> Result<url::Url, VendorError> {
         let base = self
@@ -37,6 +53,10 @@ impl VendorCtx {
 
 /// Larger vendor answers are refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Most bytes of answers one pull may read: its records are held until they
+/// are written, and a function has 256 MB. Past it the pull fails for good
+/// (no vendor sends that much for the ≤ 90 days one job asks for).
+pub const MAX_PULL_BYTES: usize = 24 * 1024 * 1024;
 /// Wait this long on a 429 that says nothing about when to come back.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 60;
 
@@ -80,30 +100,51 @@ pub async fn send(ctx: &VendorCtx, req: reqwest::RequestBuilder) -> Result<Answe
             "vendor API unreachable".into()
         })
     })?;
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(VendorError::Permanent("vendor response too large".into()));
-    }
     let status = resp.status();
     let headers = resp.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+    let body = read_capped(&mut resp, MAX_RESPONSE_BYTES)
         .await
-        .map_err(|_| VendorError::Transient("vendor response interrupted".into()))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(VendorError::Permanent("vendor response too large".into()));
-        }
-        body.extend_from_slice(&chunk);
+        .map_err(|e| match e {
+            BodyError::TooLarge => VendorError::Permanent("vendor response too large".into()),
+            BodyError::Interrupted => VendorError::Transient("vendor response interrupted".into()),
+        })?;
+    let pulled = ctx.pulled_bytes.fetch_add(body.len(), Relaxed) + body.len();
+    if pulled > MAX_PULL_BYTES {
+        return Err(VendorError::Permanent(format!(
+            "the vendor's answers to one pull passed {} MiB",
+            MAX_PULL_BYTES >> 20
+        )));
     }
     Ok(Answer {
         status,
         headers,
         body,
     })
+}
+
+/// Why a body was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Longer than allowed, by its Content-Length or as it arrived.
+    TooLarge,
+    /// The connection failed while reading.
+    Interrupted,
+}
+
+/// Reads `resp`'s body, refusing one longer than `max` bytes before holding
+/// more than that.
+pub async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|_| BodyError::Interrupted)? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Sends a request and accepts only a 2xx answer.

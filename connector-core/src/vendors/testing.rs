@@ -22,15 +22,15 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
             .collect::<HashMap<_, _>>(),
     );
     let creds = crate::aws::secrets::Secrets::new(env, None);
-    VendorCtx {
-        http: reqwest::Client::new(),
-        creds: block_on(VendorCredentials::load(
+    VendorCtx::new(
+        reqwest::Client::new(),
+        block_on(VendorCredentials::load(
             &creds,
             crate::vendors::registry::spec(vendor),
         ))
         .expect("credentials"),
-        budget: crate::vendors::quota::CallBudget::unmetered(vendor),
-    }
+        crate::vendors::quota::CallBudget::unmetered(vendor),
+    )
 }
 
 /// The one daily value of `metric` on `date` (a panic if there are two).

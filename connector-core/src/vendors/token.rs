@@ -5,6 +5,7 @@
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::VendorError;
+use crate::vendors::client::{read_capped, BodyError};
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::spec::{ClientAuth, TokenResponseShape};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -201,7 +202,14 @@ pub enum TokenHttpError {
     /// The answer is malformed, e.g. a wrapped (Withings) body that is not JSON.
     #[error("token endpoint answered a malformed body")]
     Malformed,
+    /// The answer is longer than `MAX_TOKEN_RESPONSE_BYTES` (not read on).
+    #[error("token endpoint answered more than 64 KiB")]
+    TooLarge,
 }
+
+/// Token answers are a few hundred bytes (a few KiB with an ID token);
+/// longer ones are refused before they are held.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The HTTP client of token requests: reqwest, plus what no OAuth library
 /// knows — 429 and 5xx become retryable errors, and a vendor that wraps its
@@ -260,10 +268,13 @@ async fn token_http(
         return Err(TokenHttpError::Unavailable(status.as_u16()));
     }
     let headers = resp.headers().clone();
-    let bytes = resp
-        .bytes()
+    let mut resp = resp;
+    let bytes = read_capped(&mut resp, MAX_TOKEN_RESPONSE_BYTES)
         .await
-        .map_err(|_| TokenHttpError::Unreachable)?;
+        .map_err(|e| match e {
+            BodyError::TooLarge => TokenHttpError::TooLarge,
+            BodyError::Interrupted => TokenHttpError::Unreachable,
+        })?;
     let (status, bytes) = match shape {
         TokenResponseShape::Standard => (status, bytes.to_vec()),
         TokenResponseShape::StatusBody => unwrap_status_body(&bytes)?,

@@ -114,16 +114,14 @@ async fn main() {
                 &secrets,
                 connector_core::vendors::registry::spec(connector_core::Vendor::Oura),
             );
-            let ctx = connector_core::vendors::client::VendorCtx {
-                http: reqwest::Client::new(),
-                creds: oura.await.unwrap_or_else(|e| {
+            let ctx = connector_core::vendors::client::VendorCtx::new(
+                reqwest::Client::new(),
+                oura.await.unwrap_or_else(|e| {
                     eprintln!("oura credentials: {e}");
                     std::process::exit(2)
                 }),
-                budget: connector_core::vendors::quota::CallBudget::unmetered(
-                    connector_core::Vendor::Oura,
-                ),
-            };
+                connector_core::vendors::quota::CallBudget::unmetered(connector_core::Vendor::Oura),
+            );
             let now = chrono::Utc::now();
             match subscriptions::ensure(&ctx, callback, now, chrono::Duration::days(days)).await {
                 Ok(r) => {
