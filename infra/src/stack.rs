@@ -125,6 +125,8 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     env.extend(opts.extra_env.clone());
 
     let app = Arc::new(App::new(Env::with_overrides(env.clone())).await?);
+    // What the tick publishes in AWS, at once, for GET /v1/providers.
+    connector_core::flows::tick::publish_supported(&app, chrono::Utc::now()).await?;
     let pump = Arc::new(Pump {
         sqs: aws_sdk_sqs::Client::new(&sdk),
         queues: ["SyncQueue", "BackfillQueue"]

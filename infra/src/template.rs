@@ -291,6 +291,7 @@ mod tests {
             "HealthDataTable",
             "TokenKey",
             "VendorCredentialsSecret",
+            "PushSecret",
         ] {
             let r = &t.doc["Resources"][id];
             for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {

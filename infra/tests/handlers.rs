@@ -293,3 +293,63 @@ async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
     assert_eq!(tick().await.scheduled, 0);
     assert_eq!(expiring().await, ["bob", "carol", "dave"]);
 }
+
+/// The providers function reads no secret (the tick publishes which
+/// vendors are configured), and health-push reads only the push secret: each
+/// works with every other secret out of reach, as IAM leaves it in AWS.
+#[tokio::test]
+async fn providers_and_health_push_read_only_the_secrets_they_need() {
+    let stack = stack("secret-scopes").await;
+    let out_of_reach = "arn:aws:secretsmanager:us-east-1:000000000000:secret:out-of-reach";
+    let app_with = |names: &[&str]| {
+        let mut env = stack.env.clone();
+        for name in names {
+            env.insert(name.to_string(), out_of_reach.into());
+        }
+        connector_core::App::new(connector_core::domain::env::Env::with_overrides(env))
+    };
+
+    let providers_app = app_with(&["CONNECTOR_SECRET_ARN", "CONNECTOR_PUSH_SECRET_ARN"])
+        .await
+        .unwrap();
+    let resp = providers::handle(&providers_app, http_event("providers.json")).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.body());
+    let mock = body_json(&resp)["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "mock")
+        .cloned()
+        .unwrap();
+    assert_eq!(mock["supported"], true, "{mock}");
+    // Reading credentials there fails, so the answer above read none.
+    assert!(providers_app
+        .vendor_credentials(Vendor::Whoop)
+        .await
+        .is_err());
+
+    let push_app = app_with(&["CONNECTOR_SECRET_ARN"]).await.unwrap();
+    let body = format!(
+        r#"{{"date":"{}","steps":4321,"generated_at":"{}"}}"#,
+        today(),
+        chrono::Utc::now().to_rfc3339()
+    );
+    let signed = connector_infra::push_signer::sign(
+        &stack.env["CONNECTOR_PUSH_SECRET"],
+        &chrono::Utc::now().timestamp().to_string(),
+        body.as_bytes(),
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-sync-timestamp", signed.timestamp.parse().unwrap());
+    headers.insert("x-sync-signature", signed.signature.parse().unwrap());
+    let mut log = connector_core::flows::push::PushLog::default();
+    let accepted = connector_core::flows::push::accept(
+        &push_app,
+        "push-scope-user",
+        &headers,
+        body.as_bytes(),
+        &mut log,
+    )
+    .await;
+    assert!(accepted.is_ok(), "{accepted:?} {:?}", log.reason);
+}

@@ -13,6 +13,7 @@ const HEALTH: &str = "HealthDataTable";
 const EPHEMERAL: &str = "EphemeralTable";
 const KEY: &str = "TokenKey";
 const SECRET: &str = "VendorCredentialsSecret";
+const PUSH_SECRET: &str = "PushSecret";
 const SYNC_QUEUE: &str = "SyncQueue";
 const BACKFILL_QUEUE: &str = "BackfillQueue";
 
@@ -39,10 +40,14 @@ type Calls = &'static [(&'static str, &'static [&'static str])];
 /// Every AWS operation each function's code can call, by the resource it
 /// calls it on.
 const CALLS: &[(&str, Calls)] = &[
-    // flows::connect::providers.
+    // flows::connect::providers: connections and the published supported
+    // vendors; no credentials.
     (
         "providers",
-        &[(CONNECTIONS, &["dynamodb:Query"]), (SECRET, SECRET_READ)],
+        &[
+            (CONNECTIONS, &["dynamodb:Query"]),
+            (EPHEMERAL, &["dynamodb:GetItem"]),
+        ],
     ),
     // flows::connect: start (rate bucket, pending state, sealed
     // verifier; Mock connects at once), complete (parked consent, code
@@ -186,7 +191,7 @@ const CALLS: &[(&str, Calls)] = &[
                     "dynamodb:UpdateItem",
                 ],
             ),
-            (SECRET, SECRET_READ),
+            (PUSH_SECRET, SECRET_READ),
         ],
     ),
     // flows::account: revoke each connection (refreshing first), then

@@ -1,7 +1,7 @@
-//! Named secrets (vendor credentials, the phone-push secret): from one
-//! Secrets Manager secret (a JSON object keyed by the env-var names) cached
-//! in-process, with the environment as the local fallback for names the
-//! secret does not hold.
+//! Named secrets (vendor credentials; the phone-push secret, in a secret of
+//! its own): from a Secrets Manager secret (a JSON object keyed by the
+//! env-var names) cached in-process, with the environment as the local
+//! fallback for names the secret does not hold.
 
 use crate::aws::sdk;
 use crate::domain::connection::Secret;
@@ -57,7 +57,7 @@ impl Secrets {
             HashMap::new()
         } else {
             serde_json::from_str(&raw).map_err(|_| {
-                Error::Config("vendor credentials secret is not a JSON object".into())
+                Error::Config("the secret is not a JSON object of named values".into())
             })?
         };
         let map: SecretMap = Arc::new(

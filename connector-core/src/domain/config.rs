@@ -28,6 +28,10 @@ pub struct Config {
     /// Secrets Manager secret holding vendor credentials (JSON keyed by the
     /// env-var names). Unset locally: credentials then come from the env.
     pub secret_arn: Option<String>,
+    /// Secrets Manager secret holding the phone-push signing secret
+    /// (`CONNECTOR_PUSH_SECRET`), which only the health-push function may
+    /// read. Unset locally: it then comes from the env.
+    pub push_secret_arn: Option<String>,
     /// App URLs the OAuth callback may redirect to; the first is the default.
     pub return_urls: Vec<Url>,
     /// Public origin of the HTTP API, for OAuth redirect URIs. Unset in a
@@ -130,6 +134,7 @@ impl Config {
                 )
             })?,
             secret_arn: env.get("CONNECTOR_SECRET_ARN"),
+            push_secret_arn: env.get("CONNECTOR_PUSH_SECRET_ARN"),
             return_urls,
             public_base_url,
             backfill_days,

@@ -32,8 +32,10 @@ pub struct App {
     pub envelope: Envelope,
     /// The sync and backfill queues.
     pub queue: JobQueue,
-    /// Named secrets: vendor credentials, the phone-push secret.
+    /// Vendor credentials.
     pub credentials: Secrets,
+    /// The phone-push signing secret, in a secret of its own.
+    pub push_secret: Secrets,
     /// The vendor drivers.
     pub vendors: Registry,
     /// The HTTP client for vendor calls: no redirects, 10 s timeout.
@@ -87,10 +89,15 @@ impl App {
             ephemeral: &ephemeral,
             env: &env,
         })?;
+        let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
         let secrets = config
             .secret_arn
             .clone()
-            .map(|arn| (aws_sdk_secretsmanager::Client::new(&sdk), arn));
+            .map(|arn| (secrets_manager.clone(), arn));
+        let push_secret = config
+            .push_secret_arn
+            .clone()
+            .map(|arn| (secrets_manager, arn));
         let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env, |v| {
             registry::spec(v).quota
         })?);
@@ -110,6 +117,7 @@ impl App {
                 config.sync_queue_url.clone(),
                 config.backfill_queue_url.clone(),
             ),
+            push_secret: Secrets::new(env.clone(), push_secret),
             credentials: Secrets::new(env, secrets),
             vendors,
             http: crate::vendors::token::http_client(),

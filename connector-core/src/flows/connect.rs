@@ -535,17 +535,25 @@ pub struct Provider {
     pub error: Option<String>,
 }
 
-/// Every vendor, whether it is configured here, and `user`'s connection to it.
+/// Every vendor, whether it is configured here (as the tick last published:
+/// this reads no credentials), and `user`'s connection to it.
 pub async fn providers(app: &App, user: &str) -> Result<Vec<Provider>> {
     let connections = app.connections.list(user).await?;
+    let supported = app
+        .ephemeral
+        .published_supported()
+        .await?
+        .unwrap_or_else(|| {
+            tracing::warn!("no supported vendors published yet (the tick publishes them)");
+            Vec::new()
+        });
     let mut out = Vec::with_capacity(Vendor::ALL.len());
     for vendor in Vendor::ALL {
         let conn = connections.iter().find(|c| c.vendor == vendor);
         out.push(Provider {
             id: vendor,
             name: registry::spec(vendor).display_name,
-            supported: app.vendor_enabled(vendor)
-                && app.vendor_credentials(vendor).await?.supported(),
+            supported: app.vendor_enabled(vendor) && supported.contains(&vendor),
             connected: conn.is_some_and(|c| c.status == ConnectionStatus::Connected),
             status: conn.map(|c| c.status.as_str()),
             last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),

@@ -50,7 +50,7 @@ pub async fn accept(
         return Err(Error::PayloadTooLarge(MAX_PUSH_BYTES));
     }
     let window = app.config.push_window_secs;
-    let Some(secret) = app.credentials.value("CONNECTOR_PUSH_SECRET").await? else {
+    let Some(secret) = app.push_secret.value("CONNECTOR_PUSH_SECRET").await? else {
         log.verification = "rejected";
         log.reason = Some("push secret not configured".into());
         tracing::error!("CONNECTOR_PUSH_SECRET is not configured; rejecting pushes");

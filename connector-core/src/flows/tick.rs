@@ -115,9 +115,32 @@ pub struct TickReport {
     pub subscriptions_renewed: usize,
 }
 
-/// One tick: refresh what is due, queue the quiet connections' pulls, run
-/// the vendors' upkeep; once a day, the schedule sweep.
+/// How long a published list of supported vendors holds without a tick.
+const SUPPORTED_FOR_HOURS: i64 = 24;
+
+/// Publishes which vendors this deployment can connect (on, with client id
+/// and secret), for the providers function, which may not read the
+/// credentials secret itself. Each tick does; so does the local stack at start.
+pub async fn publish_supported(app: &App, now: DateTime<Utc>) -> Result<Vec<Vendor>> {
+    let mut supported = Vec::new();
+    for vendor in Vendor::ALL {
+        if app.vendor_enabled(vendor) && app.vendor_credentials(vendor).await?.supported() {
+            supported.push(vendor);
+        }
+    }
+    app.ephemeral
+        .publish_supported(&supported, now + Duration::hours(SUPPORTED_FOR_HOURS))
+        .await?;
+    Ok(supported)
+}
+
+/// One tick: publish the supported vendors, refresh what is due, queue the
+/// quiet connections' pulls, run the vendors' upkeep; once a day, the
+/// schedule sweep.
 pub async fn run(app: &App, now: DateTime<Utc>) -> TickReport {
+    if let Err(e) = publish_supported(app, now).await {
+        tracing::error!(error = %e, "could not publish the supported vendors");
+    }
     let scheduled = sweep_unscheduled(app, now).await;
     let due = match app
         .connections

@@ -664,6 +664,38 @@ impl EphemeralStore {
     }
 }
 
+/// The vendors this deployment has credentials for, as the tick publishes
+/// them for the functions that may not read the credentials secret
+/// (providers).
+impl EphemeralStore {
+    /// Publishes `vendors` as the supported ones until `until`.
+    pub async fn publish_supported(&self, vendors: &[Vendor], until: DateTime<Utc>) -> Result<()> {
+        let list = vendors
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.put(
+            SUPPORTED_VENDORS_KEY,
+            HashMap::from([("vendors".to_string(), list)]),
+            until,
+        )
+        .await
+    }
+
+    /// The supported vendors last published; None before the first tick
+    /// (or once a publication expired).
+    pub async fn published_supported(&self) -> Result<Option<Vec<Vendor>>> {
+        Ok(self.get(SUPPORTED_VENDORS_KEY).await?.map(|item| {
+            item.get("vendors")
+                .map(|l| l.split(',').filter_map(|v| v.parse().ok()).collect())
+                .unwrap_or_default()
+        }))
+    }
+}
+
+const SUPPORTED_VENDORS_KEY: &str = "vendors#supported";
+
 /// Erasures: one record per deleted user under a digest of the user id
 /// (no item left behind names the user) and with no owner (deleting the
 /// user's items leaves it), kept for `ERASURE_RECORD_DAYS` after its last
