@@ -169,3 +169,67 @@ async fn a_live_job_does_not_wait_behind_a_backfill_backlog() {
     assert_eq!(messages_in(&stack.pump.sqs, &backfill_url).await, 25);
     assert_eq!(drain(&stack).await, (25, 0), "then the history");
 }
+
+/// A user whose calls would take a day's quota (issue 14 item 3: ~35 manual
+/// Strava syncs spent Strava's 1,000 calls a day for every user) is held to
+/// a share of it; another user's next call goes at once, as it would without
+/// them. Without the share, the same loop makes the other user wait.
+#[tokio::test]
+async fn one_user_cannot_spend_the_days_quota_of_everyone() {
+    let daily = "100000/60,5000/86400";
+    let mut opts = options("quota-user-share");
+    opts.extra_env
+        .insert("CONNECTOR_STRAVA_QUOTA".into(), daily.into());
+    // 1 % of 5,000 a day: 50 calls a day for each user.
+    opts.extra_env
+        .insert("CONNECTOR_USER_DAILY_SHARE".into(), "1".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let now = Duration::ZERO;
+    let admit = |app: &App, vendor: Vendor, user: &'static str| {
+        let q = app.quota.clone();
+        async move { q.admit(vendor, Some(user), Priority::Live, now).await }
+    };
+
+    for i in 0..50 {
+        let got = admit(&stack.app, Vendor::Strava, "looping-alice").await;
+        assert_eq!(got.unwrap(), Ok(Duration::ZERO), "call {i}");
+    }
+    let Ok(Err(OverQuota { retry_after })) =
+        admit(&stack.app, Vendor::Strava, "looping-alice").await
+    else {
+        panic!("the 51st call of the day is past alice's share")
+    };
+    assert!(
+        retry_after >= Duration::from_secs(86_400 / 50 - 60),
+        "{retry_after:?}"
+    );
+    assert_eq!(
+        admit(&stack.app, Vendor::Strava, "bob").await.unwrap(),
+        Ok(Duration::ZERO),
+        "bob's call goes at once"
+    );
+    // The share is the user's: it goes with DELETE /v1/me.
+    assert!(
+        stack
+            .app
+            .ephemeral
+            .delete_owned("looping-alice")
+            .await
+            .unwrap()
+            >= 1
+    );
+
+    // The same loop without the share (100 %), on a vendor of its own.
+    let mut env = stack.env.clone();
+    env.insert("CONNECTOR_WHOOP_QUOTA".into(), daily.into());
+    env.insert("CONNECTOR_USER_DAILY_SHARE".into(), "100".into());
+    let unshared = App::new(Env::with_overrides(env)).await.unwrap();
+    let mut alices = 0;
+    while let Ok(Ok(_)) = admit(&unshared, Vendor::Whoop, "looping-alice").await {
+        alices += 1;
+        assert!(alices <= 200, "the day's burst is bounded");
+    }
+    assert!(alices > 50, "{alices}");
+    let bob = admit(&unshared, Vendor::Whoop, "bob").await.unwrap();
+    assert!(matches!(bob, Err(OverQuota { .. })), "bob waits: {bob:?}");
+}

@@ -138,7 +138,9 @@ pub async fn publish_supported(app: &App, now: DateTime<Utc>) -> Result<Vec<Vend
 /// quiet connections' pulls, run the vendors' upkeep; once a day, the
 /// schedule sweep.
 pub async fn run(app: &App, now: DateTime<Utc>) -> TickReport {
-    if let Err(e) = publish_supported(app, now).await {
+    // Boxed: inlined, this future's layout is past rustc's query depth
+    // limit in the token-refresher binary (without incremental builds).
+    if let Err(e) = Box::pin(publish_supported(app, now)).await {
         tracing::error!(error = %e, "could not publish the supported vendors");
     }
     let scheduled = sweep_unscheduled(app, now).await;

@@ -16,8 +16,14 @@
 //! [`LIVE_HORIZON`] ahead and sleeps until it, while backfill only takes a
 //! slot that is free now. Under a backfill backlog, live calls therefore
 //! take the next slots and backfill waits for them.
+//!
+//! No user spends a day's quota for everyone: of each day-long app window
+//! (Strava's 1,000 a day), the calls made for one user may take at most
+//! `CONNECTOR_USER_DAILY_SHARE` percent a day (default 10), counted in a
+//! token bucket per user and vendor that refills over the day. A user past
+//! it waits for the bucket; the others' calls go on.
 
-use crate::aws::store::ephemeral::{EphemeralStore, TatMove, TatStep};
+use crate::aws::store::ephemeral::{Bucket, EphemeralStore, TatMove, TatStep};
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::Priority;
@@ -33,6 +39,11 @@ pub const LIVE_HORIZON: Duration = Duration::from_secs(5);
 pub const MAX_JOB_WAIT: Duration = Duration::from_secs(5);
 /// The share of a window's limit that may go out at once after a quiet spell.
 const BURST_SHARE: f64 = 0.02;
+/// The share (percent) of each day-long app window that the calls made for
+/// one user may take in a day when `CONNECTOR_USER_DAILY_SHARE` is unset.
+pub const DEFAULT_USER_DAILY_SHARE: u32 = 10;
+/// App windows this long or longer are shared out per user.
+const SHARED_WINDOW: Duration = Duration::from_secs(86_400);
 
 /// Whose calls a window counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -209,6 +220,8 @@ pub struct OverQuota {
 pub struct FleetQuota {
     store: EphemeralStore,
     windows: HashMap<Vendor, Vec<QuotaWindow>>,
+    /// Percent of each day-long app window one user may take a day (100: no limit).
+    user_daily_share: u32,
     /// The last schedule seen per key: picks which update to try first.
     seen: std::sync::Mutex<HashMap<String, i64>>,
 }
@@ -232,9 +245,23 @@ impl FleetQuota {
             };
             windows.insert(vendor, ws);
         }
+        let user_daily_share = match env.get("CONNECTOR_USER_DAILY_SHARE") {
+            None => DEFAULT_USER_DAILY_SHARE,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "CONNECTOR_USER_DAILY_SHARE must be a percent, 1..=100, got {v:?}"
+                    ))
+                })?,
+        };
         Ok(Self {
             store,
             windows,
+            user_daily_share,
             seen: Default::default(),
         })
     }
@@ -296,12 +323,51 @@ impl FleetQuota {
                     }
                 }
             }
+            let share = match user {
+                Some(u) => self.take_user_share(vendor, u).await,
+                None => Ok(Ok(())),
+            };
+            if !matches!(share, Ok(Ok(()))) {
+                for k in &taken {
+                    self.give_back(k, pace_of(self.windows(vendor), k)).await;
+                }
+            }
+            if let Err(wait_secs) = share? {
+                return Ok(Err(OverQuota {
+                    retry_after: Duration::from_secs(wait_secs),
+                }));
+            }
             let sleep = Duration::from_micros(sleep as u64);
             if !sleep.is_zero() {
                 tokio::time::sleep(sleep).await;
             }
             return Ok(Ok(waited + sleep));
         }
+    }
+
+    /// Takes one call from `user`'s share of each day-long app window of
+    /// `vendor`: `Ok(Err(secs))` when a share is spent, with the seconds
+    /// until it has a call again.
+    async fn take_user_share(&self, vendor: Vendor, user: &str) -> Result<Result<(), u64>> {
+        if self.user_daily_share >= 100 {
+            return Ok(Ok(()));
+        }
+        for w in self.windows(vendor) {
+            if w.scope != Scope::App || w.per < SHARED_WINDOW {
+                continue;
+            }
+            let share = (u64::from(w.limit) * u64::from(self.user_daily_share) / 100).max(1);
+            let bucket = Bucket {
+                capacity: share as f64,
+                refill_per_sec: share as f64 / w.per.as_secs_f64(),
+            };
+            let key = format!("quotashare#{vendor}#{}#{user}", w.per.as_secs());
+            if let Err(wait) = self.store.take_token(&key, user, bucket).await? {
+                tracing::info!(user_id = %user, %vendor, retry_after_secs = wait, "the user's daily share of the vendor quota is spent");
+                return Ok(Err(wait));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// One window's slot: `decide` as a conditional update of its `tat`.
