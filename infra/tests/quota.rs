@@ -233,3 +233,85 @@ async fn one_user_cannot_spend_the_days_quota_of_everyone() {
     let bob = admit(&unshared, Vendor::Whoop, "bob").await.unwrap();
     assert!(matches!(bob, Err(OverQuota { .. })), "bob waits: {bob:?}");
 }
+
+/// Issue 14 item 3: a user pulling months of history by hand (a manual
+/// sync's history runs as backfill, `flows::sync`) cannot make another
+/// user's live job wait its turn: while the live job's calls come, the
+/// history takes no slot but the ones it had booked before, so the live
+/// calls follow each other at the quota's pace, as with no backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_history_takes_no_slot_while_another_users_live_job_runs() {
+    use std::sync::{Arc, Mutex};
+    let mut opts = options("quota-live-first");
+    // A slot every 0.625 s.
+    opts.extra_env
+        .insert("CONNECTOR_WHOOP_QUOTA".into(), "100/60".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let quota = stack.app.quota.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let alice_calls = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (quota, stop, calls) = (quota.clone(), stop.clone(), alice_calls.clone());
+            tokio::spawn(async move {
+                while !stop.load(SeqCst) {
+                    let got = quota
+                        .admit(
+                            Vendor::Whoop,
+                            Some("alice"),
+                            Priority::Backfill,
+                            Duration::from_secs(5),
+                        )
+                        .await
+                        .unwrap();
+                    match got {
+                        Ok(_) => calls.lock().unwrap().push(Instant::now()),
+                        Err(o) => {
+                            tokio::time::sleep(o.retry_after.min(Duration::from_millis(200))).await
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        alice_calls.lock().unwrap().len() >= 4,
+        "alice's backlog runs"
+    );
+
+    // Bob's live job: six calls, each 50 ms at the vendor.
+    let started = Instant::now();
+    for i in 0..6 {
+        let got = quota
+            .admit(
+                Vendor::Whoop,
+                Some("bob"),
+                Priority::Live,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(got.is_ok(), "bob's call {i}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let calls = alice_calls.lock().unwrap();
+    let during = calls
+        .iter()
+        .filter(|t| **t > started && **t < ended)
+        .count();
+    assert!(
+        during <= 2,
+        "{during} of alice's calls went while bob's job ran"
+    );
+    assert!(
+        calls.iter().any(|t| *t > ended),
+        "alice's history goes on once bob's job is done"
+    );
+}

@@ -12,13 +12,13 @@
 use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Disposition, Error, Result};
 use crate::domain::health::DailySummary;
-use crate::domain::job::{JobReason, SyncJob};
+use crate::domain::job::{JobReason, Priority, SyncJob};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
 use crate::flows::queueing;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::vendors::driver::FetchRequest;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use rand::Rng;
 
 /// Refresh this long before the access token expires.
@@ -38,6 +38,50 @@ pub enum JobOutcome {
     Skipped(&'static str),
 }
 
+/// Days before this many (today counted) are history: a manual sync pulls
+/// them as backfill, after its recent days.
+const RECENT_DAYS: i64 = 2;
+
+fn first_recent_day() -> NaiveDate {
+    Utc::now().date_naive() - chrono::Duration::days(RECENT_DAYS - 1)
+}
+
+/// A manual sync's windows with its recent days first: a window reaching
+/// back into history is split there, and the history comes last.
+fn recent_first(
+    job: &SyncJob,
+    windows: Vec<(NaiveDate, NaiveDate)>,
+) -> Vec<(NaiveDate, NaiveDate)> {
+    if job.reason != JobReason::Manual {
+        return windows;
+    }
+    let recent = first_recent_day();
+    let (mut fresh, mut history) = (Vec::new(), Vec::new());
+    for (from, to) in windows {
+        if from >= recent {
+            fresh.push((from, to));
+        } else if to < recent {
+            history.push((from, to));
+        } else {
+            fresh.push((recent, to));
+            history.push((from, recent - chrono::Duration::days(1)));
+        }
+    }
+    fresh.extend(history);
+    fresh
+}
+
+/// How urgent a window's vendor calls are: a manual sync's history is
+/// backfill (it takes only the quota's free slots, so one user pulling
+/// months by hand never holds back another user's live job).
+fn priority_of(window: &SyncJob) -> Priority {
+    if window.reason == JobReason::Manual && window.to < first_recent_day() {
+        Priority::Backfill
+    } else {
+        window.reason.priority()
+    }
+}
+
 /// Runs a job. `Err` means "retry later" (the message goes back to the
 /// queue); failures that a retry cannot fix are recorded on the connection
 /// and end the job.
@@ -55,7 +99,7 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
         Ok(d) => d,
         Err(e) => return unless_permanent(app, job, e).await,
     };
-    ctx.budget = ctx.budget.for_job(&job.user_id, job.reason.priority());
+    ctx.budget = ctx.budget.for_job(&job.user_id, priority_of(job));
     if job.reason == JobReason::Webhook && driver.unsigned_webhooks() {
         let next = Utc::now() + chrono::Duration::seconds(app.config.unsigned_pull_gap_secs.into());
         app.ephemeral
@@ -162,7 +206,7 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
         tracing::info!(%message_id, job_id = %job.job_id, "job already done; duplicate delivery dropped");
         return Ok(());
     }
-    let windows = queueing::windows_of(app, job).await?;
+    let windows = recent_first(job, queueing::windows_of(app, job).await?);
     let (mut samples, mut days) = (0, 0);
     let mut skipped = None;
     for (i, &(from, to)) in windows.iter().enumerate() {
@@ -275,5 +319,34 @@ mod retry_tests {
         assert!(visibility_after(&transient, 40, &mut rng) <= BACKOFF_CAP_SECS);
         let poison = Error::BadRequest("sync job is malformed".into());
         assert_eq!(visibility_after(&poison, 1, &mut rng), 0);
+    }
+}
+
+#[cfg(test)]
+mod manual_history_tests {
+    use super::*;
+    use crate::domain::vendor::Vendor;
+
+    #[test]
+    fn a_manual_sync_pulls_its_recent_days_live_first_and_its_history_as_backfill() {
+        let today = Utc::now().date_naive();
+        let day = |n: i64| today - chrono::Duration::days(n);
+        let job = SyncJob::new("u", Vendor::Mock, day(29), today, JobReason::Manual).unwrap();
+        let windows = recent_first(&job, vec![(day(29), today)]);
+        assert_eq!(windows, vec![(day(1), today), (day(29), day(2))]);
+        let window = |(from, to)| SyncJob {
+            from,
+            to,
+            ..job.clone()
+        };
+        assert_eq!(priority_of(&window(windows[0])), Priority::Live);
+        assert_eq!(priority_of(&window(windows[1])), Priority::Backfill);
+        // Webhook jobs are live whatever days they cover.
+        let webhook = SyncJob {
+            reason: JobReason::Webhook,
+            ..job.clone()
+        };
+        assert_eq!(recent_first(&webhook, vec![(day(29), today)]).len(), 1);
+        assert_eq!(priority_of(&webhook), Priority::Live);
     }
 }

@@ -13,9 +13,12 @@
 //! span (one margin slot absorbs the schedule's lag, see [`Pace::slack`]).
 //!
 //! Live syncs come before backfill: a live call may reserve a slot up to
-//! [`LIVE_HORIZON`] ahead and sleeps until it, while backfill only takes a
-//! slot that is free now. Under a backfill backlog, live calls therefore
-//! take the next slots and backfill waits for them.
+//! [`LIVE_HORIZON`] ahead and sleeps until it, and marks the schedule live
+//! until a short hold after its slot ([`Pace::live_hold`]); backfill only takes a slot that is
+//! free now on a schedule with no live mark ahead. Under a backfill backlog
+//! (or a user's manual sync of history, which runs as backfill), a live
+//! job's calls therefore follow each other at the quota's pace, as with no
+//! backlog, and backfill waits for them.
 //!
 //! No user spends a day's quota for everyone: of each day-long app window
 //! (Strava's 1,000 a day), the calls made for one user may take at most
@@ -23,7 +26,7 @@
 //! token bucket per user and vendor that refills over the day. A user past
 //! it waits for the bucket; the others' calls go on.
 
-use crate::aws::store::ephemeral::{Bucket, EphemeralStore, TatMove, TatStep};
+use crate::aws::store::ephemeral::{Bucket, EphemeralStore, LiveMark, TatMove, TatStep};
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::Priority;
@@ -34,6 +37,15 @@ use std::time::Duration;
 
 /// How far ahead a live call may reserve its slot (and sleep until it).
 pub const LIVE_HORIZON: Duration = Duration::from_secs(5);
+/// How long after its slot a live call keeps backfill off the schedule, at
+/// most: time for its job's next call to come back for the next slot, so a
+/// live job's calls follow each other as with no backlog. Slots in the hold
+/// after a job's last call go unused, so it is two slots where slots are
+/// slow, [`LIVE_HOLD_MIN`] where they are fast (a vendor answering slower
+/// than the hold lets backfill take a slot between the live calls again).
+pub const LIVE_HOLD: Duration = Duration::from_secs(1);
+/// The least hold after a live call's slot.
+pub const LIVE_HOLD_MIN: Duration = Duration::from_millis(300);
 /// In-process waiting a job may do in all before it gives its message back
 /// to the queue (which then reappears when the quota has room).
 pub const MAX_JOB_WAIT: Duration = Duration::from_secs(5);
@@ -158,6 +170,15 @@ impl Pace {
             tolerance: (burst - 1) * interval,
             slack: ((margin - 1) * interval).clamp(interval, interval.max(1_000_000)),
         }
+    }
+
+    /// How long after its slot a live call keeps backfill off the
+    /// schedule (µs): two slots, within [`LIVE_HOLD_MIN`]..=[`LIVE_HOLD`].
+    pub fn live_hold(&self) -> i64 {
+        (2 * self.interval).clamp(
+            LIVE_HOLD_MIN.as_micros() as i64,
+            LIVE_HOLD.as_micros() as i64,
+        )
     }
 
     /// The latest schedule (`tat`) a call of `priority` may still join,
@@ -424,6 +445,10 @@ impl FleetQuota {
                     (Scope::User, Some(u)) => Some(u),
                     _ => None,
                 },
+                live: match priority {
+                    Priority::Live => LiveMark::Hold(pace.live_hold()),
+                    Priority::Backfill => LiveMark::YieldTo(now),
+                },
             };
             let moved = if *busy {
                 let limit = now + pace.admit_below(priority, max_wait);
@@ -441,7 +466,13 @@ impl FleetQuota {
                         _ => decide(None, now, pace, priority, max_wait),
                     });
                 }
-                TatMove::Refused { current } => match current {
+                TatMove::Refused {
+                    live_until: Some(live),
+                    ..
+                } if priority == Priority::Backfill && live >= now => {
+                    return Ok(Slot::Wait((live - now).max(1)));
+                }
+                TatMove::Refused { current, .. } => match current {
                     Some(old) if old >= now - pace.slack => {
                         if let Slot::Wait(us) = decide(Some(old), now, pace, priority, max_wait) {
                             return Ok(Slot::Wait(us));

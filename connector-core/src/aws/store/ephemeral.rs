@@ -787,10 +787,14 @@ impl EphemeralStore {
         let req = self
             .tat_update(key, &step)
             .update_expression(format!(
-                "SET tat = tat + :tau, expires_at = :exp{}",
-                step.owner_set()
+                "SET tat = tat + :tau, expires_at = :exp{}{}",
+                step.owner_set(),
+                step.live.mark("tat")
             ))
-            .condition_expression("tat >= :floor AND tat <= :limit")
+            .condition_expression(format!(
+                "tat >= :floor AND tat <= :limit{}",
+                step.live.condition()
+            ))
             .expression_attribute_values(":tau", n(interval))
             .expression_attribute_values(":limit", n(limit))
             .return_values(ReturnValue::UpdatedOld);
@@ -802,10 +806,14 @@ impl EphemeralStore {
         let req = self
             .tat_update(key, &step)
             .update_expression(format!(
-                "SET tat = :start, expires_at = :exp{}",
-                step.owner_set()
+                "SET tat = :start, expires_at = :exp{}{}",
+                step.owner_set(),
+                step.live.mark(":start")
             ))
-            .condition_expression("attribute_not_exists(tat) OR tat < :floor")
+            .condition_expression(format!(
+                "(attribute_not_exists(tat) OR tat < :floor){}",
+                step.live.condition()
+            ))
             .expression_attribute_values(":start", n(start));
         Self::tat_moved(req.send().await)
     }
@@ -843,7 +851,10 @@ impl EphemeralStore {
                 .expression_attribute_names("#owner", OWNER)
                 .expression_attribute_values(":owner", s(owner));
         }
-        req
+        match step.live {
+            LiveMark::Hold(hold) => req.expression_attribute_values(":hold", n(hold)),
+            LiveMark::YieldTo(now) => req.expression_attribute_values(":now", n(now)),
+        }
     }
 
     fn tat_moved(
@@ -864,6 +875,7 @@ impl EphemeralStore {
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(TatMove::Refused {
                     current: tat(c.item.as_ref()),
+                    live_until: c.item.as_ref().and_then(|i| get_n::<i64>(i, "live_until")),
                 }),
                 _ => Err(Error::storage("UpdateItem quota", sdk(e))),
             },
@@ -879,6 +891,40 @@ pub struct TatStep<'a> {
     pub expires_at: i64,
     /// The user a per-user schedule belongs to.
     pub owner: Option<&'a str>,
+    /// What the call does with the schedule's live mark.
+    pub live: LiveMark,
+}
+
+/// A schedule's live mark (`live_until`, unix µs): while a live call's job
+/// is under way, backfill calls take no slot, so the live job goes as fast
+/// as it would alone.
+#[derive(Clone, Copy, Debug)]
+pub enum LiveMark {
+    /// A live call: marks the schedule live until its slot plus this many
+    /// µs (time enough for its job's next call).
+    Hold(i64),
+    /// A backfill call at this time (unix µs): moves the schedule only when
+    /// no live mark is ahead of it.
+    YieldTo(i64),
+}
+
+impl LiveMark {
+    /// The SET clause that marks the schedule live from the slot `slot`
+    /// (an attribute or a value name) on; none for backfill.
+    fn mark(&self, slot: &str) -> String {
+        match self {
+            LiveMark::Hold(_) => format!(", live_until = {slot} + :hold"),
+            LiveMark::YieldTo(_) => String::new(),
+        }
+    }
+
+    /// The condition a backfill call adds: no live mark ahead of now.
+    fn condition(&self) -> &'static str {
+        match self {
+            LiveMark::Hold(_) => "",
+            LiveMark::YieldTo(_) => " AND (attribute_not_exists(live_until) OR live_until < :now)",
+        }
+    }
 }
 
 impl TatStep<'_> {
@@ -902,6 +948,8 @@ pub enum TatMove {
     Refused {
         /// The `tat` that failed the condition; None when there is none.
         current: Option<i64>,
+        /// The schedule's live mark, if any (unix µs).
+        live_until: Option<i64>,
     },
 }
 
