@@ -70,7 +70,8 @@ pub struct Config {
     pub webhook_per_source_per_sec: u32,
 }
 
-fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+/// `name` parsed and within `lo..=hi`; `default` when unset.
+pub(crate) fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     env: &Env,
     name: &str,
     default: T,

@@ -27,6 +27,7 @@
 //! it waits for the bucket; the others' calls go on.
 
 use crate::aws::store::ephemeral::{Bucket, EphemeralStore, LiveMark, TatMove, TatStep};
+use crate::domain::config::bounded;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::Priority;
@@ -266,19 +267,13 @@ impl FleetQuota {
             };
             windows.insert(vendor, ws);
         }
-        let user_daily_share = match env.get("CONNECTOR_USER_DAILY_SHARE") {
-            None => DEFAULT_USER_DAILY_SHARE,
-            Some(v) => v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|p| (1..=100).contains(p))
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "CONNECTOR_USER_DAILY_SHARE must be a percent, 1..=100, got {v:?}"
-                    ))
-                })?,
-        };
+        let user_daily_share = bounded(
+            env,
+            "CONNECTOR_USER_DAILY_SHARE",
+            DEFAULT_USER_DAILY_SHARE,
+            1,
+            100,
+        )?;
         Ok(Self {
             store,
             windows,

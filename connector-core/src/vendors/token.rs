@@ -251,7 +251,7 @@ async fn token_http(
     req: oauth2::HttpRequest,
 ) -> std::result::Result<oauth2::HttpResponse, TokenHttpError> {
     let (parts, body) = req.into_parts();
-    let resp = http
+    let mut resp = http
         .request(parts.method, parts.uri.to_string())
         .headers(parts.headers)
         .body(body)
@@ -268,7 +268,6 @@ async fn token_http(
         return Err(TokenHttpError::Unavailable(status.as_u16()));
     }
     let headers = resp.headers().clone();
-    let mut resp = resp;
     let bytes = read_capped(&mut resp, MAX_TOKEN_RESPONSE_BYTES)
         .await
         .map_err(|e| match e {

@@ -56,6 +56,11 @@ impl EphemeralStore {
 
     /// The live item under `pk`, if any.
     pub async fn get(&self, pk: &str) -> Result<Option<HashMap<String, String>>> {
+        Ok(self.live_item(pk).await?.map(Self::strings))
+    }
+
+    /// The item under `pk` with all its attributes, if it has not expired.
+    async fn live_item(&self, pk: &str) -> Result<Option<Item>> {
         let out = self
             .db
             .get_item()
@@ -67,8 +72,7 @@ impl EphemeralStore {
             .map_err(|e| Error::storage("GetItem ephemeral", sdk(e)))?;
         Ok(out
             .item
-            .filter(|i| get_n::<i64>(i, "expires_at").is_some_and(|t| t > Utc::now().timestamp()))
-            .map(Self::strings))
+            .filter(|i| get_n::<i64>(i, "expires_at").is_some_and(|t| t > Utc::now().timestamp())))
     }
 
     fn strings(item: Item) -> HashMap<String, String> {
@@ -734,21 +738,9 @@ impl EphemeralStore {
 
     /// `user`'s erasure, if one was started in the last `ERASURE_RECORD_DAYS`.
     pub async fn erasure(&self, user: &str) -> Result<Option<ErasureRecord>> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(erasure_key(user)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::storage("GetItem erasure", sdk(e)))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.live_item(&erasure_key(user)).await? else {
             return Ok(None);
         };
-        if get_n::<i64>(&item, "expires_at").is_none_or(|t| t <= Utc::now().timestamp()) {
-            return Ok(None);
-        }
         let bad = || Error::Corrupt("erasure record is malformed".into());
         Ok(Some(ErasureRecord {
             user_id: user.to_string(),
@@ -767,8 +759,7 @@ impl EphemeralStore {
 pub const ERASURE_RECORD_DAYS: i64 = 30;
 
 fn erasure_key(user: &str) -> String {
-    use sha2::{Digest, Sha256};
-    format!("erasure#{}", hex::encode(Sha256::digest(user.as_bytes())))
+    format!("erasure#{}", digest(user))
 }
 
 /// Where a pacing schedule (one GCRA window of the fleet quota) stands:

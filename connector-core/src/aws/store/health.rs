@@ -225,6 +225,21 @@ impl HealthStore {
         Ok(())
     }
 
+    /// A query of a user's items with `lo <= sk <= hi`.
+    fn range_query(
+        &self,
+        user_id: &str,
+        (lo, hi): (&str, &str),
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":u", s(user_id))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+    }
+
     /// One page of a user's items with `lo <= sk <= hi`.
     async fn query_page(
         &self,
@@ -233,13 +248,7 @@ impl HealthStore {
         start: Option<Item>,
         limit: Option<i32>,
     ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput> {
-        self.db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":u", s(user_id))
-            .expression_attribute_values(":lo", s(lo))
-            .expression_attribute_values(":hi", s(hi))
+        self.range_query(user_id, (lo, hi))
             .set_exclusive_start_key(start)
             .set_limit(limit)
             .send()
@@ -363,13 +372,7 @@ impl HealthStore {
     pub async fn delete_page(&self, user_id: &str, limit: i32) -> Result<usize> {
         // Every sort key starts with a lowercase word ("day#", "push#", "sample#").
         let page = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("user_id = :u AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":u", s(user_id))
-            .expression_attribute_values(":lo", s("a"))
-            .expression_attribute_values(":hi", s("~"))
+            .range_query(user_id, ("a", "~"))
             .projection_expression("user_id, sk")
             .consistent_read(true)
             .limit(limit.max(1))
