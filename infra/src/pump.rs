@@ -25,6 +25,8 @@ pub struct Pump {
     pub sqs: aws_sdk_sqs::Client,
     /// In priority order: live first.
     pub queues: Vec<PumpQueue>,
+    /// How long each invocation of the worker may run.
+    pub time_limit: std::time::Duration,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,7 @@ impl Pump {
             .map(|q| Pump {
                 sqs: self.sqs.clone(),
                 queues: vec![q.clone()],
+                time_limit: self.time_limit,
             })
             .collect()
     }
@@ -110,7 +113,8 @@ impl Pump {
             .collect();
         let event: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))
             .map_err(|e| format!("building SQS event: {e}"))?;
-        let response = sync_worker::handle(app, event).await;
+        let deadline = std::time::Instant::now() + self.time_limit;
+        let response = sync_worker::handle(app, event, deadline).await;
         let failed: HashSet<&str> = response
             .batch_item_failures
             .iter()

@@ -137,6 +137,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
                 arn: provisioned.arns[id].clone(),
             })
             .collect(),
+        time_limit: sync_worker::TIMEOUT,
     });
     let gateway = Arc::new(Gateway {
         app: app.clone(),

@@ -236,7 +236,12 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     oura.limiter.force_429(1);
     let (status, _) = c.post("/v1/sync", "olivia", r#"{"vendor":"oura"}"#).await;
     assert_eq!(status, 202);
-    assert_eq!(drain(&stack).await, (1, 1));
+    assert_eq!(drain(&stack).await, (1, 0), "handed on, not failed");
+    assert_eq!(
+        queue_depth(&stack).await,
+        1,
+        "its days wait in a new message"
+    );
     assert_eq!(oura.stats.rate_limited.load(SeqCst), 1);
     let (_, providers) = c.get("/v1/providers", "olivia").await;
     assert_eq!(entry(&providers)["status"], "connected", "{providers}");

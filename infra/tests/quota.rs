@@ -91,7 +91,7 @@ async fn ten_workers_on_a_backlog_stay_inside_the_vendors_limit() {
         .limiter
         .set_windows(vec![Window::new(30, Duration::from_secs(2))]);
     let c = Client::new(&stack);
-    for user in ["alice", "bob"] {
+    for user in ["alice", "bob", "carol"] {
         let back = c.connect_via_sim("whoop", user).await;
         assert_eq!(back["status"], "connected", "{back:?}");
     }
@@ -313,5 +313,229 @@ async fn a_users_history_takes_no_slot_while_another_users_live_job_runs() {
     assert!(
         calls.iter().any(|t| *t > ended),
         "alice's history goes on once bob's job is done"
+    );
+}
+
+/// Under a quota that allows a call every few seconds (Strava's documented
+/// 100 per 15 minutes paces one every 9.4 s), a new athlete's backfill
+/// finishes: a job paces its calls within the invocation's time, and when
+/// the quota holds it past that, it hands what is left to a new message
+/// instead of failing. Before, a job gave up after 5 s of pacing, its retry
+/// started the window from scratch, and after five receives the backfill
+/// was dead-lettered with nothing stored.
+#[tokio::test]
+async fn a_backfill_finishes_under_a_quota_slower_than_its_invocations() {
+    // Ten per 30 s: after the first calls, one every 3.75 s.
+    let (sim, stack) = sim_stack_with(
+        "quota-slow-backfill",
+        &[
+            ("CONNECTOR_STRAVA_QUOTA", "10/30"),
+            ("CONNECTOR_BACKFILL_DAYS", "7"),
+        ],
+    )
+    .await;
+    let strava = sim.sim(Vendor::Strava).clone();
+    let c = Client::new(&stack);
+    let back = c.connect_via_sim("strava", "bob").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    let athlete = connection(&stack, "bob", Vendor::Strava)
+        .await
+        .unwrap()
+        .vendor_user_id;
+    let offset = connector_infra::simulator::strava::UTC_OFFSET_MINUTES;
+    let tz = chrono::FixedOffset::east_opt(offset * 60).unwrap();
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let days: Vec<_> = (0..7).map(|n| today - chrono::Duration::days(n)).collect();
+    let activities: Vec<_> = days
+        .iter()
+        .filter(|d| connector_infra::simulator::strava::activity(&athlete, offset, **d).is_some())
+        .collect();
+
+    let started = Instant::now();
+    let mut pump = (*stack.pump).clone();
+    // Short invocations (5 s of pacing: two calls, or three after a quiet
+    // spell), so the week's four or more calls take several.
+    assert!(
+        activities.len() >= 3,
+        "the simulated week has workouts to pull"
+    );
+    pump.time_limit = Duration::from_secs(15);
+    let (mut received, mut failed) = (0, 0);
+    while started.elapsed() < Duration::from_secs(240) {
+        let round = pump.once(&stack.app, 1).await.unwrap();
+        received += round.received;
+        failed += round.failed;
+        let synced = connection(&stack, "bob", Vendor::Strava)
+            .await
+            .unwrap()
+            .last_sync_at
+            .is_some();
+        if synced && queue_depth(&stack).await == 0 {
+            break;
+        }
+    }
+    assert!(
+        dead_letters(&stack).await.is_empty(),
+        "nothing dead-lettered"
+    );
+    assert_eq!(queue_depth(&stack).await, 0, "the backfill finished");
+    assert_eq!(failed, 0, "no job failed: the quota's waits use no receive");
+    assert!(
+        received > 1,
+        "the week took more than one invocation: {received}"
+    );
+    let (status, m) = c
+        .get(
+            &format!(
+                "/v1/metrics?types=workout_duration&since={}&until={today}",
+                days[6]
+            ),
+            "bob",
+        )
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let stored = m["series"][0]["points"].as_array().unwrap().len();
+    assert_eq!(stored, activities.len(), "every workout of the week: {m}");
+    // No window was pulled from scratch over and over: at most each day's
+    // list and detail, twice.
+    let calls = strava.stats.api_requests.load(SeqCst) as usize;
+    assert!(calls <= 2 * (7 + activities.len()), "{calls} calls");
+}
+
+/// Issue 14 item 3's own test, job by job: one user looping manual syncs
+/// cannot make another user's live job wait longer than it does without
+/// them. Workers run as in AWS (one per queue); bob's webhook job is timed
+/// from its queueing to his data, alone and then while alice loops asking
+/// for 30 days (her first request pulls at once; the rest wait out the gap
+/// between her manual pulls in one job; the loop is cut at the hourly
+/// limit; her history's calls yield to live ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_looping_manual_syncs_does_not_slow_another_users_live_job() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    // A slot every 0.6 s, so a job's calls are paced.
+    let (_sim, stack) = sim_stack_with(
+        "quota-looping-user",
+        &[
+            ("CONNECTOR_WHOOP_QUOTA", "100/60"),
+            ("CONNECTOR_MANUAL_SYNC_GAP_SECS", "60"),
+        ],
+    )
+    .await;
+    let stack = Arc::new(stack);
+    let c = Client::new(&stack);
+    for user in ["alice", "bob", "carol"] {
+        let back = c.connect_via_sim("whoop", user).await;
+        assert_eq!(back["status"], "connected", "{back:?}");
+    }
+    drain(&stack).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two workers on the live queue (in AWS it scales), one on the backfill.
+    let mut pumps = stack.pump.per_queue();
+    pumps.push(pumps[0].clone());
+    let workers: Vec<_> = pumps
+        .into_iter()
+        .map(|pump| {
+            let (stack, stop) = (stack.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(SeqCst) {
+                    pump.once(&stack.app, 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let bobs_sync = || async {
+        let before = connection(&stack, "bob", Vendor::Whoop)
+            .await
+            .unwrap()
+            .last_sync_at;
+        let started = Instant::now();
+        // What WHOOP's signed webhook queues: his last two days, live.
+        let today = chrono::Utc::now().date_naive();
+        let job = SyncJob::new(
+            "bob",
+            Vendor::Whoop,
+            today - chrono::Duration::days(1),
+            today,
+            JobReason::Webhook,
+        )
+        .unwrap();
+        connector_core::flows::queueing::queue_live(&stack.app, &job, false)
+            .await
+            .unwrap();
+        loop {
+            let now = connection(&stack, "bob", Vendor::Whoop)
+                .await
+                .unwrap()
+                .last_sync_at;
+            if now != before {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "bob's job ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let alone = bobs_sync().await;
+
+    // `user` asks for 30 days `times` times, one request every 50 ms or so.
+    let syncs = |user: &'static str, times: usize| {
+        let c = Client::new(&stack);
+        tokio::spawn(async move {
+            let (mut accepted, mut refused) = (0, 0);
+            for _ in 0..times {
+                let (status, body) = c
+                    .post("/v1/sync", user, r#"{"vendor":"whoop","days":30}"#)
+                    .await;
+                match status {
+                    202 => accepted += 1,
+                    429 => refused += 1,
+                    _ => panic!("{status} {body}"),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (accepted, refused)
+        })
+    };
+    let idle = || async {
+        let waited = Instant::now();
+        while queue_depth(&stack).await > 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "the queues emptied"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // Carol asks once, just before bob's job: his job shares the quota
+    // with her one pull, as it must.
+    let carol = syncs("carol", 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let beside_one = bobs_sync().await;
+    assert_eq!(carol.await.unwrap(), (1, 0));
+    idle().await;
+
+    // Alice loops: it costs bob no more than carol's one request did.
+    let alice = syncs("alice", 40);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let beside_loop = bobs_sync().await;
+    let (accepted, refused) = alice.await.unwrap();
+    stop.store(true, SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    eprintln!(
+        "bob's job: alone {alone:?}, beside one sync {beside_one:?}, beside a loop {beside_loop:?}"
+    );
+    assert_eq!(
+        (accepted, refused),
+        (12, 28),
+        "the hourly limit cut the loop"
+    );
+    // Slack for the quota's slots (0.6 s each) falling either way.
+    assert!(
+        beside_loop <= beside_one + Duration::from_millis(1500),
+        "bob's job took {beside_loop:?} beside alice's loop, {beside_one:?} beside one sync ({alone:?} alone)"
     );
 }

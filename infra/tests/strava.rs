@@ -214,7 +214,12 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     strava.limiter.force_429(1);
     let (status, _) = c.post("/v1/sync", "bob", r#"{"vendor":"strava"}"#).await;
     assert_eq!(status, 202);
-    assert_eq!(drain(&stack).await, (1, 1));
+    assert_eq!(drain(&stack).await, (1, 0), "handed on, not failed");
+    assert_eq!(
+        queue_depth(&stack).await,
+        1,
+        "its days wait in a new message"
+    );
     assert_eq!(strava.stats.rate_limited.load(SeqCst), 1);
     let (_, providers) = c.get("/v1/providers", "bob").await;
     assert_eq!(entry(&providers)["status"], "connected", "{providers}");

@@ -173,7 +173,12 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
         .post("/v1/sync", "carol", r#"{"vendor":"withings"}"#)
         .await;
     assert_eq!(status, 202);
-    assert_eq!(drain(&stack).await, (1, 1));
+    assert_eq!(drain(&stack).await, (1, 0), "handed on, not failed");
+    assert_eq!(
+        queue_depth(&stack).await,
+        1,
+        "its days wait in a new message"
+    );
     assert_eq!(w.stats.rate_limited.load(SeqCst), 1);
     let (_, providers) = c.get("/v1/providers", "carol").await;
     assert_eq!(entry(&providers)["status"], "connected", "{providers}");

@@ -53,6 +53,9 @@ pub struct Config {
     pub mock_enabled: bool,
     /// Manual syncs (`POST /v1/sync`) one user may ask of one vendor per hour.
     pub manual_syncs_per_hour: u32,
+    /// The least time between the starts of two manual pulls of one user at
+    /// one vendor, in seconds (0: none): a sync asked sooner waits for it.
+    pub manual_sync_gap_secs: u32,
     /// Connects one user may start per hour.
     pub connect_starts_per_hour: u32,
     /// How long `DELETE /v1/me` deletes pages itself before it hands the
@@ -153,6 +156,7 @@ impl Config {
                 }
             },
             manual_syncs_per_hour: bounded(env, "CONNECTOR_MANUAL_SYNCS_PER_HOUR", 12, 1, 3600)?,
+            manual_sync_gap_secs: bounded(env, "CONNECTOR_MANUAL_SYNC_GAP_SECS", 60, 0, 900)?,
             connect_starts_per_hour: bounded(
                 env,
                 "CONNECTOR_CONNECT_STARTS_PER_HOUR",

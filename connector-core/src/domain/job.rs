@@ -55,6 +55,22 @@ pub struct SyncJob {
     pub to: NaiveDate,
     /// Why the job runs.
     pub reason: JobReason,
+    /// Days one pull covers at most (default [`PULL_DAYS`]): a job the
+    /// quota stopped before it finished a pull hands on its days in
+    /// shorter pulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_days: Option<u32>,
+    /// Times in a row this job's days were handed on without a pull
+    /// finishing (see `flows::sync`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalls: u32,
+}
+
+/// Days one pull covers when a job does not say.
+pub const PULL_DAYS: u32 = 14;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SyncJob {
@@ -73,6 +89,8 @@ impl SyncJob {
             from,
             to,
             reason,
+            pull_days: None,
+            stalls: 0,
         };
         job.validate()?;
         Ok(job)
@@ -100,7 +118,20 @@ impl SyncJob {
                 "sync job window exceeds {MAX_WINDOW_DAYS} days"
             )));
         }
+        if self
+            .pull_days
+            .is_some_and(|d| d == 0 || d > MAX_WINDOW_DAYS)
+        {
+            return Err(Error::BadRequest(format!(
+                "sync job pull_days is outside 1..={MAX_WINDOW_DAYS}"
+            )));
+        }
         Ok(())
+    }
+
+    /// Days one pull of this job covers at most.
+    pub fn pull_days(&self) -> u32 {
+        self.pull_days.unwrap_or(PULL_DAYS)
     }
 }
 

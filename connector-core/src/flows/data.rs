@@ -69,7 +69,7 @@ pub async fn queue_sync(
     }
     let (from, to) = last_days(days);
     let mut job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
-    if let Queued::Absorbed { into } = queue_live(app, &job, false).await? {
+    if let Queued::Absorbed { into } = queue_live(app, &job, true).await? {
         // The job already waiting runs these days too: that is the one to watch.
         job.job_id = into;
     }

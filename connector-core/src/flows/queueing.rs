@@ -33,7 +33,7 @@ pub enum Queued {
 
 /// Queues live `job`, or adds its days to the job waiting for its user and
 /// vendor. `gapped`: a new job waits until the gap after the user's last
-/// webhook-driven pull at this vendor has passed (`mark_pulled`).
+/// pull of its kind at this vendor has passed (`mark_pulled`).
 pub async fn queue_live(app: &App, job: &SyncJob, gapped: bool) -> Result<Queued> {
     let days = days_of(job.from, job.to);
     let (user, vendor) = (job.user_id.as_str(), job.vendor);
@@ -55,7 +55,9 @@ pub async fn queue_live(app: &App, job: &SyncJob, gapped: bool) -> Result<Queued
             continue;
         }
         let delay_secs = if gapped {
-            app.ephemeral.pull_gap_left(user, vendor).await?
+            app.ephemeral
+                .pull_gap_left(user, vendor, job.reason)
+                .await?
         } else {
             0
         };
@@ -86,7 +88,7 @@ pub async fn windows_of(app: &App, job: &SyncJob) -> Result<Vec<(NaiveDate, Naiv
         return Ok(vec![(job.from, job.to)]);
     };
     days.extend(days_of(job.from, job.to));
-    Ok(windows(days))
+    Ok(runs_of(days))
 }
 
 /// Queues again the windows a failed job had absorbed beyond its own (its
@@ -111,7 +113,7 @@ fn days_of(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
 }
 
 /// Runs of consecutive days, each at most `MAX_WINDOW_DAYS` long.
-fn windows(mut days: Vec<NaiveDate>) -> Vec<(NaiveDate, NaiveDate)> {
+pub(crate) fn runs_of(mut days: Vec<NaiveDate>) -> Vec<(NaiveDate, NaiveDate)> {
     days.sort_unstable();
     days.dedup();
     let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
@@ -147,14 +149,14 @@ mod tests {
             d("2026-11-10"),
         ];
         assert_eq!(
-            windows(days),
+            runs_of(days),
             vec![
                 (d("2026-11-01"), d("2026-11-03")),
                 (d("2026-11-10"), d("2026-11-10"))
             ]
         );
         let long = days_of(d("2026-01-01"), d("2026-12-31"));
-        let w = windows(long);
+        let w = runs_of(long);
         assert_eq!(w.len(), 5, "{w:?}");
         assert!(w
             .iter()

@@ -2,6 +2,16 @@
 //! they expire (or the vendor says they did), pull, normalize and write
 //! idempotently (samples by natural key, summaries by user and day).
 //!
+//! A job pulls its days in parts of at most [`SyncJob::pull_days`], newest
+//! first, each written before the next, and paces its vendor calls within
+//! the invocation's time. When the quota (or the vendor's 429) holds it
+//! past that, it hands the days it has not written on to a new message,
+//! shown when the quota has room, and ends: its waits use none of the
+//! queue's receives, and what it pulled stays pulled. A handed-on job that
+//! finished no part pulls in halves (down to a day), so a part always
+//! comes to fit; after [`MAX_STALLS`] hand-ons in a row without a part it
+//! fails instead, into the retries below.
+//!
 //! A finished job is marked done (Ephemeral, 24 h) before its message is
 //! deleted: when a worker dies after the job but before the delete, or SQS
 //! delivers a message twice, the job is not run again. A failed job's
@@ -20,9 +30,15 @@ use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::vendors::driver::FetchRequest;
 use chrono::{NaiveDate, Utc};
 use rand::Rng;
+use std::time::{Duration, Instant};
 
 /// Refresh this long before the access token expires.
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
+/// The end of an invocation kept for writing what a job pulled and
+/// handing the rest on: its vendor calls wait for slots until before it.
+pub const FINISH_MARGIN: Duration = Duration::from_secs(10);
+/// Hand-ons in a row without a finished part before a job fails instead.
+pub const MAX_STALLS: u32 = 24;
 
 /// How a sync job ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,7 +101,8 @@ fn priority_of(window: &SyncJob) -> Priority {
 /// Runs a job. `Err` means "retry later" (the message goes back to the
 /// queue); failures that a retry cannot fix are recorded on the connection
 /// and end the job.
-pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
+/// Its vendor calls wait for quota slots until `wait_until`.
+pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<JobOutcome> {
     let vendor = job.vendor;
     let Some(mut conn) = app.connections.get(&job.user_id, vendor).await? else {
         return Ok(JobOutcome::Skipped("no connection"));
@@ -99,11 +116,21 @@ pub async fn run_job(app: &App, job: &SyncJob) -> Result<JobOutcome> {
         Ok(d) => d,
         Err(e) => return unless_permanent(app, job, e).await,
     };
-    ctx.budget = ctx.budget.for_job(&job.user_id, priority_of(job));
-    if job.reason == JobReason::Webhook && driver.unsigned_webhooks() {
-        let next = Utc::now() + chrono::Duration::seconds(app.config.unsigned_pull_gap_secs.into());
+    ctx.budget = ctx
+        .budget
+        .for_job(&job.user_id, priority_of(job))
+        .until(wait_until);
+    let gap_secs = match job.reason {
+        JobReason::Webhook if driver.unsigned_webhooks() => Some(app.config.unsigned_pull_gap_secs),
+        JobReason::Manual if app.config.manual_sync_gap_secs > 0 => {
+            Some(app.config.manual_sync_gap_secs)
+        }
+        _ => None,
+    };
+    if let Some(secs) = gap_secs {
+        let next = Utc::now() + chrono::Duration::seconds(secs.into());
         app.ephemeral
-            .mark_pulled(&job.user_id, vendor, next)
+            .mark_pulled(&job.user_id, vendor, job.reason, next)
             .await?;
     }
     let mut tokens = match open_tokens(app, &conn).await {
@@ -196,26 +223,30 @@ async fn unless_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOut
     ))
 }
 
-/// Runs a job received from the queue once: a job already marked done (a
-/// duplicate delivery, or a worker that died before deleting its message)
-/// is dropped; a live job runs every day it absorbed while it waited
-/// (`flows::queueing`); a finished one is marked done for a day.
-pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> {
+/// Runs a job received from the queue once, within its invocation's
+/// `deadline`: a job already marked done (a duplicate delivery, or a worker
+/// that died before deleting its message) is dropped; a live job runs
+/// every day it absorbed while it waited (`flows::queueing`), in parts;
+/// what the quota holds past the deadline is handed on; a finished (or
+/// handed-on) job is marked done for a day.
+pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Instant) -> Result<()> {
     let done_key = format!("job#{}#done", job.job_id);
     if app.ephemeral.get(&done_key).await?.is_some() {
         tracing::info!(%message_id, job_id = %job.job_id, "job already done; duplicate delivery dropped");
         return Ok(());
     }
     let windows = recent_first(job, queueing::windows_of(app, job).await?);
+    let parts = parts_of(&windows, job.pull_days());
+    let wait_until = deadline.checked_sub(FINISH_MARGIN).unwrap_or(deadline);
     let (mut samples, mut days) = (0, 0);
     let mut skipped = None;
-    for (i, &(from, to)) in windows.iter().enumerate() {
-        let window = SyncJob {
+    for (i, &(from, to)) in parts.iter().enumerate() {
+        let part = SyncJob {
             from,
             to,
             ..job.clone()
         };
-        match run_job(app, &window).await {
+        match run_job(app, &part, wait_until).await {
             Ok(JobOutcome::Synced {
                 samples: s,
                 days: d,
@@ -227,8 +258,17 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
                 skipped = Some(skip);
                 break;
             }
+            Err(Error::RateLimited { retry_after_secs }) if hand_on_ok(job, i > 0) => {
+                let next = handed_on(job, &parts[i..], i > 0)?;
+                for n in &next {
+                    app.queue.send_delayed(n, retry_after_secs.max(1)).await?;
+                }
+                tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, parts_done = i, retry_in_secs = retry_after_secs, next_jobs = ?next.iter().map(|n| n.job_id.as_str()).collect::<Vec<_>>(), "job handed on: the quota is spent until later");
+                skipped = Some(JobOutcome::Skipped("handed on"));
+                break;
+            }
             Err(e) => {
-                queueing::requeue_absorbed(app, job, &windows[i..]).await?;
+                queueing::requeue_absorbed(app, job, &parts[i..]).await?;
                 return Err(e);
             }
         }
@@ -238,6 +278,57 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str) -> Result<()> 
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");
     Ok(())
+}
+
+/// `windows` in pulls of at most `days` days, each window's newest first.
+fn parts_of(windows: &[(NaiveDate, NaiveDate)], days: u32) -> Vec<(NaiveDate, NaiveDate)> {
+    let span = chrono::Duration::days(i64::from(days.max(1)) - 1);
+    let mut parts = Vec::new();
+    for &(from, to) in windows {
+        let mut end = to;
+        loop {
+            let start = (end - span).max(from);
+            parts.push((start, end));
+            match start.pred_opt() {
+                Some(before) if start > from => end = before,
+                _ => break,
+            }
+        }
+    }
+    parts
+}
+
+/// Whether a job stopped by the quota may hand its days on (`progressed`:
+/// it finished a part first) rather than fail.
+fn hand_on_ok(job: &SyncJob, progressed: bool) -> bool {
+    progressed || job.stalls < MAX_STALLS
+}
+
+/// The jobs that carry on `left`, the parts a job did not finish: one per
+/// run of consecutive days, pulling in halves when no part finished.
+fn handed_on(
+    job: &SyncJob,
+    left: &[(NaiveDate, NaiveDate)],
+    progressed: bool,
+) -> Result<Vec<SyncJob>> {
+    let (stalls, pull_days) = if progressed {
+        (0, job.pull_days())
+    } else {
+        (job.stalls + 1, (job.pull_days() / 2).max(1))
+    };
+    let days = left
+        .iter()
+        .flat_map(|&(from, to)| from.iter_days().take_while(move |d| *d <= to))
+        .collect();
+    queueing::runs_of(days)
+        .into_iter()
+        .map(|(from, to)| {
+            let mut next = SyncJob::new(&job.user_id, job.vendor, from, to, job.reason)?;
+            next.pull_days = Some(pull_days);
+            next.stalls = stalls;
+            Ok(next)
+        })
+        .collect()
 }
 
 /// Makes a failed job's message (received `receives` times from the queue
@@ -348,5 +439,86 @@ mod manual_history_tests {
         };
         assert_eq!(recent_first(&webhook, vec![(day(29), today)]).len(), 1);
         assert_eq!(priority_of(&webhook), Priority::Live);
+    }
+}
+
+#[cfg(test)]
+mod hand_on_tests {
+    use super::*;
+    use crate::domain::vendor::Vendor;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_are_pulled_in_parts_newest_first() {
+        let w = [
+            (d("2026-11-01"), d("2026-11-30")),
+            (d("2026-12-03"), d("2026-12-03")),
+        ];
+        assert_eq!(
+            parts_of(&w, 14),
+            vec![
+                (d("2026-11-17"), d("2026-11-30")),
+                (d("2026-11-03"), d("2026-11-16")),
+                (d("2026-11-01"), d("2026-11-02")),
+                (d("2026-12-03"), d("2026-12-03")),
+            ]
+        );
+        assert_eq!(parts_of(&w[..1], 30), vec![w[0]]);
+        assert_eq!(parts_of(&w[..1], 1).len(), 30);
+    }
+
+    #[test]
+    fn a_stopped_job_hands_on_what_it_did_not_write_and_halves_its_pulls_when_stuck() {
+        let job = SyncJob::new(
+            "u",
+            Vendor::Strava,
+            d("2026-11-17"),
+            d("2026-11-30"),
+            JobReason::Backfill,
+        )
+        .unwrap();
+        let parts = parts_of(&[(job.from, job.to)], 7);
+        assert_eq!(parts.len(), 2);
+
+        // The newest part was written: the rest goes on, at the same size.
+        let next = handed_on(&job, &parts[1..], true).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(
+            (next[0].from, next[0].to),
+            (d("2026-11-17"), d("2026-11-23"))
+        );
+        assert_eq!((next[0].pull_days(), next[0].stalls), (14, 0));
+        assert_ne!(next[0].job_id, job.job_id);
+        assert_eq!(next[0].reason, JobReason::Backfill);
+
+        // Nothing written: the whole window goes on in halves, counted.
+        let stuck = handed_on(&job, &parts, false).unwrap();
+        assert_eq!((stuck[0].from, stuck[0].to), (job.from, job.to));
+        assert_eq!((stuck[0].pull_days(), stuck[0].stalls), (7, 1));
+        let mut j = stuck[0].clone();
+        for _ in 0..4 {
+            j = handed_on(&j, &[(j.from, j.to)], false).unwrap().remove(0);
+        }
+        assert_eq!((j.pull_days(), j.stalls), (1, 5), "down to a day");
+        // The message round-trips.
+        assert_eq!(
+            SyncJob::parse(&serde_json::to_string(&j).unwrap()).unwrap(),
+            j
+        );
+
+        // A job stuck too long fails into the queue's retries instead.
+        j.stalls = MAX_STALLS;
+        assert!(!hand_on_ok(&j, false));
+        assert!(hand_on_ok(&j, true), "unless it wrote a part");
+
+        // Days absorbed apart go on as a job per run of days.
+        let apart = [
+            (d("2026-11-01"), d("2026-11-02")),
+            (d("2026-11-05"), d("2026-11-05")),
+        ];
+        assert_eq!(handed_on(&job, &apart, true).unwrap().len(), 2);
     }
 }

@@ -34,7 +34,7 @@ use crate::domain::job::Priority;
 use crate::domain::vendor::Vendor;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How far ahead a live call may reserve its slot (and sleep until it).
 pub const LIVE_HORIZON: Duration = Duration::from_secs(5);
@@ -47,8 +47,8 @@ pub const LIVE_HORIZON: Duration = Duration::from_secs(5);
 pub const LIVE_HOLD: Duration = Duration::from_secs(1);
 /// The least hold after a live call's slot.
 pub const LIVE_HOLD_MIN: Duration = Duration::from_millis(300);
-/// In-process waiting a job may do in all before it gives its message back
-/// to the queue (which then reappears when the quota has room).
+/// In-process waiting the calls of a budget with no deadline (outside a
+/// sync job: connect, refresh) may do in all.
 pub const MAX_JOB_WAIT: Duration = Duration::from_secs(5);
 /// The share of a window's limit that may go out at once after a quiet spell.
 const BURST_SHARE: f64 = 0.02;
@@ -500,7 +500,8 @@ struct Call {
 }
 
 /// A call's budget: which vendor, for whom, how urgent, and how long its
-/// job has already waited (shared by the job's calls).
+/// calls may wait for slots: until a sync job's deadline, or
+/// [`MAX_JOB_WAIT`] in all (shared by the calls).
 #[derive(Clone)]
 pub struct CallBudget {
     quota: Option<Arc<FleetQuota>>,
@@ -508,6 +509,7 @@ pub struct CallBudget {
     user: Option<String>,
     priority: Priority,
     waited: Arc<std::sync::Mutex<Duration>>,
+    deadline: Option<Instant>,
 }
 
 impl CallBudget {
@@ -519,6 +521,7 @@ impl CallBudget {
             user: None,
             priority: Priority::Live,
             waited: Default::default(),
+            deadline: None,
         }
     }
 
@@ -530,6 +533,7 @@ impl CallBudget {
             user: None,
             priority: Priority::Live,
             waited: Default::default(),
+            deadline: None,
         }
     }
 
@@ -540,14 +544,23 @@ impl CallBudget {
         self
     }
 
+    /// The same budget, its calls waiting for slots until `deadline` (a
+    /// sync job's share of its invocation) instead of [`MAX_JOB_WAIT`].
+    pub fn until(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// Waits for a slot for one call; `Err` with the wait when the job has
     /// waited its share and should come back later.
     pub async fn admit(&self) -> Result<Result<(), OverQuota>> {
         let Some(quota) = &self.quota else {
             return Ok(Ok(()));
         };
-        let spent = *self.waited.lock().expect("wait counter");
-        let left = MAX_JOB_WAIT.saturating_sub(spent);
+        let left = match self.deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => MAX_JOB_WAIT.saturating_sub(*self.waited.lock().expect("wait counter")),
+        };
         match quota
             .admit(self.vendor, self.user.as_deref(), self.priority, left)
             .await?

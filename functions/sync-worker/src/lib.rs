@@ -10,8 +10,22 @@ use connector_core::domain::job::SyncJob;
 use connector_core::flows::erasure;
 use connector_core::flows::sync::{run_once, schedule_retry};
 use connector_core::App;
+use std::time::{Duration, Instant};
 
-pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+/// The function's `Timeout` in template.yaml: what the local pump gives
+/// each invocation.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When Lambda stops this invocation (its context's deadline, ms since the epoch).
+pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
+
+/// Runs the batch's records one after another, all before `deadline`.
+pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -20,7 +34,7 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
             erasure::run_step(app, &step).await.map(|_| ())
         } else {
             match SyncJob::parse(body) {
-                Ok(job) => run_once(app, &job, &id).await,
+                Ok(job) => run_once(app, &job, &id, deadline).await,
                 Err(e) => Err(e),
             }
         };

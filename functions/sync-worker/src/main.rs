@@ -8,7 +8,8 @@ async fn main() -> Result<(), Error> {
     let app = App::from_env().await?;
     let app = &app;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(sync_worker::handle(app, event.payload).await)
+        let deadline = sync_worker::deadline_of(&event.context);
+        Ok::<_, Error>(sync_worker::handle(app, event.payload, deadline).await)
     }))
     .await
 }

@@ -69,6 +69,10 @@ pub fn options(name: &str) -> StackOptions {
             "100000/60".into(),
         );
     }
+    // Suites about other things sync by hand back to back; the quota tests
+    // set the gap between a user's manual pulls.
+    o.extra_env
+        .insert("CONNECTOR_MANUAL_SYNC_GAP_SECS".into(), "0".into());
     // Every local request comes from 127.0.0.1: the per-source flood guard
     // would otherwise count every suite's webhooks as one source's.
     o.extra_env
@@ -234,13 +238,14 @@ pub async fn queue_depth(stack: &Stack) -> usize {
     depth
 }
 
-/// Messages (visible or in flight) in the queue at `url`.
+/// Messages (visible, in flight or delayed) in the queue at `url`.
 pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .unwrap();
@@ -253,6 +258,7 @@ pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
     };
     n(QueueAttributeName::ApproximateNumberOfMessages)
         + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        + n(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
 }
 
 /// Pumps the queue into the sync worker until it is empty; returns how many

@@ -7,6 +7,7 @@ use crate::aws::sdk;
 use crate::domain::connection::{ParkedConnect, PendingConnect, SealedTokens};
 use crate::domain::erasure::{ErasureRecord, ErasureStatus};
 use crate::domain::error::{Error, Result};
+use crate::domain::job::JobReason;
 use crate::domain::vendor::Vendor;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -325,27 +326,35 @@ impl EphemeralStore {
     }
 }
 
-/// When a user's webhook-driven pull at a vendor whose webhooks anyone
-/// could forge may next start.
+/// When a user's next pull of one kind (`reason`: a webhook-driven pull at
+/// a vendor whose webhooks anyone could forge, or a manual sync) at a
+/// vendor may start.
 impl EphemeralStore {
     /// Records that a pull of `user` at `vendor` started; the next may start at `until`.
     pub async fn mark_pulled(
         &self,
         user: &str,
         vendor: Vendor,
+        reason: JobReason,
         until: DateTime<Utc>,
     ) -> Result<()> {
         let attrs = HashMap::from([(OWNER.to_string(), user.to_string())]);
-        self.put(&pull_gap_key(user, vendor), attrs, until).await
+        self.put(&pull_gap_key(user, vendor, reason), attrs, until)
+            .await
     }
 
     /// Seconds until the next pull of `user` at `vendor` may start (0: now).
-    pub async fn pull_gap_left(&self, user: &str, vendor: Vendor) -> Result<u64> {
+    pub async fn pull_gap_left(
+        &self,
+        user: &str,
+        vendor: Vendor,
+        reason: JobReason,
+    ) -> Result<u64> {
         let out = self
             .db
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pull_gap_key(user, vendor)))
+            .key("pk", s(pull_gap_key(user, vendor, reason)))
             .consistent_read(true)
             .send()
             .await
@@ -358,8 +367,11 @@ impl EphemeralStore {
     }
 }
 
-fn pull_gap_key(user: &str, vendor: Vendor) -> String {
-    format!("pullgap#{}#{user}", vendor.as_str())
+fn pull_gap_key(user: &str, vendor: Vendor, reason: JobReason) -> String {
+    match reason {
+        JobReason::Manual => format!("manualgap#{}#{user}", vendor.as_str()),
+        _ => format!("pullgap#{}#{user}", vendor.as_str()),
+    }
 }
 
 /// Refreshed tokens that could not be stored on their connection: kept
