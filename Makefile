@@ -23,6 +23,10 @@ FUZZ_RUNS    ?= 10000
 # sanitizer (FUZZ_BUILD="-s address").
 FUZZ_BUILD   ?= --dev -s none
 
+# SAM's own check of the template (its transform, then cfn-lint): offline,
+# with no AWS credentials or telemetry.
+SAM_VALIDATE := SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= $(VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+
 $(VENV_OK): infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
@@ -45,12 +49,14 @@ test: $(MOTO)
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p connector-core --no-deps --features http --locked
 	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_VALIDATE)
 	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
 	$(MAKE) fuzz-lint fuzz-smoke
 
 lint: $(VENV_OK)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_VALIDATE)
 
 fmt:
 	$(CARGO) fmt --all
