@@ -137,7 +137,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
                 arn: provisioned.arns[id].clone(),
             })
             .collect(),
-        time_limit: sync_worker::TIMEOUT,
+        time_limit: template.timeout_of("sync-worker")?,
     });
     let gateway = Arc::new(Gateway {
         app: app.clone(),

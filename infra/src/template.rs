@@ -4,6 +4,7 @@
 
 use serde_yaml::Value;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -240,6 +241,21 @@ impl Template {
         (sends, consumes)
     }
 
+    /// The `Timeout` Lambda gives the function built from `binary`: its own,
+    /// or the template's `Globals`.
+    pub fn timeout_of(&self, binary: &str) -> Result<Duration, TemplateError> {
+        let (id, _) = self
+            .functions()
+            .into_iter()
+            .find(|(_, b)| b == binary)
+            .ok_or_else(|| TemplateError::Shape(format!("no function builds {binary}")))?;
+        self.doc["Resources"][id.as_str()]["Properties"]["Timeout"]
+            .as_u64()
+            .or_else(|| self.doc["Globals"]["Function"]["Timeout"].as_u64())
+            .map(Duration::from_secs)
+            .ok_or_else(|| TemplateError::Shape(format!("{id} has no Timeout")))
+    }
+
     /// (logical id, binary) of every function.
     pub fn functions(&self) -> Vec<(String, String)> {
         self.doc["Resources"]
@@ -278,6 +294,18 @@ mod tests {
         assert_eq!(r.matches("GET", "/v1/connections/mock"), None);
         assert_eq!(r.matches("POST", "/v1/connections/mock/x"), None);
         assert_eq!(r.matches("POST", "/v1/connections/"), None);
+    }
+
+    #[test]
+    fn a_functions_timeout_is_its_own_or_the_globals() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).unwrap();
+        assert_eq!(
+            t.timeout_of("sync-worker").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(t.timeout_of("connect").unwrap(), Duration::from_secs(10));
+        assert!(t.timeout_of("no-such-binary").is_err());
     }
 
     /// What a stack update or delete must not destroy: the tokens, the

@@ -165,8 +165,12 @@ async fn sqs_event_fails_only_the_malformed_record() {
     connect::handle(app, http_event("connect.json")).await;
     let event: aws_lambda_events::sqs::SqsEvent = json_event("sync-worker.json");
     let malformed = event.records[1].message_id.clone().unwrap();
-    let response =
-        sync_worker::handle(app, event, std::time::Instant::now() + sync_worker::TIMEOUT).await;
+    let response = sync_worker::handle(
+        app,
+        event,
+        std::time::Instant::now() + stack.pump.time_limit,
+    )
+    .await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()

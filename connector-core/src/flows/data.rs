@@ -69,7 +69,8 @@ pub async fn queue_sync(
     }
     let (from, to) = last_days(days);
     let mut job = SyncJob::new(user, vendor, from, to, JobReason::Manual)?;
-    if let Queued::Absorbed { into } = queue_live(app, &job, true).await? {
+    let gapped = app.config.manual_sync_gap_secs > 0;
+    if let Queued::Absorbed { into } = queue_live(app, &job, gapped).await? {
         // The job already waiting runs these days too: that is the one to watch.
         job.job_id = into;
     }

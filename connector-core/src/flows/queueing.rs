@@ -108,7 +108,7 @@ pub async fn requeue_absorbed(
     Ok(())
 }
 
-fn days_of(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+pub(crate) fn days_of(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
     from.iter_days().take_while(|d| *d <= to).collect()
 }
 

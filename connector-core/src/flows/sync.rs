@@ -318,7 +318,7 @@ fn handed_on(
     };
     let days = left
         .iter()
-        .flat_map(|&(from, to)| from.iter_days().take_while(move |d| *d <= to))
+        .flat_map(|&(from, to)| queueing::days_of(from, to))
         .collect();
     queueing::runs_of(days)
         .into_iter()

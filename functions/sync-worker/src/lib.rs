@@ -12,10 +12,6 @@ use connector_core::flows::sync::{run_once, schedule_retry};
 use connector_core::App;
 use std::time::{Duration, Instant};
 
-/// The function's `Timeout` in template.yaml: what the local pump gives
-/// each invocation.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
-
 /// When Lambda stops this invocation (its context's deadline, ms since the epoch).
 pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
     let now_ms = std::time::SystemTime::now()
