@@ -6,7 +6,12 @@ DynamoDBCrudPolicy become statements, and event sources add their managed
 policies. Prints JSON: {binary: [{"actions": [...], "resources": [...]}]},
 where a resource is the logical id the statement names (or "*").
 
-Usage: python infra/sam_policies.py template.yaml
+With --roles, prints each function's role as the translator made it, for
+the local stack to create in the emulator: {binary: {"logical_id",
+"policies": [{"name", "document"}], "managed": [arn, ...]}}, the documents
+still holding their intrinsics (Ref, Fn::GetAtt, Fn::Sub).
+
+Usage: python infra/sam_policies.py [--roles] template.yaml
 """
 
 import json
@@ -14,33 +19,14 @@ import os
 import re
 import sys
 
+from moto.iam.aws_managed_policies import aws_managed_policies_data
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-# What the AWS managed policies SAM attaches allow, as AWS publishes them
-# (docs.aws.amazon.com/aws-managed-policy/latest/reference/): the translator
-# names them by ARN only.
-MANAGED = {
-    "AWSLambdaBasicExecutionRole": [
-        (["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], ["*"]),
-    ],
-    "AWSXrayWriteOnlyAccess": [
-        (
-            [
-                "xray:PutTraceSegments",
-                "xray:PutTelemetryRecords",
-                "xray:GetSamplingRules",
-                "xray:GetSamplingTargets",
-                "xray:GetSamplingStatisticSummaries",
-            ],
-            ["*"],
-        ),
-    ],
-    "AWSLambdaSQSQueueExecutionRole": [
-        (["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], ["*"]),
-        (["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], ["*"]),
-    ],
-}
+# What the AWS managed policies SAM attaches allow, as AWS publishes them:
+# the translator names them by ARN only; moto ships their documents (and
+# loads the same ones into the local emulator).
+MANAGED = json.loads(aws_managed_policies_data)
 
 
 class NoManagedPolicyLookups:
@@ -76,7 +62,8 @@ def logical_ids(value):
     return []
 
 
-def main(path):
+def translate(path):
+    """The translated template and each function's binary by logical id."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template = yaml_parse(open(path).read())
     binaries = {}
@@ -85,7 +72,27 @@ def main(path):
             # What `sam package` does before the transform.
             resource["Properties"]["CodeUri"] = "s3://packaged/code.zip"
             binaries[lid] = resource["Metadata"]["BuildProperties"]["Binary"]
-    out = transform(template, {}, NoManagedPolicyLookups())
+    return transform(template, {}, NoManagedPolicyLookups()), binaries
+
+
+def roles(path):
+    out, binaries = translate(path)
+    result = {}
+    for lid, binary in binaries.items():
+        role = out["Resources"][lid + "Role"]["Properties"]
+        result[binary] = {
+            "logical_id": lid,
+            "policies": [
+                {"name": p["PolicyName"], "document": p["PolicyDocument"]}
+                for p in role.get("Policies", [])
+            ],
+            "managed": role.get("ManagedPolicyArns", []),
+        }
+    return result
+
+
+def grants(path):
+    out, binaries = translate(path)
     grants = {}
     for lid, binary in binaries.items():
         role = out["Resources"][lid + "Role"]["Properties"]
@@ -101,12 +108,20 @@ def main(path):
         for arn in role.get("ManagedPolicyArns", []):
             name = arn.rsplit("/", 1)[-1]
             if name not in MANAGED:
-                sys.exit(f"{lid}: managed policy {name} is not known to this script")
-            for actions, resources in MANAGED[name]:
+                sys.exit(f"{lid}: managed policy {name} is not known to moto")
+            for st in MANAGED[name]["Document"]["Statement"]:
+                if st.get("Effect") != "Allow":
+                    continue
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
                 statements.append({"actions": actions, "resources": resources, "managed": True})
         grants[binary] = statements
-    json.dump(grants, sys.stdout, indent=1, sort_keys=True)
+    return grants
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    if args and args[0] == "--roles":
+        json.dump(roles(args[1]), sys.stdout, indent=1, sort_keys=True)
+    else:
+        json.dump(grants(args[0]), sys.stdout, indent=1, sort_keys=True)

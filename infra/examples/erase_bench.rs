@@ -134,7 +134,11 @@ async fn main() {
             break;
         }
         let step = Instant::now();
-        let round = stack.pump.once(&stack.app, 0).await.unwrap();
+        let round = stack
+            .pump
+            .once(stack.function("sync-worker"), 0)
+            .await
+            .unwrap();
         assert_eq!(round.failed, 0, "a worker step failed");
         if round.received > 0 {
             steps.push(step.elapsed());

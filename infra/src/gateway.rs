@@ -28,7 +28,8 @@ pub const HTTP_FUNCTIONS: [&str; 7] = [
 ];
 
 pub struct Gateway {
-    pub app: Arc<App>,
+    /// Each function's app (its own role's credentials) by binary.
+    pub functions: HashMap<String, Arc<App>>,
     pub routes: Vec<Route>,
     pub jwt_secret: String,
 }
@@ -123,7 +124,13 @@ async fn dispatch(
             return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
-    let app = &gw.app;
+    let Some(app) = gw.functions.get(&route.binary) else {
+        tracing::error!(
+            binary = route.binary,
+            "route names a function the gateway does not know"
+        );
+        return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
     let response = match route.binary.as_str() {
         "providers" => providers::handle(app, request).await,
         "connect" => connect::handle(app, request).await,

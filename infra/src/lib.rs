@@ -11,6 +11,7 @@ pub mod provision;
 pub mod pump;
 pub mod push_signer;
 pub mod redrive;
+pub mod roles;
 pub mod simulator;
 pub mod stack;
 pub mod template;

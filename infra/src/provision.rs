@@ -98,9 +98,9 @@ pub async fn provision(
                 out.arns.insert(id.clone(), arn);
             }
             "AWS::KMS::Key" => {
-                let key_id = create_key(&kms, id, &name).await?;
-                out.refs.insert(id.clone(), key_id.clone());
-                out.arns.insert(id.clone(), key_id);
+                let (key_id, arn) = create_key(&kms, id, &name).await?;
+                out.refs.insert(id.clone(), key_id);
+                out.arns.insert(id.clone(), arn);
             }
             "AWS::SecretsManager::Secret" => {
                 let arn = create_secret(&secrets, id, &name).await?;
@@ -260,29 +260,30 @@ async fn create_key(
     kms: &aws_sdk_kms::Client,
     id: &str,
     name: &str,
-) -> Result<String, ProvisionError> {
+) -> Result<(String, String), ProvisionError> {
     let alias = format!("alias/{name}");
     if let Ok(found) = kms.describe_key().key_id(&alias).send().await {
         if let Some(meta) = found.key_metadata {
-            return Ok(meta.key_id);
+            let arn = meta.arn.unwrap_or_default();
+            return Ok((meta.key_id, arn));
         }
     }
-    let key_id = kms
+    let meta = kms
         .create_key()
         .description(format!("{name} (local)"))
         .send()
         .await
         .map_err(|e| err(id, sdk(e)))?
         .key_metadata
-        .ok_or_else(|| err(id, "CreateKey returned no metadata"))?
-        .key_id;
+        .ok_or_else(|| err(id, "CreateKey returned no metadata"))?;
+    let (key_id, arn) = (meta.key_id, meta.arn.unwrap_or_default());
     kms.create_alias()
         .alias_name(&alias)
         .target_key_id(&key_id)
         .send()
         .await
         .map_err(|e| err(id, sdk(e)))?;
-    Ok(key_id)
+    Ok((key_id, arn))
 }
 
 async fn create_secret(

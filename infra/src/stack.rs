@@ -5,6 +5,7 @@
 use crate::gateway::{router, Gateway};
 use crate::provision::{provision, Provisioned};
 use crate::pump::{Pump, PumpQueue};
+use crate::roles::{create_roles, function_sdk};
 use crate::template::{Template, ValueSource};
 use connector_core::domain::env::Env;
 use connector_core::App;
@@ -50,7 +51,14 @@ pub fn workspace_root() -> PathBuf {
 }
 
 pub struct Stack {
+    /// An app signed as the local admin, for tests and tools that inspect
+    /// or arrange the stack's state; the functions run as `functions`.
     pub app: Arc<App>,
+    /// Each function's app by binary, on its own role's credentials.
+    pub functions: HashMap<String, Arc<App>>,
+    /// Each function's role ARN by binary.
+    pub roles: HashMap<String, String>,
+    function_sdks: HashMap<String, aws_config::SdkConfig>,
     pub addr: SocketAddr,
     pub provisioned: Provisioned,
     pub sdk: aws_config::SdkConfig,
@@ -70,6 +78,31 @@ impl Drop for Stack {
 impl Stack {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The app a function runs with (its own role's credentials).
+    pub fn function(&self, binary: &str) -> &Arc<App> {
+        self.functions
+            .get(binary)
+            .unwrap_or_else(|| panic!("template.yaml has no function {binary}"))
+    }
+
+    /// The AWS configuration a function runs with (its role's session).
+    pub fn function_sdk(&self, binary: &str) -> &aws_config::SdkConfig {
+        self.function_sdks
+            .get(binary)
+            .unwrap_or_else(|| panic!("template.yaml has no function {binary}"))
+    }
+
+    /// Another instance of a function (as a second Lambda execution
+    /// environment would be): its own clients and caches, its role's
+    /// credentials.
+    pub async fn function_instance(&self, binary: &str) -> connector_core::Result<App> {
+        App::with_sdk(
+            Env::with_overrides(self.env.clone()),
+            self.function_sdk(binary),
+        )
+        .await
     }
 }
 
@@ -125,10 +158,27 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     env.extend(opts.extra_env.clone());
 
     let app = Arc::new(App::new(Env::with_overrides(env.clone())).await?);
+    let roles = create_roles(&sdk, &opts.template, &provisioned, &opts.prefix).await?;
+    let mut functions = HashMap::new();
+    let mut function_sdks = HashMap::new();
+    for (binary, role) in &roles {
+        let function_sdk = function_sdk(&sdk, role, binary).await;
+        let function = App::with_sdk(Env::with_overrides(env.clone()), &function_sdk).await?;
+        functions.insert(binary.clone(), Arc::new(function));
+        function_sdks.insert(binary.clone(), function_sdk);
+    }
+    let function = |binary: &str| {
+        functions
+            .get(binary)
+            .cloned()
+            .ok_or_else(|| format!("template.yaml has no function {binary}"))
+    };
+    let (refresher, worker) = (function("token-refresher")?, function("sync-worker")?);
     // What the tick publishes in AWS, at once, for GET /v1/providers.
-    connector_core::flows::tick::publish_supported(&app, chrono::Utc::now()).await?;
+    connector_core::flows::tick::publish_supported(&refresher, chrono::Utc::now()).await?;
+    // Lambda's SQS event source polls with the worker's role.
     let pump = Arc::new(Pump {
-        sqs: aws_sdk_sqs::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&function_sdks["sync-worker"]),
         queues: ["SyncQueue", "BackfillQueue"]
             .into_iter()
             .filter(|id| provisioned.refs.contains_key(*id))
@@ -140,7 +190,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
         time_limit: template.timeout_of("sync-worker")?,
     });
     let gateway = Arc::new(Gateway {
-        app: app.clone(),
+        functions: functions.clone(),
         routes: template.routes(),
         jwt_secret: crate::dev_jwt::secret_from_env(),
     });
@@ -151,18 +201,21 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     })];
     if opts.pump {
         for p in pump.per_queue() {
-            let a = app.clone();
+            let a = worker.clone();
             tasks.push(tokio::spawn(async move { p.run(&a).await }));
         }
     }
     if let Some(period) = opts.tick {
-        let a = app.clone();
+        let a = refresher.clone();
         tasks.push(tokio::spawn(
             async move { crate::tick::run(&a, period).await },
         ));
     }
     Ok(Stack {
         app,
+        functions,
+        roles,
+        function_sdks,
         addr,
         provisioned,
         sdk,

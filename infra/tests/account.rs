@@ -292,7 +292,11 @@ async fn a_heavy_user_is_erased_page_by_page_and_the_worker_resumes_where_it_sto
         if erasure_of(&c, user).await["status"] == "deleted" {
             break;
         }
-        stack.pump.once(&stack.app, 0).await.unwrap();
+        stack
+            .pump
+            .once(stack.function("sync-worker"), 0)
+            .await
+            .unwrap();
     }
     let polled = erasure_of(&c, user).await;
     assert_eq!(polled["status"], "deleted", "{polled}");

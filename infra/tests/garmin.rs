@@ -40,7 +40,11 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     // The backfill job asks Garmin for history (one request per summary
     // type); Garmin pings as it is ready (while the job may still run);
     // the five pings wait as one pull job.
-    let first = stack.pump.once(&stack.app, 0).await.unwrap();
+    let first = stack
+        .pump
+        .once(stack.function("sync-worker"), 0)
+        .await
+        .unwrap();
     assert_eq!((first.received, first.failed), (1, 0));
     assert_eq!(state.backfills.lock().unwrap().len(), 5);
     eventually("five pings delivered", || async {

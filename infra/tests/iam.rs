@@ -2,8 +2,9 @@
 //! code can call, and no more resources than it uses. The grants come from
 //! SAM's own translator (`infra/sam_policies.py`), which expands the policy
 //! templates of `template.yaml` and adds the managed policies of the event
-//! sources, exactly as a deploy does; the emulator checks no IAM, so this is
-//! where a missing grant shows before AWS.
+//! sources, exactly as a deploy does. The emulator enforces the same roles
+//! (the tests at the end show it), but only on the paths the suites take;
+//! this list holds the grants to every call the code can make.
 
 use connector_infra::stack::workspace_root;
 use std::collections::BTreeMap;
@@ -128,6 +129,8 @@ const CALLS: &[(&str, Calls)] = &[
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
                     "sqs:ChangeMessageVisibility",
+                    // A job held by a quota hands its days on.
+                    "sqs:SendMessage",
                 ],
             ),
             (SECRET, SECRET_READ),
@@ -326,4 +329,120 @@ fn the_check_sees_a_grant_that_is_missing() {
     assert!(!has("kms:Sign", KEY));
     assert!(action_matches("sqs:SendMessage*", "sqs:SendMessage"));
     assert!(!action_matches("sqs:SendMessage", "sqs:SendMessageBatch"));
+}
+
+mod common;
+
+/// template.yaml with `cut` taken out (exactly once), in a file of its own.
+fn template_without(cut: &str, put_back: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    assert_eq!(text.matches(cut).count(), 1, "the cut must name one place");
+    let path = std::env::temp_dir().join(format!("template-{}.yaml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text.replace(cut, put_back)).unwrap();
+    path
+}
+
+fn access_denied(err: &str, action: &str) -> bool {
+    err.contains("AccessDenied") && err.contains(action)
+}
+
+#[tokio::test]
+async fn a_call_the_role_does_not_grant_is_refused_by_the_emulator() {
+    // The data function without its one SQS grant: a manual sync cannot be
+    // queued, while the stack otherwise works.
+    let mut opts = common::options("iam-deny");
+    opts.template = template_without(
+        "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt SyncQueue.QueueName\n\n  HealthPushFunction:",
+        "\n  HealthPushFunction:",
+    );
+    let template = opts.template.clone();
+    let stack = connector_infra::stack::start(opts).await;
+    std::fs::remove_file(template).unwrap();
+    let stack = stack.unwrap();
+    let c = common::Client::new(&stack);
+    let (status, body) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = c.post("/v1/sync", "alice", r#"{"vendor":"mock"}"#).await;
+    assert_eq!(status, 503, "{body}");
+    let today = chrono::Utc::now().date_naive();
+    let job = connector_core::domain::job::SyncJob::new(
+        "alice",
+        connector_core::domain::vendor::Vendor::Mock,
+        today,
+        today,
+        connector_core::domain::job::JobReason::Manual,
+    )
+    .unwrap();
+    let refused = stack.function("data").queue.send(&job).await.unwrap_err();
+    assert!(
+        access_denied(&format!("{refused:?}"), "sqs:SendMessage"),
+        "{refused:?}"
+    );
+    // The webhook function's role still grants it.
+    stack.function("webhook").queue.send(&job).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_emulator_checks_who_signs_and_which_resource_a_grant_names() {
+    let stack = common::stack("iam-scope").await;
+    let get = |sdk: &aws_config::SdkConfig, table: &str| {
+        aws_sdk_dynamodb::Client::new(sdk)
+            .describe_table()
+            .table_name(table)
+            .send()
+    };
+    let tables = &stack.provisioned;
+    let providers = stack.function_sdk("providers");
+    // Granted (DynamoDBReadPolicy): the connections table.
+    get(providers, tables.table(CONNECTIONS)).await.unwrap();
+    // The same action on a table its role does not name.
+    let refused = get(providers, tables.table(HEALTH)).await.unwrap_err();
+    let refused = connector_core::aws::sdk(refused);
+    assert!(
+        access_denied(&refused, "dynamodb:DescribeTable"),
+        "{refused}"
+    );
+    // A transaction is checked item by item: the push function's role
+    // writes health data, not connections.
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+    let check = ConditionCheck::builder()
+        .table_name(tables.table(CONNECTIONS))
+        .key("pk", AttributeValue::S("nobody".into()))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .unwrap();
+    let refused = aws_sdk_dynamodb::Client::new(stack.function_sdk("health-push"))
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().condition_check(check).build())
+        .send()
+        .await
+        .unwrap_err();
+    let refused = connector_core::aws::sdk(refused);
+    assert!(
+        access_denied(&refused, "dynamodb:ConditionCheckItem"),
+        "{refused}"
+    );
+    // Credentials the emulator does not know.
+    let stranger = stack
+        .sdk
+        .to_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new(
+                "AKIASTRANGER0000000",
+                "guess",
+                None,
+                None,
+                "test",
+            ),
+        ))
+        .build();
+    let refused =
+        connector_core::aws::sdk(get(&stranger, tables.table(CONNECTIONS)).await.unwrap_err());
+    assert!(
+        refused.contains("403") || refused.contains("InvalidClientTokenId"),
+        "{refused}"
+    );
+    // The local admin may read anything.
+    get(&stack.sdk, tables.table(HEALTH)).await.unwrap();
 }

@@ -139,7 +139,8 @@ async fn provisioning_again_reuses_resources_and_keeps_data() {
 #[tokio::test]
 async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
     let stack = stack("dlq").await;
-    let sqs = &stack.pump.sqs;
+    // The test's own settings are the local admin's to make.
+    let sqs = &aws_sdk_sqs::Client::new(&stack.sdk);
     let url = &stack.pump.live_url().to_string();
     // Failed messages reappear at once instead of after the 360 s timeout.
     sqs.set_queue_attributes()
@@ -156,7 +157,11 @@ async fn failing_messages_stay_queued_and_reach_the_dead_letter_queue() {
         .unwrap();
     let mut deliveries = 0;
     for _ in 0..10 {
-        let stats = stack.pump.once(&stack.app, 0).await.unwrap();
+        let stats = stack
+            .pump
+            .once(stack.function("sync-worker"), 0)
+            .await
+            .unwrap();
         assert_eq!(
             stats.received, stats.failed,
             "a malformed job never succeeds"

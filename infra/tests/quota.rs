@@ -158,7 +158,11 @@ async fn a_live_job_does_not_wait_behind_a_backfill_backlog() {
     stack.app.queue.send(&live).await.unwrap();
     assert_eq!(queue_depth(&stack).await, 26);
 
-    let first = stack.pump.once(&stack.app, 0).await.unwrap();
+    let first = stack
+        .pump
+        .once(stack.function("sync-worker"), 0)
+        .await
+        .unwrap();
     assert_eq!(first.received, 1, "the round took the live queue alone");
     let done_live = captured_logs()
         .lines()
@@ -362,7 +366,7 @@ async fn a_backfill_finishes_under_a_quota_slower_than_its_invocations() {
     pump.time_limit = Duration::from_secs(15);
     let (mut received, mut failed) = (0, 0);
     while started.elapsed() < Duration::from_secs(240) {
-        let round = pump.once(&stack.app, 1).await.unwrap();
+        let round = pump.once(stack.function("sync-worker"), 1).await.unwrap();
         received += round.received;
         failed += round.failed;
         let synced = connection(&stack, "bob", Vendor::Strava)
@@ -440,7 +444,7 @@ async fn a_user_looping_manual_syncs_does_not_slow_another_users_live_job() {
             let (stack, stop) = (stack.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(SeqCst) {
-                    pump.once(&stack.app, 1).await.unwrap();
+                    pump.once(stack.function("sync-worker"), 1).await.unwrap();
                 }
             })
         })

@@ -33,7 +33,7 @@ async fn fifty_concurrent_syncs_on_a_dead_token_refresh_exactly_once() {
     let job = SyncJob::new("alice", Vendor::Dexcom, today, today, JobReason::Manual).unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
-            let (app, job) = (stack.app.clone(), job.clone());
+            let (app, job) = (stack.function("sync-worker").clone(), job.clone());
             tokio::spawn(async move {
                 run_job(
                     &app,
@@ -215,7 +215,11 @@ async fn jobs_survive_outages_dropped_connections_and_slowness_exactly_once() {
     let started = std::time::Instant::now();
     while queue_depth(&stack).await > 0 {
         assert!(started.elapsed().as_secs() < 45, "jobs still queued");
-        stack.pump.once(&stack.app, 1).await.unwrap();
+        stack
+            .pump
+            .once(stack.function("sync-worker"), 1)
+            .await
+            .unwrap();
     }
     assert_eq!(dexcom.faults.injected.load(SeqCst), 3);
     let logs = captured_logs();
@@ -251,7 +255,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing() {
 
     // The worker takes the whole batch and is killed after two jobs.
     let worker = {
-        let (pump, app) = (stack.pump.clone(), stack.app.clone());
+        let (pump, app) = (stack.pump.clone(), stack.function("sync-worker").clone());
         tokio::spawn(async move { pump.once(&app, 1).await })
     };
     eventually("two jobs done", || async {
@@ -269,7 +273,11 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing() {
     let started = std::time::Instant::now();
     while queue_depth(&stack).await > 0 {
         assert!(started.elapsed().as_secs() < 30, "jobs still queued");
-        stack.pump.once(&stack.app, 1).await.unwrap();
+        stack
+            .pump
+            .once(stack.function("sync-worker"), 1)
+            .await
+            .unwrap();
     }
     for job in &jobs {
         assert!(finished(&stack, job).await, "job {job} lost");
@@ -312,7 +320,7 @@ async fn an_aws_outage_mid_run_loses_nothing_and_repeats_nothing() {
     // Failed rounds and failed jobs: the outage must have been felt.
     let failed_rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let worker = {
-        let (pump, app) = (stack.pump.clone(), stack.app.clone());
+        let (pump, app) = (stack.pump.clone(), stack.function("sync-worker").clone());
         let (stop, failed) = (stop.clone(), failed_rounds.clone());
         tokio::spawn(async move {
             while !stop.load(SeqCst) {
@@ -362,9 +370,8 @@ async fn eight_mock_jobs(stack: &connector_infra::stack::Stack) -> (Client, Vec<
     let c = Client::new(stack);
     c.post("/v1/connections/mock", "alice", "").await;
     assert_eq!(drain(stack).await, (1, 0));
-    stack
-        .pump
-        .sqs
+    // The test's own setting, made as the local admin.
+    aws_sdk_sqs::Client::new(&stack.sdk)
         .set_queue_attributes()
         .queue_url(stack.pump.live_url())
         .attributes(

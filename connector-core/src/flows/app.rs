@@ -83,13 +83,24 @@ impl App {
     pub async fn new(env: Env) -> Result<Self> {
         let config = Config::from_env(&env)?;
         let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref()).await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        Self::build(env, config, &sdk).await
+    }
+
+    /// The app built from `env` on AWS clients of `sdk` (the local stack
+    /// gives each function its own role's credentials this way).
+    pub async fn with_sdk(env: Env, sdk: &aws_config::SdkConfig) -> Result<Self> {
+        let config = Config::from_env(&env)?;
+        Self::build(env, config, sdk).await
+    }
+
+    async fn build(env: Env, config: Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let ephemeral = EphemeralStore::new(dynamo.clone(), config.ephemeral_table.clone());
         let vendors = Registry::build(&DriverDeps {
             ephemeral: &ephemeral,
             env: &env,
         })?;
-        let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+        let secrets_manager = aws_sdk_secretsmanager::Client::new(sdk);
         let secrets = config
             .secret_arn
             .clone()
@@ -106,14 +117,14 @@ impl App {
             health: HealthStore::new(dynamo, config.health_table.clone()),
             envelope: Envelope::new(
                 Box::new(KmsKeys::new(
-                    aws_sdk_kms::Client::new(&sdk),
+                    aws_sdk_kms::Client::new(sdk),
                     config.kms_key_id.clone(),
                 )),
                 &config.connections_table,
                 CacheLimits::default(),
             ),
             queue: JobQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
+                aws_sdk_sqs::Client::new(sdk),
                 config.sync_queue_url.clone(),
                 config.backfill_queue_url.clone(),
             ),

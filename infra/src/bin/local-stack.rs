@@ -90,6 +90,20 @@ async fn main() -> Result<(), BoxError> {
     println!("  Sync:        curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{{\"vendor\":\"mock\"}}' {url}/v1/sync");
     println!("  Reports:     curl -H \"Authorization: Bearer $TOKEN\" '{url}/v1/reports?days=14'");
     println!("  Webhook:     cargo run -q -p connector-infra --bin connector-dev -- mock-webhook alice --url {url}");
+    // The emulator enforces IAM: each function runs under its own role,
+    // and people and tools inspect the stack as the local admin.
+    let admin = connector_core::aws::local_admin_credentials();
+    println!();
+    println!(
+        "  IAM is enforced; each function runs as its own role ({} roles).",
+        stack.roles.len()
+    );
+    println!(
+        "  Local admin: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION=us-east-1",
+        admin.access_key_id(),
+        admin.secret_access_key()
+    );
+    println!("               aws --endpoint-url {endpoint} dynamodb list-tables");
     if let Some(sim) = &simulator {
         let mut simulated: Vec<_> = sim.vendors.0.keys().map(|v| v.as_str()).collect();
         simulated.sort();

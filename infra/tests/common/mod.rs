@@ -266,7 +266,11 @@ pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
 pub async fn drain(stack: &Stack) -> (usize, usize) {
     let (mut received, mut failed) = (0, 0);
     for _ in 0..50 {
-        let stats = stack.pump.once(&stack.app, 0).await.expect("pump round");
+        let stats = stack
+            .pump
+            .once(stack.function("sync-worker"), 0)
+            .await
+            .expect("pump round");
         received += stats.received;
         failed += stats.failed;
         if stats.received == 0 {
@@ -487,11 +491,10 @@ where
     let until = std::sync::Arc::new(until);
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let app = connector_core::App::new(connector_core::domain::env::Env::with_overrides(
-            stack.env.clone(),
-        ))
-        .await
-        .expect("worker app");
+        let app = stack
+            .function_instance("sync-worker")
+            .await
+            .expect("worker app");
         let pump = pump.clone();
         let until = until.clone();
         tasks.push(tokio::spawn(async move {
