@@ -30,6 +30,8 @@ pub const HTTP_FUNCTIONS: [&str; 7] = [
 pub struct Gateway {
     /// Each function's app (its own role's credentials) by binary.
     pub functions: HashMap<String, Arc<App>>,
+    /// Functions served by their real binaries instead (by binary).
+    pub binaries: HashMap<String, Arc<crate::lambda::LambdaProcess>>,
     pub routes: Vec<Route>,
     pub jwt_secret: String,
 }
@@ -117,6 +119,19 @@ async fn dispatch(
         &body,
         claims.as_ref(),
     );
+    if let Some(process) = gw.binaries.get(&route.binary) {
+        // API Gateway gives an HTTP function at most 30 s.
+        return match process
+            .invoke(&event, std::time::Duration::from_secs(30))
+            .await
+        {
+            Ok(answer) => from_proxy_response(&answer),
+            Err(e) => {
+                tracing::error!(error = %e, "function binary failed");
+                gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        };
+    }
     let request = match serde_json::from_value::<LambdaRequest>(event) {
         Ok(e) => connector_core::http::runtime::to_request(e),
         Err(e) => {
@@ -232,6 +247,55 @@ pub fn api_gateway_event(
         event["body"] = body_value;
     }
     event
+}
+
+/// An HTTP API (payload 2.0) proxy response, as a function binary answers.
+pub fn from_proxy_response(answer: &serde_json::Value) -> Response {
+    let status = answer["statusCode"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = answer["body"].as_str().unwrap_or_default();
+    let body = if answer["isBase64Encoded"].as_bool() == Some(true) {
+        B64.decode(text).unwrap_or_default()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    for (name, value) in answer["headers"].as_object().into_iter().flatten() {
+        if let (Ok(n), Some(Ok(v))) = (
+            name.parse::<axum::http::HeaderName>(),
+            value.as_str().map(|v| v.parse::<axum::http::HeaderValue>()),
+        ) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+    for (name, values) in answer["multiValueHeaders"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        for value in values.as_array().into_iter().flatten() {
+            if let (Ok(n), Some(Ok(v))) = (
+                name.parse::<axum::http::HeaderName>(),
+                value.as_str().map(|v| v.parse::<axum::http::HeaderValue>()),
+            ) {
+                response.headers_mut().append(n, v);
+            }
+        }
+    }
+    for cookie in answer["cookies"].as_array().into_iter().flatten() {
+        if let Some(Ok(v)) = cookie
+            .as_str()
+            .map(|c| c.parse::<axum::http::HeaderValue>())
+        {
+            response
+                .headers_mut()
+                .append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    response
 }
 
 fn to_axum(resp: lambda_http::Response<Body>) -> Response {

@@ -5,6 +5,7 @@
 
 pub mod dev_jwt;
 pub mod gateway;
+pub mod lambda;
 pub mod mock_webhook;
 pub mod outage;
 pub mod provision;

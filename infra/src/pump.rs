@@ -29,6 +29,14 @@ pub struct Pump {
     pub time_limit: std::time::Duration,
 }
 
+/// What the pump invokes: the worker's handler in this process, or its
+/// real binary through a Runtime API.
+#[derive(Clone, Copy)]
+pub enum Worker<'a> {
+    InProcess(&'a App),
+    Binary(&'a crate::lambda::LambdaProcess),
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PumpStats {
     pub received: usize,
@@ -57,8 +65,13 @@ impl Pump {
     /// One receive → invoke → delete round on the first queue that has
     /// messages; when none has, waits up to `wait_secs` on the live queue.
     pub async fn once(&self, app: &App, wait_secs: i32) -> Result<PumpStats, String> {
+        self.once_via(Worker::InProcess(app), wait_secs).await
+    }
+
+    /// [`Pump::once`] with the worker of choice.
+    pub async fn once_via(&self, worker: Worker<'_>, wait_secs: i32) -> Result<PumpStats, String> {
         for queue in &self.queues {
-            let stats = self.once_on(queue, app, 0).await?;
+            let stats = self.once_on(queue, worker, 0).await?;
             if stats.received > 0 {
                 return Ok(stats);
             }
@@ -66,13 +79,13 @@ impl Pump {
         if wait_secs == 0 {
             return Ok(PumpStats::default());
         }
-        self.once_on(&self.queues[0], app, wait_secs).await
+        self.once_on(&self.queues[0], worker, wait_secs).await
     }
 
     async fn once_on(
         &self,
         queue: &PumpQueue,
-        app: &App,
+        worker: Worker<'_>,
         wait_secs: i32,
     ) -> Result<PumpStats, String> {
         let out = self
@@ -113,8 +126,21 @@ impl Pump {
             .collect();
         let event: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))
             .map_err(|e| format!("building SQS event: {e}"))?;
-        let deadline = std::time::Instant::now() + self.time_limit;
-        let response = sync_worker::handle(app, event, deadline).await;
+        let response = match worker {
+            Worker::InProcess(app) => {
+                let deadline = std::time::Instant::now() + self.time_limit;
+                sync_worker::handle(app, event, deadline).await
+            }
+            Worker::Binary(process) => {
+                let event = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+                let answer = process
+                    .invoke(&event, self.time_limit)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(answer)
+                    .map_err(|e| format!("the worker's answer is not a batch response: {e}"))?
+            }
+        };
         let failed: HashSet<&str> = response
             .batch_item_failures
             .iter()
@@ -149,8 +175,13 @@ impl Pump {
 
     /// Pumps until the task is dropped.
     pub async fn run(&self, app: &App) {
+        self.run_via(Worker::InProcess(app)).await
+    }
+
+    /// [`Pump::run`] with the worker of choice.
+    pub async fn run_via(&self, worker: Worker<'_>) {
         loop {
-            if let Err(e) = self.once(app, 1).await {
+            if let Err(e) = self.once_via(worker, 1).await {
                 tracing::warn!(error = %e, "queue pump round failed");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }

@@ -2,9 +2,10 @@
 //! resources, builds the App with the same environment names the Lambdas
 //! get, and runs the gateway, the queue pump and the refresher tick.
 
-use crate::gateway::{router, Gateway};
+use crate::gateway::{router, Gateway, HTTP_FUNCTIONS};
+use crate::lambda::LambdaProcess;
 use crate::provision::{provision, Provisioned};
-use crate::pump::{Pump, PumpQueue};
+use crate::pump::{Pump, PumpQueue, Worker};
 use crate::roles::{create_roles, function_sdk};
 use crate::template::{Template, ValueSource};
 use connector_core::domain::env::Env;
@@ -30,6 +31,9 @@ pub struct StackOptions {
     pub tick: Option<Duration>,
     pub pump: bool,
     pub template: PathBuf,
+    /// Serve the HTTP routes and the queues through the functions' real
+    /// binaries (built beforehand) instead of their handlers in this process.
+    pub binaries: bool,
 }
 
 impl StackOptions {
@@ -42,6 +46,7 @@ impl StackOptions {
             tick: None,
             pump: true,
             template: workspace_root().join("template.yaml"),
+            binaries: false,
         }
     }
 }
@@ -58,6 +63,8 @@ pub struct Stack {
     pub functions: HashMap<String, Arc<App>>,
     /// Each function's role ARN by binary.
     pub roles: HashMap<String, String>,
+    /// The functions' running binaries, when the stack serves through them.
+    pub binaries: HashMap<String, Arc<crate::lambda::LambdaProcess>>,
     function_sdks: HashMap<String, aws_config::SdkConfig>,
     pub addr: SocketAddr,
     pub provisioned: Provisioned,
@@ -94,6 +101,12 @@ impl Stack {
             .unwrap_or_else(|| panic!("template.yaml has no function {binary}"))
     }
 
+    /// A function's real binary, started as Lambda starts it: the
+    /// function's environment, its role's session, a Runtime API of its own.
+    pub async fn start_binary(&self, binary: &str) -> Result<LambdaProcess, BoxError> {
+        start_binary(&self.env, self.function_sdk(binary), binary).await
+    }
+
     /// Another instance of a function (as a second Lambda execution
     /// environment would be): its own clients and caches, its role's
     /// credentials.
@@ -106,7 +119,32 @@ impl Stack {
     }
 }
 
-pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Error + Send + Sync>> {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn start_binary(
+    env: &HashMap<String, String>,
+    sdk: &aws_config::SdkConfig,
+    binary: &str,
+) -> Result<LambdaProcess, BoxError> {
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+    let session = sdk
+        .credentials_provider()
+        .ok_or("the function has no credentials provider")?
+        .provide_credentials()
+        .await?;
+    let mut env = env.clone();
+    env.insert("AWS_ACCESS_KEY_ID".into(), session.access_key_id().into());
+    env.insert(
+        "AWS_SECRET_ACCESS_KEY".into(),
+        session.secret_access_key().into(),
+    );
+    if let Some(token) = session.session_token() {
+        env.insert("AWS_SESSION_TOKEN".into(), token.into());
+    }
+    Ok(LambdaProcess::start(binary, &env).await?)
+}
+
+pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
     let template = Template::load(&opts.template)?;
     let sdk = connector_core::aws::aws_config(Some(&opts.endpoint)).await;
     let provisioned = provision(&sdk, &template, &opts.prefix).await?;
@@ -189,8 +227,16 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
             .collect(),
         time_limit: template.timeout_of("sync-worker")?,
     });
+    let mut binaries = HashMap::new();
+    if opts.binaries {
+        for binary in HTTP_FUNCTIONS.iter().chain(["sync-worker"].iter()) {
+            let process = start_binary(&env, &function_sdks[*binary], binary).await?;
+            binaries.insert(binary.to_string(), Arc::new(process));
+        }
+    }
     let gateway = Arc::new(Gateway {
         functions: functions.clone(),
+        binaries: binaries.clone(),
         routes: template.routes(),
         jwt_secret: crate::dev_jwt::secret_from_env(),
     });
@@ -202,7 +248,13 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
     if opts.pump {
         for p in pump.per_queue() {
             let a = worker.clone();
-            tasks.push(tokio::spawn(async move { p.run(&a).await }));
+            let b = binaries.get("sync-worker").cloned();
+            tasks.push(tokio::spawn(async move {
+                match &b {
+                    Some(process) => p.run_via(Worker::Binary(process)).await,
+                    None => p.run_via(Worker::InProcess(&a)).await,
+                }
+            }));
         }
     }
     if let Some(period) = opts.tick {
@@ -215,6 +267,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, Box<dyn std::error::Erro
         app,
         functions,
         roles,
+        binaries,
         function_sdks,
         addr,
         provisioned,

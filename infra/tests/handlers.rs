@@ -39,11 +39,11 @@ async fn http_events_drive_their_handlers() {
     let stack = stack("events").await;
     let app = &stack.app;
 
-    let resp = providers::handle(app, http_event("providers.json")).await;
+    let resp = providers::handle(stack.function("providers"), http_event("providers.json")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(body_json(&resp)["providers"].as_array().unwrap().len(), 10);
 
-    let resp = connect::handle(app, http_event("connect.json")).await;
+    let resp = connect::handle(stack.function("connect"), http_event("connect.json")).await;
     assert_eq!(resp.status(), 200, "{:?}", resp.body());
     assert_eq!(body_json(&resp)["status"], "connected");
     assert!(app
@@ -53,16 +53,20 @@ async fn http_events_drive_their_handlers() {
         .unwrap()
         .is_some());
 
-    let resp = data::handle(app, http_event("data.json")).await;
+    let resp = data::handle(stack.function("data"), http_event("data.json")).await;
     assert_eq!(resp.status(), 202, "{:?}", resp.body());
     drain(&stack).await;
-    let resp = data::handle(app, http_event("data-reports.json")).await;
+    let resp = data::handle(stack.function("data"), http_event("data-reports.json")).await;
     assert_eq!(resp.status(), 200);
     let reports = body_json(&resp);
     assert_eq!(reports["reports"][0]["date"], today());
 
     // A completion id nobody was given: refused like a used or expired one.
-    let resp = connect::handle(app, http_event("connect-complete.json")).await;
+    let resp = connect::handle(
+        stack.function("connect"),
+        http_event("connect-complete.json"),
+    )
+    .await;
     assert_eq!(resp.status(), 400, "{:?}", resp.body());
     assert!(body_json(&resp)["detail"]
         .as_str()
@@ -70,14 +74,18 @@ async fn http_events_drive_their_handlers() {
         .contains("unknown, used or expired completion"));
 
     // The mock has no OAuth: its callback is a clear 400, not a crash.
-    let resp = oauth_callback::handle(app, http_event("oauth-callback.json")).await;
+    let resp = oauth_callback::handle(
+        stack.function("oauth-callback"),
+        http_event("oauth-callback.json"),
+    )
+    .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 
     // The webhook event is correctly signed, but its timestamp is from 2025:
     // against the wall clock it is stale (and queues nothing).
     let before = queue_depth(&stack).await;
-    let resp = webhook::handle(app, http_event("webhook.json")).await;
+    let resp = webhook::handle(stack.function("webhook"), http_event("webhook.json")).await;
     assert_eq!(resp.status(), 401);
     assert!(body_json(&resp)["detail"]
         .as_str()
@@ -92,7 +100,7 @@ async fn http_events_drive_their_handlers() {
         Ok(())
     );
 
-    let resp = connect::handle(app, http_event("connect-delete.json")).await;
+    let resp = connect::handle(stack.function("connect"), http_event("connect-delete.json")).await;
     assert_eq!(resp.status(), 200, "{:?}", resp.body());
     assert!(app
         .connections
@@ -101,7 +109,7 @@ async fn http_events_drive_their_handlers() {
         .unwrap()
         .is_none());
 
-    let resp = account::handle(app, http_event("account.json")).await;
+    let resp = account::handle(stack.function("account"), http_event("account.json")).await;
     assert_eq!(resp.status(), 200, "{:?}", resp.body());
     let receipt = body_json(&resp);
     assert_eq!(receipt["user_id"], EVENT_USER);
@@ -113,7 +121,11 @@ async fn http_events_drive_their_handlers() {
         .await
         .unwrap()
         .is_empty());
-    let resp = account::handle(app, http_event("account-erasure.json")).await;
+    let resp = account::handle(
+        stack.function("account"),
+        http_event("account-erasure.json"),
+    )
+    .await;
     assert_eq!(resp.status(), 200, "{:?}", resp.body());
     let erasure = body_json(&resp);
     assert_eq!(erasure["status"], receipt["erasure"], "{erasure}");
@@ -147,7 +159,7 @@ async fn health_push_event_is_signed_and_its_payload_valid() {
         connector_core::domain::push::Push::parse(body, "2026-02-16".parse().unwrap()).unwrap();
     assert_eq!(push.workouts.len(), 1);
     // Against the wall clock (and another secret) the handler refuses it.
-    let resp = health_push::handle(&stack.app, req).await;
+    let resp = health_push::handle(stack.function("health-push"), req).await;
     assert_eq!(resp.status(), 401);
     assert!(stack
         .app
@@ -162,11 +174,11 @@ async fn health_push_event_is_signed_and_its_payload_valid() {
 async fn sqs_event_fails_only_the_malformed_record() {
     let stack = stack("sqs-event").await;
     let app = &stack.app;
-    connect::handle(app, http_event("connect.json")).await;
+    connect::handle(stack.function("connect"), http_event("connect.json")).await;
     let event: aws_lambda_events::sqs::SqsEvent = json_event("sync-worker.json");
     let malformed = event.records[1].message_id.clone().unwrap();
     let response = sync_worker::handle(
-        app,
+        stack.function("sync-worker"),
         event,
         std::time::Instant::now() + stack.pump.time_limit,
     )
@@ -198,7 +210,7 @@ async fn scheduled_event_runs_the_refresher() {
         .insert("CONNECTOR_MOCK_ACCESS_TTL_SECS".into(), "5".into());
     let stack = connector_infra::stack::start(opts).await.unwrap();
     let app = &stack.app;
-    connect::handle(app, http_event("connect.json")).await;
+    connect::handle(stack.function("connect"), http_event("connect.json")).await;
     let before = app
         .connections
         .get(EVENT_USER, Vendor::Mock)
@@ -207,7 +219,7 @@ async fn scheduled_event_runs_the_refresher() {
         .unwrap();
     let event: aws_lambda_events::eventbridge::EventBridgeEvent =
         json_event("token-refresher.json");
-    let report = token_refresher::handle(app, event).await;
+    let report = token_refresher::handle(stack.function("token-refresher"), event).await;
     assert_eq!((report.due, report.refreshed, report.failed), (1, 1, 0));
     let after = app
         .connections
@@ -284,7 +296,13 @@ async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
     unschedule("carol").await.unwrap();
     assert_eq!(expiring().await, ["alice", "dave"]);
 
-    let tick = || async { token_refresher::handle(app, json_event("token-refresher.json")).await };
+    let tick = || async {
+        token_refresher::handle(
+            stack.function("token-refresher"),
+            json_event("token-refresher.json"),
+        )
+        .await
+    };
     assert_eq!(tick().await.scheduled, 1, "the sweep finds carol");
     assert_eq!(expiring().await, ["alice", "carol", "dave"]);
     assert_eq!(quiet().await, ["alice", "carol"]);

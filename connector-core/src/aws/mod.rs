@@ -7,17 +7,19 @@ pub mod secrets;
 pub mod store;
 
 /// The AWS SDK configuration: the real chain in AWS; against a local
-/// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint signed as the local admin
-/// (see [`local_admin_credentials`]).
+/// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint, signed as the local admin
+/// (see [`local_admin_credentials`]) unless running as a Lambda function.
 pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(ep) = endpoint {
-        loader = loader
-            .endpoint_url(ep)
-            .region(aws_config::Region::new(
-                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-            ))
-            .credentials_provider(local_admin_credentials());
+        loader = loader.endpoint_url(ep).region(aws_config::Region::new(
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        ));
+        // A function binary run as Lambda runs it has its role's session in
+        // the environment; anything else signs as the local admin.
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+            loader = loader.credentials_provider(local_admin_credentials());
+        }
     }
     loader.load().await
 }

@@ -74,6 +74,12 @@ async fn main() -> Result<(), BoxError> {
     } else {
         None
     };
+    // CONNECTOR_LOCAL_BINARIES=1: serve through the functions' real
+    // binaries against a local Lambda Runtime API instead of in-process.
+    if std::env::var("CONNECTOR_LOCAL_BINARIES").is_ok_and(|v| v == "1") {
+        connector_infra::lambda::build()?;
+        opts.binaries = true;
+    }
     let stack = start(opts).await?;
     let url = stack.url();
     if let Some(sim) = &simulator {

@@ -1,0 +1,301 @@
+//! The real function binaries, run the way Lambda runs them: each one a
+//! process of its own whose `main` polls a Lambda Runtime API
+//! (`AWS_LAMBDA_RUNTIME_API`) for the next event and posts its answer back,
+//! with its role's session in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+//! and `AWS_SESSION_TOKEN` as Lambda sets them. The Runtime API here is the
+//! small subset a runtime client uses: next invocation, response, error, and
+//! init error (docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error("cannot start the {binary} binary ({path}): {detail}; `cargo build` builds it")]
+    Start {
+        binary: String,
+        path: String,
+        detail: String,
+    },
+    #[error("{binary} failed to initialize: {detail}")]
+    Init { binary: String, detail: String },
+    #[error("{binary} returned an invocation error: {detail}")]
+    Invocation { binary: String, detail: String },
+    #[error("{binary} did not answer within {secs} s")]
+    Timeout { binary: String, secs: u64 },
+    #[error("{binary} answered what is not JSON: {detail}")]
+    Answer { binary: String, detail: String },
+}
+
+enum Answer {
+    Response(Bytes),
+    Error(String),
+}
+
+struct Invocation {
+    id: String,
+    event: Vec<u8>,
+    deadline_ms: i64,
+}
+
+struct RuntimeApi {
+    next: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
+    answers: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    init_error: Mutex<Option<String>>,
+    function_arn: String,
+}
+
+/// One function binary running against its own Runtime API.
+pub struct LambdaProcess {
+    pub binary: String,
+    api: Arc<RuntimeApi>,
+    send: mpsc::UnboundedSender<Invocation>,
+    /// One invocation at a time, as one execution environment takes them.
+    busy: tokio::sync::Mutex<()>,
+    logs: Arc<Mutex<Vec<String>>>,
+    answered: std::sync::atomic::AtomicUsize,
+    _child: tokio::process::Child,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// Where cargo puts the workspace's debug binaries.
+pub fn binary_path(binary: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::stack::workspace_root().join("target"));
+    target.join("debug").join(binary)
+}
+
+/// Builds the workspace's binaries (a no-op when they are up to date; the
+/// whole workspace, so features resolve as in `cargo test --workspace`).
+pub fn build() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(crate::stack::workspace_root())
+        .args(["build", "--locked", "--quiet", "--workspace", "--bins"])
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "cargo build --workspace --bins failed".to_string())
+}
+
+impl LambdaProcess {
+    /// Starts `binary` with `env` (the function's environment and its
+    /// role's credentials) against a Runtime API of its own.
+    pub async fn start(binary: &str, env: &HashMap<String, String>) -> Result<Self, LambdaError> {
+        let start_error = |detail: String| LambdaError::Start {
+            binary: binary.to_string(),
+            path: binary_path(binary).display().to_string(),
+            detail,
+        };
+        let (send, next) = mpsc::unbounded_channel();
+        let api = Arc::new(RuntimeApi {
+            next: tokio::sync::Mutex::new(next),
+            answers: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{binary}"),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| start_error(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| start_error(e.to_string()))?;
+        let router = axum::Router::new()
+            .route(
+                "/2018-06-01/runtime/invocation/next",
+                axum::routing::get(next_invocation),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                axum::routing::post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                axum::routing::post(invocation_error),
+            )
+            .route(
+                "/2018-06-01/runtime/init/error",
+                axum::routing::post(init_error),
+            )
+            .with_state(api.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let mut child = tokio::process::Command::new(binary_path(binary))
+            .envs(env)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{binary}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| start_error(e.to_string()))?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().expect("log buffer").push(line);
+                }
+            });
+        }
+        Ok(Self {
+            binary: binary.to_string(),
+            api,
+            send,
+            busy: tokio::sync::Mutex::new(()),
+            logs,
+            answered: Default::default(),
+            _child: child,
+            _server: server,
+        })
+    }
+
+    /// What the process has written to stdout and stderr (its log lines).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log buffer").clone()
+    }
+
+    /// How many invocations the process has answered.
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Invokes the function with `event` and returns its answer, allowing
+    /// it `timeout` (the deadline it is told).
+    pub async fn invoke(
+        &self,
+        event: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, LambdaError> {
+        let _one_at_a_time = self.busy.lock().await;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.api
+            .answers
+            .lock()
+            .expect("answers")
+            .insert(id.clone(), tx);
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
+        let _ = self.send.send(Invocation {
+            id: id.clone(),
+            event: serde_json::to_vec(event).unwrap_or_default(),
+            deadline_ms,
+        });
+        let answer = tokio::time::timeout(timeout + Duration::from_secs(5), rx).await;
+        self.api.answers.lock().expect("answers").remove(&id);
+        if matches!(answer, Ok(Ok(_))) {
+            self.answered
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let binary = self.binary.clone();
+        match answer {
+            Ok(Ok(Answer::Response(body))) => {
+                serde_json::from_slice(&body).map_err(|e| LambdaError::Answer {
+                    binary,
+                    detail: e.to_string(),
+                })
+            }
+            Ok(Ok(Answer::Error(detail))) => Err(LambdaError::Invocation { binary, detail }),
+            Ok(Err(_)) | Err(_) => match self.api.init_error.lock().expect("init").clone() {
+                Some(detail) => Err(LambdaError::Init { binary, detail }),
+                None => Err(LambdaError::Timeout {
+                    binary,
+                    secs: timeout.as_secs(),
+                }),
+            },
+        }
+    }
+}
+
+async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
+    let Some(inv) = api.next.lock().await.recv().await else {
+        return StatusCode::GONE.into_response();
+    };
+    let trace = format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        chrono::Utc::now().timestamp(),
+        &uuid::Uuid::new_v4().simple().to_string()[..24],
+        &uuid::Uuid::new_v4().simple().to_string()[..16],
+    );
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = value.parse() {
+            headers.insert(name, v);
+        }
+    };
+    set("lambda-runtime-aws-request-id", inv.id);
+    set("lambda-runtime-deadline-ms", inv.deadline_ms.to_string());
+    set(
+        "lambda-runtime-invoked-function-arn",
+        api.function_arn.clone(),
+    );
+    set("lambda-runtime-trace-id", trace);
+    set("content-type", "application/json".into());
+    (StatusCode::OK, headers, inv.event).into_response()
+}
+
+fn answer(api: &RuntimeApi, id: &str, answer: Answer) -> StatusCode {
+    match api.answers.lock().expect("answers").remove(id) {
+        Some(tx) => {
+            let _ = tx.send(answer);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn invocation_response(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    answer(&api, &id, Answer::Response(body))
+}
+
+async fn invocation_error(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    answer(
+        &api,
+        &id,
+        Answer::Error(String::from_utf8_lossy(&body).into_owned()),
+    )
+}
+
+async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
+    *api.init_error.lock().expect("init") = Some(String::from_utf8_lossy(&body).into_owned());
+    api.answers.lock().expect("answers").clear();
+    StatusCode::ACCEPTED
+}

@@ -1,0 +1,244 @@
+//! The function binaries themselves, the `main.rs` entry points AWS starts:
+//! each built by cargo and run as a process of its own against a local
+//! Lambda Runtime API (`connector_infra::lambda`), with its function's
+//! environment and its role's session in the environment, as Lambda runs
+//! it. Fed every file in events/ and events made from the local stack's
+//! own traffic (the gateway's HTTP events, the pump's SQS batches).
+
+mod common;
+
+use common::*;
+use connector_core::Vendor;
+use connector_infra::lambda::{build, LambdaProcess};
+use connector_infra::pump::Worker;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+const FUNCTIONS: [&str; 9] = [
+    "providers",
+    "connect",
+    "oauth-callback",
+    "webhook",
+    "sync-worker",
+    "token-refresher",
+    "data",
+    "health-push",
+    "account",
+];
+
+/// The user the JWT events in events/ carry.
+const EVENT_USER: &str = "user-events-1";
+
+fn event(name: &str) -> Value {
+    let path = connector_infra::stack::workspace_root()
+        .join("events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// (status, JSON body, content type) of an HTTP API proxy answer.
+fn http(answer: &Value) -> (u64, Value, String) {
+    let body = answer["body"].as_str().unwrap_or_default();
+    (
+        answer["statusCode"].as_u64().unwrap_or_default(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+        answer["headers"]["content-type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+async fn invoke(p: &LambdaProcess, name: &str, fed: &mut BTreeSet<String>) -> Value {
+    fed.insert(name.to_string());
+    p.invoke(&event(name), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Pumps both queues through the worker binary until they are empty.
+async fn drain_through(
+    stack: &connector_infra::stack::Stack,
+    worker: &LambdaProcess,
+) -> (usize, usize) {
+    let (mut received, mut failed) = (0, 0);
+    for _ in 0..20 {
+        let round = stack
+            .pump
+            .once_via(Worker::Binary(worker), 0)
+            .await
+            .unwrap();
+        if round.received == 0 {
+            return (received, failed);
+        }
+        received += round.received;
+        failed += round.failed;
+    }
+    panic!("the queues did not empty");
+}
+
+#[tokio::test]
+async fn every_event_file_through_its_function_binary() {
+    build().unwrap();
+    let mut opts = options("binaries-events");
+    // Tokens that expire at once are due on every tick.
+    opts.extra_env
+        .insert("CONNECTOR_MOCK_ACCESS_TTL_SECS".into(), "5".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let mut functions = HashMap::new();
+    for f in FUNCTIONS {
+        functions.insert(f, stack.start_binary(f).await.unwrap());
+    }
+    let f = |name: &str| &functions[name];
+    let mut fed = BTreeSet::new();
+
+    let (status, body, _) = http(&invoke(f("providers"), "providers.json", &mut fed).await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["providers"].as_array().unwrap().len(), 10);
+
+    let (status, body, _) = http(&invoke(f("connect"), "connect.json", &mut fed).await);
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &"connected".into()),
+        "{body}"
+    );
+
+    // The SQS batch of a good job and a malformed body: only the malformed
+    // one comes back, and the good one's days are stored.
+    let batch = event("sync-worker.json");
+    let malformed = batch["Records"][1]["messageId"].clone();
+    let answer = invoke(f("sync-worker"), "sync-worker.json", &mut fed).await;
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": malformed }]),
+        "{answer}"
+    );
+    let days = stack
+        .app
+        .health
+        .summaries(
+            EVENT_USER,
+            "2025-11-21".parse().unwrap(),
+            "2025-11-23".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 3);
+
+    // The scheduled run: the connection's tokens are due and refreshed.
+    let before = connection(&stack, EVENT_USER, Vendor::Mock).await.unwrap();
+    let report = invoke(f("token-refresher"), "token-refresher.json", &mut fed).await;
+    assert_eq!(
+        (&report["due"], &report["refreshed"], &report["failed"]),
+        (&1.into(), &1.into(), &0.into()),
+        "{report}"
+    );
+    let after = connection(&stack, EVENT_USER, Vendor::Mock).await.unwrap();
+    assert_eq!(after.token_version, before.token_version + 1);
+
+    let (status, body, _) = http(&invoke(f("data"), "data.json", &mut fed).await);
+    assert_eq!(status, 202, "{body}");
+    let (received, failed) = drain_through(&stack, f("sync-worker")).await;
+    assert!(
+        received >= 2,
+        "the backfill and the manual sync: {received}"
+    );
+    assert_eq!(failed, 0);
+    let (status, body, _) = http(&invoke(f("data"), "data-reports.json", &mut fed).await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reports"][0]["date"], today());
+
+    let (status, body, _) = http(&invoke(f("connect"), "connect-complete.json", &mut fed).await);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("unknown, used or expired completion"));
+
+    let (status, body, content_type) =
+        http(&invoke(f("oauth-callback"), "oauth-callback.json", &mut fed).await);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+
+    // Signed correctly in 2025: stale against the wall clock.
+    let (status, body, _) = http(&invoke(f("webhook"), "webhook.json", &mut fed).await);
+    assert_eq!(status, 401, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("freshness"));
+
+    // Signed with the events' test secret in February 2026: refused here.
+    let (status, body, _) = http(&invoke(f("health-push"), "health-push.json", &mut fed).await);
+    assert_eq!(status, 401, "{body}");
+
+    let (status, body, _) = http(&invoke(f("connect"), "connect-delete.json", &mut fed).await);
+    assert_eq!(status, 200, "{body}");
+    assert!(stack
+        .app
+        .connections
+        .get(EVENT_USER, Vendor::Mock)
+        .await
+        .unwrap()
+        .is_none());
+
+    let (status, receipt, _) = http(&invoke(f("account"), "account.json", &mut fed).await);
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["user_id"], EVENT_USER);
+    assert!(receipt["deleted"]["health_items"].as_u64().unwrap() > 0);
+    let (status, erasure, _) = http(&invoke(f("account"), "account-erasure.json", &mut fed).await);
+    assert_eq!(status, 200, "{erasure}");
+    assert_eq!(erasure["status"], receipt["erasure"], "{erasure}");
+
+    // Every file in events/ went through its function's binary.
+    let in_events: BTreeSet<String> =
+        std::fs::read_dir(connector_infra::stack::workspace_root().join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+    assert_eq!(fed, in_events);
+}
+
+#[tokio::test]
+async fn the_mock_journey_through_binaries_only() {
+    build().unwrap();
+    let mut opts = options("binaries-journey");
+    opts.binaries = true;
+    opts.pump = false;
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let c = Client::new(&stack);
+    let worker = &stack.binaries["sync-worker"];
+
+    let (status, body) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &"connected".into()),
+        "{body}"
+    );
+    assert_eq!(drain_through(&stack, worker).await, (1, 0), "the backfill");
+    let (status, body) = c.post("/v1/sync", "alice", r#"{"vendor":"mock"}"#).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        drain_through(&stack, worker).await,
+        (1, 0),
+        "the manual sync"
+    );
+    let (status, reports) = c.get("/v1/reports?days=14", "alice").await;
+    assert_eq!(status, 200, "{reports}");
+    assert_eq!(reports["reports"].as_array().unwrap().len(), 14);
+    assert_eq!(reports["reports"][0]["date"], today());
+    assert_eq!(reports["reports"][0]["sources"]["hrv"], "mock", "{reports}");
+    // No JWT: the gateway's authorizer answers before any function.
+    let (status, _) = c.call("GET", "/v1/reports", None, None).await;
+    assert_eq!(status, 401);
+
+    // The answers came from the binaries' processes.
+    let answered = |name: &str| stack.binaries[name].answered();
+    assert_eq!(
+        (
+            answered("connect"),
+            answered("data"),
+            answered("sync-worker")
+        ),
+        (1, 2, 2)
+    );
+}
