@@ -196,6 +196,22 @@ async fn every_event_file_through_its_function_binary() {
             .filter(|name| name.ends_with(".json"))
             .collect();
     assert_eq!(fed, in_events);
+    // Every log line a function wrote carries the invocation's request id
+    // and X-Ray trace id (from the Runtime API's headers).
+    for name in FUNCTIONS {
+        for line in f(name).logs() {
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                panic!("{name} wrote a line that is not JSON: {line}");
+            };
+            let carried = entry["spans"].as_array().into_iter().flatten().any(|span| {
+                span["requestId"].as_str().is_some_and(|id| id.len() == 36)
+                    && span["xrayTraceId"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Root=1-"))
+            });
+            assert!(carried, "{name}: {line}");
+        }
+    }
 }
 
 #[tokio::test]
