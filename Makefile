@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token sizes clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test lint fmt token sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -70,6 +70,20 @@ sizes:
 	$(CARGO) build --release -p providers -p connect -p oauth-callback -p webhook -p sync-worker -p token-refresher -p data -p health-push -p account
 	@for f in providers connect oauth-callback webhook sync-worker token-refresher data health-push account; do \
 		printf '%-16s %s\n' $$f "$$(du -h target/release/$$f | cut -f1)"; done
+
+# `sam build` as a deploy runs it (rust-cargolambda: cargo-lambda with zig,
+# arm64, release), then each function's bootstrap size. Not part of
+# `make test`: nine LTO release builds take long on two cores.
+SAM_BUILD_OK := $(VENV)/.sam-build-installed
+$(SAM_BUILD_OK): $(VENV_OK) infra/requirements-build.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-build.txt
+	touch $@
+
+sam-build: $(SAM_BUILD_OK)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(abspath $(VENV))/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= $(VENV)/bin/sam build --template template.yaml
+	@for f in .aws-sam/build/*/bootstrap; do \
+		printf '%-26s %s bytes, %s\n' "$$(basename $$(dirname $$f))" "$$(stat -c %s $$f)" "$$(file -b $$f | cut -d, -f1-2)"; done
 
 clean-venv:
 	rm -rf $(VENV)
