@@ -263,12 +263,16 @@ pub fn from_proxy_response(answer: &serde_json::Value) -> Response {
     };
     let mut response = Response::new(axum::body::Body::from(body));
     *response.status_mut() = status;
+    let header = |name: &str, value: &serde_json::Value| {
+        Some((
+            name.parse::<axum::http::HeaderName>().ok()?,
+            value.as_str()?.parse::<axum::http::HeaderValue>().ok()?,
+        ))
+    };
+    let headers = response.headers_mut();
     for (name, value) in answer["headers"].as_object().into_iter().flatten() {
-        if let (Ok(n), Some(Ok(v))) = (
-            name.parse::<axum::http::HeaderName>(),
-            value.as_str().map(|v| v.parse::<axum::http::HeaderValue>()),
-        ) {
-            response.headers_mut().insert(n, v);
+        if let Some((n, v)) = header(name, value) {
+            headers.insert(n, v);
         }
     }
     for (name, values) in answer["multiValueHeaders"]
@@ -277,22 +281,14 @@ pub fn from_proxy_response(answer: &serde_json::Value) -> Response {
         .flatten()
     {
         for value in values.as_array().into_iter().flatten() {
-            if let (Ok(n), Some(Ok(v))) = (
-                name.parse::<axum::http::HeaderName>(),
-                value.as_str().map(|v| v.parse::<axum::http::HeaderValue>()),
-            ) {
-                response.headers_mut().append(n, v);
+            if let Some((n, v)) = header(name, value) {
+                headers.append(n, v);
             }
         }
     }
     for cookie in answer["cookies"].as_array().into_iter().flatten() {
-        if let Some(Ok(v)) = cookie
-            .as_str()
-            .map(|c| c.parse::<axum::http::HeaderValue>())
-        {
-            response
-                .headers_mut()
-                .append(axum::http::header::SET_COOKIE, v);
+        if let Some((n, v)) = header("set-cookie", cookie) {
+            headers.append(n, v);
         }
     }
     response
