@@ -12,7 +12,7 @@ use connector_core::Vendor;
 use connector_infra::lambda::{build, LambdaProcess};
 use connector_infra::pump::Worker;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 const FUNCTIONS: [&str; 9] = [
@@ -197,12 +197,20 @@ async fn every_event_file_through_its_function_binary() {
             .collect();
     assert_eq!(fed, in_events);
     // Every log line a function wrote carries the invocation's request id
-    // and X-Ray trace id (from the Runtime API's headers).
+    // and X-Ray trace id (from the Runtime API's headers); its metric lines
+    // are EMF documents of the declared metrics.
+    let mut counted = BTreeMap::new();
     for name in FUNCTIONS {
         for line in f(name).logs() {
             let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                 panic!("{name} wrote a line that is not JSON: {line}");
             };
+            if entry.get("_aws").is_some() {
+                for (metric, values, n) in emf_counts(&entry, "WearableConnector") {
+                    *counted.entry((name, metric, values)).or_insert(0) += n;
+                }
+                continue;
+            }
             let carried = entry["spans"].as_array().into_iter().flatten().any(|span| {
                 span["requestId"].as_str().is_some_and(|id| id.len() == 36)
                     && span["xrayTraceId"]
@@ -212,6 +220,80 @@ async fn every_event_file_through_its_function_binary() {
             assert!(carried, "{name}: {line}");
         }
     }
+    // What the invocations above must have counted.
+    let of = |function: &str, metric: &str, values: &[&str]| {
+        let key = (
+            function,
+            metric.to_string(),
+            values.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+        );
+        counted.get(&key).copied().unwrap_or(0)
+    };
+    let webhook_refused = ["mock", "unauthenticated"];
+    assert_eq!(of("webhook", "WebhooksRefused", &webhook_refused), 1);
+    assert_eq!(of("webhook", "WebhooksAccepted", &["mock"]), 0);
+    assert_eq!(of("health-push", "PhonePushes", &["unauthenticated"]), 1);
+    assert_eq!(of("token-refresher", "RefreshesDone", &["mock"]), 1);
+    let worker = |metric: &str, values: &[&str]| of("sync-worker", metric, values);
+    assert_eq!(worker("JobsRetried", &["unreadable"]), 1, "{counted:?}");
+    assert_eq!(worker("JobsDeadLettered", &["unreadable"]), 0);
+    // The event's job, the backfill and the manual sync.
+    assert_eq!(worker("JobsDone", &["mock"]), 3, "{counted:?}");
+    assert!(worker("SamplesWritten", &["mock"]) > 0, "{counted:?}");
+}
+
+/// The counts of one EMF document, checked against the declared metrics:
+/// (metric, its dimension values in declared order, value).
+fn emf_counts(doc: &Value, namespace: &str) -> Vec<(String, Vec<String>, u64)> {
+    use connector_core::domain::metric::Metric;
+    let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+    assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(
+        doc["requestId"].as_str().is_some_and(|id| id.len() == 36),
+        "{doc}"
+    );
+    assert!(
+        doc["xrayTraceId"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Root=1-")),
+        "{doc}"
+    );
+    let mut out = Vec::new();
+    for d in directives {
+        assert_eq!(d["Namespace"], namespace, "{doc}");
+        let dimension_sets = d["Dimensions"].as_array().unwrap();
+        assert_eq!(dimension_sets.len(), 1, "{doc}");
+        let dims: Vec<&str> = dimension_sets[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        for m in d["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            let declared = Metric::ALL
+                .into_iter()
+                .find(|x| x.name() == name)
+                .unwrap_or_else(|| panic!("undeclared metric {name}: {doc}"));
+            let mut want: Vec<&str> = declared.dimensions().iter().map(|x| x.name()).collect();
+            let mut got = dims.clone();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "{name}'s dimensions: {doc}");
+            assert_eq!(m["Unit"], "Count", "{doc}");
+            let values = declared
+                .dimensions()
+                .iter()
+                .map(|x| doc[x.name()].as_str().unwrap().to_string())
+                .collect();
+            let n = doc[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: {doc}"));
+            assert!(n > 0, "{doc}");
+            out.push((name.to_string(), values, n));
+        }
+    }
+    out
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! domain, below the vendors and flows.
 
 pub mod kms;
+pub mod metrics;
 pub mod queue;
 pub mod secrets;
 pub mod store;

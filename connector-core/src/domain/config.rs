@@ -71,6 +71,9 @@ pub struct Config {
     /// Webhook deliveries a second one source address may make to one
     /// vendor's route in one process (bursts of twice that).
     pub webhook_per_source_per_sec: u32,
+    /// The queues' maxReceiveCount: a job failing on this receive goes to
+    /// the dead-letter queue (counted as dead-lettered, not retried).
+    pub job_max_receives: u32,
 }
 
 /// `name` parsed and within `lo..=hi`; `default` when unset.
@@ -180,6 +183,7 @@ impl Config {
                 1,
                 5000,
             )?,
+            job_max_receives: bounded(env, "CONNECTOR_JOB_MAX_RECEIVES", 5, 1, 1000)?,
         })
     }
 

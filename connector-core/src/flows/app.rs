@@ -140,8 +140,14 @@ impl App {
     }
 }
 
-/// Structured JSON logs, one line per event, filtered by RUST_LOG: what
-/// every function's `main` sets up first.
+/// What every function's `main` sets up first: JSON logs
+/// ([`init_logging`]) and the metrics' EMF recorder (`aws::metrics`).
+pub fn init_telemetry() {
+    init_logging();
+    crate::aws::metrics::init();
+}
+
+/// Structured JSON logs, one line per event, filtered by RUST_LOG.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .json()

@@ -4,6 +4,7 @@
 
 use crate::aws::store::ephemeral::Bucket;
 use crate::domain::error::{Error, Result};
+use crate::domain::metric::{count, Metric};
 use crate::domain::push::{merge, MergeResult, Push};
 use crate::flows::app::App;
 use crate::flows::erasure;
@@ -35,6 +36,19 @@ impl Default for PushLog {
             write: None,
         }
     }
+}
+
+/// Counts one push in `PhonePushes` by what became of it: how the day's
+/// record changed, `replay`, or why it was refused.
+pub fn count_push<T>(log: &PushLog, outcome: &Result<T>) {
+    let result = match (outcome, log.write) {
+        (Ok(_), Some(MergeResult::Created)) => "created",
+        (Ok(_), Some(MergeResult::Merged)) => "merged",
+        (Ok(_), Some(MergeResult::Unchanged) | None) => "unchanged",
+        (Err(_), _) if log.verification == "replay" => "replay",
+        (Err(e), _) => e.reason(),
+    };
+    count(Metric::PhonePushes, &[result], 1);
 }
 
 /// Accepts `user`'s signed push: the day it is about and how its record

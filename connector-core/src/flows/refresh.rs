@@ -9,6 +9,7 @@
 
 use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
 use crate::domain::error::{Error, Result};
+use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
 use chrono::Utc;
@@ -69,6 +70,11 @@ pub async fn refresh_connection(app: &App, conn: &Connection) -> Result<(Connect
             .await?
         {
             let result = refresh_holding_lease(app, &latest).await;
+            let counted = match result {
+                Ok(_) => Metric::RefreshesDone,
+                Err(_) => Metric::RefreshesFailed,
+            };
+            count_vendor(counted, vendor, 1);
             if result.is_err() {
                 app.connections
                     .release_refresh_lease(&latest, &owner)

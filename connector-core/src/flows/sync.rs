@@ -23,6 +23,7 @@ use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Disposition, Error, Result};
 use crate::domain::health::DailySummary;
 use crate::domain::job::{JobReason, Priority, SyncJob};
+use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
 use crate::flows::queueing;
@@ -172,6 +173,7 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
     };
     let samples = fetched.samples;
     app.health.put_samples(&job.user_id, &samples).await?;
+    count_vendor(Metric::SamplesWritten, vendor, samples.len() as u64);
     app.health
         .put_raw(&job.user_id, vendor, &fetched.raw)
         .await?;

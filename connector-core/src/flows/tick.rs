@@ -12,6 +12,7 @@
 
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
+use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::queueing::{queue_live, Queued};
@@ -54,6 +55,7 @@ pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
             continue;
         }
         tracing::info!(user_id = %conn.user_id, %vendor, "quiet connection: polling");
+        count_vendor(Metric::WatchdogPolls, vendor, 1);
         queued += 1;
     }
     Ok(queued)

@@ -13,6 +13,7 @@ use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::job::{JobReason, SyncJob};
+use crate::domain::metric::{count, count_vendor, Metric};
 use crate::domain::vendor::{Vendor, VendorError};
 use crate::flows::app::App;
 use crate::flows::queueing::{queue_live, Queued};
@@ -73,6 +74,11 @@ pub fn admit(app: &App, vendor: Vendor, source: &str) -> Result<()> {
     })
 }
 
+/// Counts a delivery to `vendor` answered with `err`, by its reason.
+pub fn count_refused(vendor: Vendor, err: &Error) {
+    count(Metric::WebhooksRefused, &[vendor.as_str(), err.reason()], 1);
+}
+
 /// Receives a delivery to `vendor`'s webhook.
 pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -> Result<Received> {
     let (driver, ctx) = match app.driver(vendor).await {
@@ -95,11 +101,15 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
                 body,
             })
         }
-        WebhookReply::Events(events) => accept(app, driver.as_ref(), &ctx, events)
-            .await
-            .map(Received::Accepted),
+        WebhookReply::Events(events) => {
+            let tally = accept(app, driver.as_ref(), &ctx, events).await?;
+            count_vendor(Metric::WebhooksAccepted, vendor, 1);
+            count_vendor(Metric::WebhookDuplicates, vendor, tally.duplicates.into());
+            Ok(Received::Accepted(tally))
+        }
         WebhookReply::NotSynced { event_type } => {
             tracing::info!(%vendor, event_type, not_synced = 1, "webhook event type not synced; acknowledged");
+            count_vendor(Metric::WebhooksAccepted, vendor, 1);
             Ok(Received::Accepted(Tally {
                 not_synced: 1,
                 ..Tally::default()

@@ -7,7 +7,7 @@
 
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::request::LambdaRequest;
-use lambda_http::{service_fn, Adapter, Body, Error, Request, Response, Service};
+use lambda_http::{service_fn, Adapter, Body, Error, Request, RequestExt, Response, Service};
 use std::future::Future;
 use std::task::{Context, Poll};
 
@@ -74,8 +74,17 @@ where
     Fut: Future<Output = Response<Body>> + Send,
 {
     let service = service_fn(move |req: Request| {
+        let invocation = req
+            .lambda_context_ref()
+            .map(|c| (c.request_id.clone(), c.xray_trace_id.clone()));
         let answer = handler(req);
-        async move { Ok::<_, Error>(answer.await) }
+        async move {
+            let answer = answer.await;
+            if let Some((request_id, trace_id)) = invocation {
+                crate::aws::metrics::flush(&request_id, trace_id.as_deref());
+            }
+            Ok::<_, Error>(answer)
+        }
     });
     lambda_runtime::run(Sanitized(Adapter::from(service))).await
 }

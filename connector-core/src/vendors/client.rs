@@ -3,6 +3,7 @@
 //! as long as the vendor says on 429, retry 5xx and timeouts later. Response
 //! bodies never reach an error message (they can echo tokens).
 
+use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::quota::CallBudget;
@@ -93,6 +94,8 @@ pub async fn send(ctx: &VendorCtx, req: reqwest::RequestBuilder) -> Result<Answe
             return Err(VendorError::Transient("quota store unavailable".into()));
         }
     }
+    let vendor = ctx.budget.vendor();
+    count_vendor(Metric::VendorCalls, vendor, 1);
     let mut resp = req.send().await.map_err(|e| {
         VendorError::Transient(if e.is_timeout() {
             "vendor API timed out".into()
@@ -101,6 +104,9 @@ pub async fn send(ctx: &VendorCtx, req: reqwest::RequestBuilder) -> Result<Answe
         })
     })?;
     let status = resp.status();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        count_vendor(Metric::VendorThrottled, vendor, 1);
+    }
     let headers = resp.headers().clone();
     let body = read_capped(&mut resp, MAX_RESPONSE_BYTES)
         .await

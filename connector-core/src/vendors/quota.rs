@@ -31,6 +31,7 @@ use crate::domain::config::bounded;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::job::Priority;
+use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::Vendor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -566,11 +567,22 @@ impl CallBudget {
             .await?
         {
             Ok(waited) => {
+                if !waited.is_zero() {
+                    count_vendor(Metric::QuotaWaits, self.vendor, 1);
+                }
                 *self.waited.lock().expect("wait counter") += waited;
                 Ok(Ok(()))
             }
-            Err(over) => Ok(Err(over)),
+            Err(over) => {
+                count_vendor(Metric::QuotaWaits, self.vendor, 1);
+                Ok(Err(over))
+            }
         }
+    }
+
+    /// The vendor the calls go to.
+    pub fn vendor(&self) -> Vendor {
+        self.vendor
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::domain::connection::{Secret, TokenSet};
 use crate::domain::error::{Error, Result};
-use crate::domain::vendor::VendorError;
+use crate::domain::metric::{count_vendor, Metric};
+use crate::domain::vendor::{Vendor, VendorError};
 use crate::vendors::client::{read_capped, BodyError};
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::spec::{ClientAuth, TokenResponseShape};
@@ -216,6 +217,7 @@ pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// token response (Withings `{status, body}`) is unwrapped into RFC 6749's.
 struct TokenHttp {
     http: reqwest::Client,
+    vendor: Vendor,
     shape: TokenResponseShape,
 }
 
@@ -223,6 +225,7 @@ impl TokenHttp {
     fn new(http: &reqwest::Client, creds: &VendorCredentials) -> Self {
         Self {
             http: http.clone(),
+            vendor: creds.vendor,
             shape: creds.token_response,
         }
     }
@@ -241,16 +244,23 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
     type Future = TokenHttpFuture<'c>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(token_http(self.http.clone(), self.shape, request))
+        Box::pin(token_http(
+            self.http.clone(),
+            self.vendor,
+            self.shape,
+            request,
+        ))
     }
 }
 
 async fn token_http(
     http: reqwest::Client,
+    vendor: Vendor,
     shape: TokenResponseShape,
     req: oauth2::HttpRequest,
 ) -> std::result::Result<oauth2::HttpResponse, TokenHttpError> {
     let (parts, body) = req.into_parts();
+    count_vendor(Metric::VendorCalls, vendor, 1);
     let mut resp = http
         .request(parts.method, parts.uri.to_string())
         .headers(parts.headers)
@@ -260,6 +270,7 @@ async fn token_http(
         .map_err(|_| TokenHttpError::Unreachable)?;
     let status = resp.status();
     if status.as_u16() == 429 {
+        count_vendor(Metric::VendorThrottled, vendor, 1);
         return Err(TokenHttpError::RateLimited(
             crate::vendors::client::retry_after(resp.headers(), Utc::now()),
         ));

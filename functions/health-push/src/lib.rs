@@ -33,6 +33,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         latency_ms = started.elapsed().as_millis() as u64,
         "health push"
     );
+    push::count_push(&log, &result);
     respond(result)
 }
 

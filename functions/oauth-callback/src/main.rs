@@ -4,7 +4,7 @@ use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    connector_core::flows::app::init_logging();
+    connector_core::flows::app::init_telemetry();
     let app = App::from_env().await?;
     let app = &app;
     runtime::run(move |req| oauth_callback::handle(app, req)).await

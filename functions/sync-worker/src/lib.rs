@@ -7,6 +7,7 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use connector_core::domain::erasure::ErasureJob;
 use connector_core::domain::job::SyncJob;
+use connector_core::domain::metric::{count, Metric};
 use connector_core::flows::erasure;
 use connector_core::flows::sync::{run_once, schedule_retry};
 use connector_core::App;
@@ -26,16 +27,26 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
-        let result = if let Ok(step) = ErasureJob::parse(body) {
-            erasure::run_step(app, &step).await.map(|_| ())
+        let (kind, result) = if let Ok(step) = ErasureJob::parse(body) {
+            ("erasure", erasure::run_step(app, &step).await.map(|_| ()))
         } else {
             match SyncJob::parse(body) {
-                Ok(job) => run_once(app, &job, &id, deadline).await,
-                Err(e) => Err(e),
+                Ok(job) => (
+                    job.vendor.as_str(),
+                    run_once(app, &job, &id, deadline).await,
+                ),
+                Err(e) => ("unreadable", Err(e)),
             }
         };
+        let receives = receives_of(&record);
+        let counted = match &result {
+            Ok(()) => Metric::JobsDone,
+            Err(_) if receives >= app.config.job_max_receives => Metric::JobsDeadLettered,
+            Err(_) => Metric::JobsRetried,
+        };
+        count(counted, &[kind], 1);
         if let Err(e) = result {
-            let wait = retry(app, &record, &e).await;
+            let wait = retry(app, &record, &e, receives).await;
             tracing::warn!(message_id = %id, error = %e, retry_in_secs = wait, "job failed; will be retried");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
@@ -47,13 +58,22 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     response
 }
 
-async fn retry(app: &App, record: &SqsMessage, err: &connector_core::Error) -> Option<u64> {
-    let receipt = record.receipt_handle.as_deref()?;
-    let receives = record
+/// How many times SQS has delivered `record` (1 on the first try).
+fn receives_of(record: &SqsMessage) -> u32 {
+    record
         .attributes
         .get("ApproximateReceiveCount")
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(1)
+}
+
+async fn retry(
+    app: &App,
+    record: &SqsMessage,
+    err: &connector_core::Error,
+    receives: u32,
+) -> Option<u64> {
+    let receipt = record.receipt_handle.as_deref()?;
     schedule_retry(
         app,
         err,

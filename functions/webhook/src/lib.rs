@@ -15,11 +15,16 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use std::collections::HashMap;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(dispatch(app, &req).await)
+    let answer = match vendor_of(&req) {
+        Ok(vendor) => dispatch(app, &req, vendor)
+            .await
+            .inspect_err(|e| webhook::count_refused(vendor, e)),
+        Err(e) => Err(e),
+    };
+    respond(answer)
 }
 
-async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
-    let vendor = vendor_of(req)?;
+async fn dispatch(app: &App, req: &Request, vendor: Vendor) -> Result<Response<Body>> {
     webhook::admit(app, vendor, &source_ip(req))?;
     let query: HashMap<String, String> = req
         .query_string_parameters_ref()
