@@ -114,6 +114,16 @@ async fn every_event_file_through_its_function_binary() {
         serde_json::json!([{ "itemIdentifier": malformed }]),
         "{answer}"
     );
+    // The malformed one on its fifth receive (the queues' maxReceiveCount):
+    // failed for good, on its way to the DLQ.
+    let mut last_try = batch.clone();
+    last_try["Records"] = serde_json::json!([batch["Records"][1].clone()]);
+    last_try["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5".into();
+    let answer = f("sync-worker")
+        .invoke(&last_try, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], malformed);
     let days = stack
         .app
         .health
@@ -165,6 +175,27 @@ async fn every_event_file_through_its_function_binary() {
     let (status, body, _) = http(&invoke(f("webhook"), "webhook.json", &mut fed).await);
     assert_eq!(status, 401, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("freshness"));
+
+    // The same event signed now: accepted; delivered again: a duplicate.
+    let signed = connector_infra::mock_webhook::sign(
+        connector_infra::stack::LOCAL_MOCK_WEBHOOK_SECRET,
+        "evt-fresh-1",
+        EVENT_USER,
+        &today(),
+        chrono::Utc::now().timestamp(),
+    );
+    let mut fresh = event("webhook.json");
+    fresh["headers"]["x-mock-signature"] = signed.signature.into();
+    fresh["headers"]["x-mock-timestamp"] = signed.timestamp.into();
+    fresh["headers"]["content-length"] = signed.body.len().to_string().into();
+    fresh["body"] = signed.body.into();
+    for _ in 0..2 {
+        let answer = f("webhook")
+            .invoke(&fresh, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(http(&answer).0, 200, "{answer}");
+    }
 
     // Signed with the events' test secret in February 2026: refused here.
     let (status, body, _) = http(&invoke(f("health-push"), "health-push.json", &mut fed).await);
@@ -231,12 +262,13 @@ async fn every_event_file_through_its_function_binary() {
     };
     let webhook_refused = ["mock", "unauthenticated"];
     assert_eq!(of("webhook", "WebhooksRefused", &webhook_refused), 1);
-    assert_eq!(of("webhook", "WebhooksAccepted", &["mock"]), 0);
+    assert_eq!(of("webhook", "WebhooksAccepted", &["mock"]), 2);
+    assert_eq!(of("webhook", "WebhookDuplicates", &["mock"]), 1);
     assert_eq!(of("health-push", "PhonePushes", &["unauthenticated"]), 1);
     assert_eq!(of("token-refresher", "RefreshesDone", &["mock"]), 1);
     let worker = |metric: &str, values: &[&str]| of("sync-worker", metric, values);
     assert_eq!(worker("JobsRetried", &["unreadable"]), 1, "{counted:?}");
-    assert_eq!(worker("JobsDeadLettered", &["unreadable"]), 0);
+    assert_eq!(worker("JobsDeadLettered", &["unreadable"]), 1);
     // The event's job, the backfill and the manual sync.
     assert_eq!(worker("JobsDone", &["mock"]), 3, "{counted:?}");
     assert!(worker("SamplesWritten", &["mock"]) > 0, "{counted:?}");
