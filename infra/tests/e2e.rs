@@ -639,3 +639,119 @@ async fn the_mock_vendor_is_off_unless_turned_on() {
     assert_eq!(status, 409);
     assert_eq!(queue_depth(&stack).await, 0);
 }
+
+/// Rotating the Mock webhook secret and the push secret as the README's
+/// runbook says (the new value as the name, the old one as `_PREVIOUS`)
+/// refuses no delivery: one signed with the new value is accepted as soon
+/// as the cached secret is old enough to be read again, one signed with
+/// the old value still is, and one signed with any other value is not.
+#[tokio::test]
+async fn rotating_the_webhook_and_push_secrets_refuses_no_delivery() {
+    use connector_core::aws::secrets::REREAD_FLOOR;
+    use connector_infra::stack::{LOCAL_MOCK_WEBHOOK_SECRET, LOCAL_PUSH_SECRET};
+    let stack = stack("rotation").await;
+    let c = Client::new(&stack);
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    let date = days_ago(3);
+    let webhook = |secret: &str, event: &str| {
+        connector_infra::mock_webhook::sign(
+            secret,
+            event,
+            "alice",
+            &date,
+            chrono::Utc::now().timestamp(),
+        )
+    };
+    let push_body = |steps: u32| {
+        serde_json::json!({"date": date, "generated_at": format!("{date}T20:{:02}:00Z", steps % 60), "steps": steps})
+            .to_string()
+    };
+    let push = |secret: &str, body: &str| {
+        connector_infra::push_signer::sign(
+            secret,
+            &chrono::Utc::now().timestamp().to_string(),
+            body.as_bytes(),
+        )
+    };
+    let send_webhook = |w: connector_infra::mock_webhook::SignedWebhook| {
+        let c = &c;
+        async move {
+            c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+                .await
+                .0
+        }
+    };
+    let send_push = |secret: &str, steps: u32| {
+        let (c, b) = (&c, push_body(steps));
+        let s = push(secret, &b);
+        async move {
+            c.push_with("alice", &b, Some(&s.timestamp), Some(&s.signature))
+                .await
+                .0
+        }
+    };
+
+    // The functions read (and cache) both secrets.
+    assert_eq!(
+        send_webhook(webhook(LOCAL_MOCK_WEBHOOK_SECRET, "evt-warm")).await,
+        200
+    );
+    assert_eq!(send_push(LOCAL_PUSH_SECRET, 1).await, 201, "created");
+    let cached_at = std::time::Instant::now();
+
+    let (new_webhook, new_push) = ("fake-rotated-in-webhook", "fake-rotated-in-push");
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk);
+    for (secret, value) in [
+        (
+            "VendorCredentialsSecret",
+            serde_json::json!({
+                "CONNECTOR_MOCK_WEBHOOK_SECRET": new_webhook,
+                "CONNECTOR_MOCK_WEBHOOK_SECRET_PREVIOUS": LOCAL_MOCK_WEBHOOK_SECRET,
+            }),
+        ),
+        (
+            "PushSecret",
+            serde_json::json!({
+                "CONNECTOR_PUSH_SECRET": new_push,
+                "CONNECTOR_PUSH_SECRET_PREVIOUS": LOCAL_PUSH_SECRET,
+            }),
+        ),
+    ] {
+        sm.put_secret_value()
+            .secret_id(&stack.provisioned.refs[secret])
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Within the floor a refusal does not read the secret again.
+    assert_eq!(send_webhook(webhook(new_webhook, "evt-early")).await, 401);
+    assert_eq!(send_push(new_push, 2).await, 401);
+    tokio::time::sleep(REREAD_FLOOR.saturating_sub(cached_at.elapsed())).await;
+
+    // The first delivery signed with a new value makes its function read
+    // the secret; from then on both values are accepted, and no third.
+    assert_eq!(send_webhook(webhook(new_webhook, "evt-new")).await, 200);
+    assert_eq!(
+        send_webhook(webhook(LOCAL_MOCK_WEBHOOK_SECRET, "evt-old")).await,
+        200
+    );
+    assert_eq!(
+        send_webhook(webhook("fake-unknown", "evt-forged")).await,
+        401
+    );
+    assert_eq!(send_push(new_push, 3).await, 200);
+    assert_eq!(send_push(LOCAL_PUSH_SECRET, 4).await, 200);
+    assert_eq!(send_push("fake-unknown", 5).await, 401);
+    let logs = captured_logs();
+    for source in ["mock", "push"] {
+        assert!(
+            logs.lines().any(|l| l
+                .contains("delivery authenticated with the previous value of a rotated secret")
+                && l.contains(&format!("source=\"{source}\""))),
+            "the previous value's use is logged for {source}"
+        );
+    }
+}

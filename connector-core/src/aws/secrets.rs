@@ -14,6 +14,10 @@ use tokio::sync::Mutex;
 
 /// How long the secret's values are reused before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
+/// How soon after a read a refused delivery may make the secret be read
+/// again (see [`Secrets::expire_for_reread`]): forged deliveries cost at
+/// most one read per this long per instance.
+pub const REREAD_FLOOR: Duration = Duration::from_secs(10);
 
 type SecretMap = Arc<HashMap<String, Secret>>;
 
@@ -82,6 +86,25 @@ impl Secrets {
             .get(name)
             .cloned()
             .or_else(|| self.env.get(name).map(Secret::new)))
+    }
+
+    /// Drops the cached values when they were read at least
+    /// [`REREAD_FLOOR`] ago, so that the next lookup reads the secret: a
+    /// delivery refused with cached values may be signed with a value
+    /// rotated in since. False when there is nothing to read again (no
+    /// secret, nothing cached, or read moments ago).
+    pub async fn expire_for_reread(&self) -> bool {
+        if self.source.is_none() {
+            return false;
+        }
+        let mut cache = self.cache.lock().await;
+        match cache.as_ref() {
+            Some((at, _)) if at.elapsed() >= REREAD_FLOOR => {
+                *cache = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The process environment behind the secret.

@@ -10,7 +10,8 @@ use crate::domain::vendor::Vendor;
 /// A dimension of a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dimension {
-    /// The vendor's wire name (`whoop`); for jobs also `erasure` or `unreadable`.
+    /// The vendor's wire name (`whoop`); for jobs also `erasure` or `unreadable`, for a
+    /// rotated secret also `push`.
     Vendor,
     /// Why a webhook delivery was refused (see [`Error::reason`]).
     Reason,
@@ -83,6 +84,7 @@ metrics! {
     RefreshesFailed [Vendor] "OAuth token refreshes that failed (the vendor refused, or a call failed).";
     WatchdogPolls [Vendor] "Syncs queued because a connection went quiet past its vendor's limit (webhooks stopped; Dexcom's regular poll).";
     PhonePushes [Result] "Phone (HealthKit) pushes, by result.";
+    PreviousSecretAccepted [Vendor] "Deliveries authenticated with a secret's previous value while it is rotated (Vendor `push` for phone pushes); remove the `_PREVIOUS` value once this stays at zero.";
 }
 
 /// Adds `n` to `metric` with its dimensions' values, in the order of

@@ -8,7 +8,7 @@ use crate::domain::metric::{count, Metric};
 use crate::domain::push::{merge, MergeResult, Push};
 use crate::flows::app::App;
 use crate::flows::erasure;
-use crate::vendors::signature::{phone_push, Rejection};
+use crate::vendors::signature::{phone_push, Accepted, Rejection};
 use chrono::{NaiveDate, Utc};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -51,6 +51,34 @@ pub fn count_push<T>(log: &PushLog, outcome: &Result<T>) {
     count(Metric::PhonePushes, &[result], 1);
 }
 
+/// Checks a push's signature with the push secret, or its previous value
+/// while it is rotated.
+async fn verify(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    log: &mut PushLog,
+) -> Result<std::result::Result<(), Rejection>> {
+    let current = app.push_secret.value("CONNECTOR_PUSH_SECRET").await?;
+    let previous = app
+        .push_secret
+        .value("CONNECTOR_PUSH_SECRET_PREVIOUS")
+        .await?;
+    if current.is_none() {
+        log.reason = Some("push secret not configured".into());
+        tracing::error!("CONNECTOR_PUSH_SECRET is not configured; rejecting pushes");
+        return Ok(Err(Rejection::BadSignature));
+    }
+    let scheme = phone_push(app.config.push_window_secs);
+    let accepted = Accepted {
+        current: current.as_ref(),
+        previous: previous.as_ref(),
+    };
+    Ok(accepted.verify("push", |secret| {
+        scheme.verify(secret, headers, body, Utc::now())
+    }))
+}
+
 /// Accepts `user`'s signed push: the day it is about and how its record
 /// changed. `log` says what happened, whatever the result.
 pub async fn accept(
@@ -63,17 +91,15 @@ pub async fn accept(
     if body.len() > MAX_PUSH_BYTES {
         return Err(Error::PayloadTooLarge(MAX_PUSH_BYTES));
     }
-    let window = app.config.push_window_secs;
-    let Some(secret) = app.push_secret.value("CONNECTOR_PUSH_SECRET").await? else {
+    let mut verified = verify(app, headers, body, log).await?;
+    // Signed with a value rotated in since the secret was cached?
+    if verified == Err(Rejection::BadSignature) && app.push_secret.expire_for_reread().await {
+        tracing::info!("push refused with the cached secret; reading it again");
+        verified = verify(app, headers, body, log).await?;
+    }
+    if let Err(r) = verified {
         log.verification = "rejected";
-        log.reason = Some("push secret not configured".into());
-        tracing::error!("CONNECTOR_PUSH_SECRET is not configured; rejecting pushes");
-        return Err(Rejection::BadSignature.into());
-    };
-    if let Err(r) = phone_push(window).verify(secret.expose().as_bytes(), headers, body, Utc::now())
-    {
-        log.verification = "rejected";
-        log.reason = Some(r.to_string());
+        log.reason.get_or_insert_with(|| r.to_string());
         return Err(Error::Unauthorized(format!("push rejected: {r}")));
     }
     log.verification = "ok";
@@ -110,7 +136,7 @@ pub async fn accept(
             header("x-sync-signature")
         )))
     );
-    let keep_until = Utc::now() + chrono::Duration::seconds(2 * window + 60);
+    let keep_until = Utc::now() + chrono::Duration::seconds(2 * app.config.push_window_secs + 60);
     if !app
         .ephemeral
         .claim(&replay_key, keep_until, Some(user))

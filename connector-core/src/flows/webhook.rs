@@ -81,14 +81,23 @@ pub fn count_refused(vendor: Vendor, err: &Error) {
 
 /// Receives a delivery to `vendor`'s webhook.
 pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -> Result<Received> {
-    let (driver, ctx) = match app.driver(vendor).await {
+    let (mut driver, mut ctx) = match app.driver(vendor).await {
         Ok(d) => d,
         Err(Error::Vendor { .. }) => {
             return Err(Error::NotFound(format!("webhook receiver for {vendor}")))
         }
         Err(e) => return Err(e),
     };
-    match driver.webhook(&ctx, delivery).await? {
+    let reply = match driver.webhook(&ctx, delivery).await {
+        // Signed with a value rotated in since the secret was cached?
+        Err(Error::Unauthorized(_)) if app.credentials.expire_for_reread().await => {
+            tracing::info!(%vendor, "delivery refused with the cached secret; reading it again");
+            (driver, ctx) = app.driver(vendor).await?;
+            driver.webhook(&ctx, delivery).await?
+        }
+        other => other?,
+    };
+    match reply {
         WebhookReply::Handshake {
             status,
             content_type,

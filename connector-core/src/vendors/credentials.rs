@@ -6,6 +6,7 @@ use crate::aws::secrets::Secrets;
 use crate::domain::connection::Secret;
 use crate::domain::error::Result;
 use crate::domain::vendor::Vendor;
+use crate::vendors::signature::Accepted;
 use crate::vendors::spec::{ClientAuth, TokenResponseShape, VendorSpec};
 
 /// What the connector knows of one vendor's app registration.
@@ -45,6 +46,21 @@ pub struct VendorCredentials {
     pub extra_token_params: Vec<(String, String)>,
     /// How the token endpoint shapes its answer.
     pub token_response: TokenResponseShape,
+    /// The values being rotated out (`<NAME>_PREVIOUS`), still accepted on
+    /// deliveries until they are removed.
+    pub previous: PreviousSecrets,
+}
+
+/// The previous values of the secrets that authenticate deliveries, set
+/// while they are rotated.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousSecrets {
+    /// `CLIENT_SECRET_PREVIOUS` (WHOOP and Oura sign with the client secret).
+    pub client_secret: Option<Secret>,
+    /// `WEBHOOK_SECRET_PREVIOUS`.
+    pub webhook_secret: Option<Secret>,
+    /// `VERIFY_TOKEN_PREVIOUS`.
+    pub verify_token: Option<Secret>,
 }
 
 impl VendorCredentials {
@@ -111,7 +127,38 @@ impl VendorCredentials {
                 })
                 .unwrap_or_default(),
             token_response: defaults.map_or(TokenResponseShape::Standard, |d| d.token_response),
+            previous: PreviousSecrets {
+                client_secret: secrets.value(&get("CLIENT_SECRET_PREVIOUS")).await?,
+                webhook_secret: secrets.value(&get("WEBHOOK_SECRET_PREVIOUS")).await?,
+                verify_token: secrets.value(&get("VERIFY_TOKEN_PREVIOUS")).await?,
+            },
         })
+    }
+
+    /// The client secret's values a delivery signed with it may use
+    /// (token calls use the current one only).
+    pub fn client_secrets(&self) -> Accepted<'_> {
+        Accepted {
+            current: self.client_secret.as_ref(),
+            previous: self.previous.client_secret.as_ref(),
+        }
+    }
+
+    /// The webhook secret's accepted values.
+    pub fn webhook_secrets(&self) -> Accepted<'_> {
+        Accepted {
+            current: self.webhook_secret.as_ref(),
+            previous: self.previous.webhook_secret.as_ref(),
+        }
+    }
+
+    /// The verify token's accepted values (subscriptions made from now on
+    /// use the current one).
+    pub fn verify_tokens(&self) -> Accepted<'_> {
+        Accepted {
+            current: self.verify_token.as_ref(),
+            previous: self.previous.verify_token.as_ref(),
+        }
     }
 }
 

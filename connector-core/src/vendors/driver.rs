@@ -2,14 +2,14 @@
 //! what the flows hand a driver and get back.
 
 use crate::aws::store::EphemeralStore;
-use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::connection::TokenSet;
 use crate::domain::env::Env;
 use crate::domain::error::Result;
 use crate::domain::event::WebhookEvent;
 use crate::domain::health::Sample;
 use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
-use crate::vendors::signature::{Rejection, SignatureScheme};
+use crate::vendors::signature::{Accepted, Rejection, SignatureScheme};
 use crate::vendors::token::Grant;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -56,21 +56,23 @@ pub struct WebhookRequest<'a> {
 }
 
 impl WebhookRequest<'_> {
-    /// Checks the delivery against an HMAC scheme with the configured
-    /// secret; a missing secret refuses everything (never "verified by
+    /// Checks the delivery against an HMAC scheme with the accepted
+    /// secrets; a missing secret refuses everything (never "verified by
     /// default").
     pub fn authenticate(
         &self,
         vendor: Vendor,
         scheme: &SignatureScheme,
-        secret: Option<&Secret>,
+        secrets: Accepted<'_>,
     ) -> Result<()> {
-        let Some(secret) = secret else {
+        if secrets.current.is_none() {
             tracing::warn!(%vendor, "webhook secret not configured; rejecting delivery");
             return Err(Rejection::BadSignature.into());
-        };
-        scheme
-            .verify(secret.expose().as_bytes(), self.headers, self.body, self.now)
+        }
+        secrets
+            .verify(vendor.as_str(), |secret| {
+                scheme.verify(secret, self.headers, self.body, self.now)
+            })
             .map_err(|rejection| {
                 tracing::warn!(%vendor, reason = %rejection, bytes = self.body.len(), "webhook rejected");
                 rejection.into()

@@ -81,6 +81,9 @@ impl Registry {
 mod forgery;
 
 #[cfg(test)]
+mod rotation;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::aws::store::EphemeralStore;

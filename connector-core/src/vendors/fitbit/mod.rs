@@ -35,7 +35,6 @@ use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
 use crate::vendors::quota::QuotaWindow;
-use crate::vendors::signature::secret_matches;
 use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time;
 use crate::vendors::token::Grant;
@@ -519,7 +518,7 @@ impl VendorDriver for Fitbit {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if !secret_matches(given, ctx.creds.webhook_secret.as_ref()) {
+        if !ctx.creds.webhook_secrets().matches("fitbit", given) {
             tracing::warn!(
                 vendor = "fitbit",
                 bytes = req.body.len(),

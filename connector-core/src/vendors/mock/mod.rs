@@ -247,11 +247,7 @@ impl VendorDriver for MockVendor {
         if req.method != http::Method::POST {
             return Err(Error::NotFound("mock has no subscription handshake".into()));
         }
-        req.authenticate(
-            Vendor::Mock,
-            &Self::scheme(),
-            ctx.creds.webhook_secret.as_ref(),
-        )?;
+        req.authenticate(Vendor::Mock, &Self::scheme(), ctx.creds.webhook_secrets())?;
         Self::parse_webhook(req.body)
     }
 

@@ -54,8 +54,7 @@ use crate::vendors::driver::{
 };
 use crate::vendors::quota::QuotaWindow;
 use crate::vendors::signature::{
-    secret_matches, Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule,
-    TimestampUnit,
+    Algorithm, Encoding, SignatureScheme, SignedMessage, TimestampRule, TimestampUnit,
 };
 use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::{day_start, offset_at};
@@ -412,7 +411,7 @@ fn event_id(
 
 fn handshake(ctx: &VendorCtx, req: &WebhookRequest<'_>) -> Result<WebhookReply> {
     let token = req.query.get("verification_token").map(String::as_str);
-    if !secret_matches(token, ctx.creds.verify_token.as_ref()) {
+    if !ctx.creds.verify_tokens().matches("oura", token) {
         tracing::warn!(
             vendor = "oura",
             "subscription handshake with a wrong verification token"
@@ -479,7 +478,7 @@ impl VendorDriver for Oura {
             ));
         }
         // Oura signs with the app's client secret.
-        let secret = ctx.creds.client_secret.as_ref();
+        let secret = ctx.creds.client_secrets();
         if let Err(raw_err) = req.authenticate(Vendor::Oura, &scheme(), secret) {
             // Oura's example signs the compact re-serialization of the body.
             let compact = compact_json(req.body).ok_or(raw_err)?;

@@ -466,7 +466,7 @@ impl VendorDriver for Polar {
                 body: r#"{"ping":"ok"}"#.into(),
             });
         }
-        req.authenticate(Vendor::Polar, &scheme(), ctx.creds.webhook_secret.as_ref())?;
+        req.authenticate(Vendor::Polar, &scheme(), ctx.creds.webhook_secrets())?;
         let user = match &n.user_id {
             Some(serde_json::Value::Number(x)) => x.to_string(),
             Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => s.clone(),

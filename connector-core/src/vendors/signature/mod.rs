@@ -2,7 +2,9 @@
 //! scheme type covers every vendor's rule: the HMAC, the encoding of the
 //! signature, what bytes are signed, and an optional timestamp header.
 
+use crate::domain::connection::Secret;
 use crate::domain::error::{Error, Result};
+use crate::domain::metric::{count, Metric};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -239,12 +241,75 @@ pub const fn phone_push(window_secs: i64) -> SignatureScheme {
     }
 }
 
+/// The values a secret that authenticates deliveries accepts: its current
+/// one and, while it is rotated, the one it replaces
+/// (`<NAME>_PREVIOUS`). The previous value counts only beside a current one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Accepted<'a> {
+    /// The value senders should use.
+    pub current: Option<&'a Secret>,
+    /// The value being rotated out, accepted until it is removed.
+    pub previous: Option<&'a Secret>,
+}
+
+impl<'a> Accepted<'a> {
+    /// The current value alone.
+    pub fn only(current: Option<&'a Secret>) -> Self {
+        Self {
+            current,
+            previous: None,
+        }
+    }
+
+    /// Runs `check` with the current value, then with the previous one
+    /// when only the signature failed; the current value's rejection when
+    /// neither passes. `source` (a vendor, or `push`) names the sender in
+    /// [`Metric::PreviousSecretAccepted`].
+    pub fn verify(
+        &self,
+        source: &str,
+        check: impl Fn(&[u8]) -> Result<(), Rejection>,
+    ) -> Result<(), Rejection> {
+        let Some(current) = self.current else {
+            return Err(Rejection::BadSignature);
+        };
+        match check(current.expose().as_bytes()) {
+            Err(Rejection::BadSignature) => match self.previous {
+                Some(previous) if check(previous.expose().as_bytes()).is_ok() => {
+                    previous_used(source);
+                    Ok(())
+                }
+                _ => Err(Rejection::BadSignature),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether a presented shared value (a bearer secret, a verify token)
+    /// is one of the accepted ones, compared in constant time.
+    pub fn matches(&self, source: &str, given: Option<&str>) -> bool {
+        if secret_matches(given, self.current) {
+            return true;
+        }
+        let by_previous = self.current.is_some() && secret_matches(given, self.previous);
+        if by_previous {
+            previous_used(source);
+        }
+        by_previous
+    }
+}
+
+fn previous_used(source: &str) {
+    count(Metric::PreviousSecretAccepted, &[source], 1);
+    tracing::info!(
+        source,
+        "delivery authenticated with the previous value of a rotated secret"
+    );
+}
+
 /// Constant-time equality of a presented shared secret (a bearer secret, a
 /// verify token) with the configured one; a missing one never matches.
-pub fn secret_matches(
-    given: Option<&str>,
-    configured: Option<&crate::domain::connection::Secret>,
-) -> bool {
+pub fn secret_matches(given: Option<&str>, configured: Option<&Secret>) -> bool {
     use subtle::ConstantTimeEq;
     match (given, configured) {
         (Some(g), Some(c)) => bool::from(g.as_bytes().ct_eq(c.expose().as_bytes())),

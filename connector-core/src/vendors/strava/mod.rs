@@ -321,7 +321,11 @@ impl VendorDriver for Strava {
             else {
                 return Err(Error::BadRequest("hub.challenge is missing".into()));
             };
-            if !secret_matches(q("hub.verify_token"), ctx.creds.verify_token.as_ref()) {
+            if !ctx
+                .creds
+                .verify_tokens()
+                .matches("strava", q("hub.verify_token"))
+            {
                 tracing::warn!(
                     vendor = "strava",
                     "subscription validation with a wrong verify token"

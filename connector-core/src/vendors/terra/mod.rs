@@ -446,14 +446,17 @@ impl VendorDriver for Terra {
                 "Terra has no subscription handshake".into(),
             ));
         }
-        let Some(secret) = ctx.creds.webhook_secret.as_ref() else {
+        let secrets = ctx.creds.webhook_secrets();
+        if secrets.current.is_none() {
             tracing::warn!(
                 vendor = "terra",
                 "webhook secret not configured; rejecting delivery"
             );
             return Err(Rejection::BadSignature.into());
-        };
-        if let Err(rejection) = verify(secret.expose().as_bytes(), req.headers, req.body, req.now) {
+        }
+        if let Err(rejection) = secrets.verify("terra", |secret| {
+            verify(secret, req.headers, req.body, req.now)
+        }) {
             tracing::warn!(vendor = "terra", reason = %rejection, bytes = req.body.len(), "webhook rejected");
             return Err(rejection.into());
         }

@@ -389,7 +389,7 @@ impl VendorDriver for Whoop {
             ));
         }
         // WHOOP signs with the app's client secret, not a separate one.
-        req.authenticate(Vendor::Whoop, &scheme(), ctx.creds.client_secret.as_ref())?;
+        req.authenticate(Vendor::Whoop, &scheme(), ctx.creds.client_secrets())?;
         let n: Notification = serde_json::from_slice(req.body)
             .map_err(|e| Error::BadRequest(format!("WHOOP webhook body: {e}")))?;
         let known = ["recovery", "sleep", "workout"]

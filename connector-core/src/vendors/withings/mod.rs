@@ -60,7 +60,7 @@ use crate::domain::vendor::{RawRecord, Vendor, VendorError};
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{FetchRequest, Fetched, VendorDriver, WebhookReply, WebhookRequest};
 use crate::vendors::quota::QuotaWindow;
-use crate::vendors::signature::{secret_matches, sign_hex_sha256};
+use crate::vendors::signature::sign_hex_sha256;
 use crate::vendors::spec::{ClientAuth, OAuthSpec, TokenResponseShape, VendorSpec};
 use crate::vendors::time::day_start;
 use crate::vendors::token::Grant;
@@ -493,7 +493,7 @@ impl VendorDriver for Withings {
             return Err(Error::NotFound("Withings notifies by POST".into()));
         }
         let given = req.query.get(CALLBACK_TOKEN_PARAM).map(String::as_str);
-        if !secret_matches(given, ctx.creds.verify_token.as_ref()) {
+        if !ctx.creds.verify_tokens().matches("withings", given) {
             tracing::warn!(
                 vendor = "withings",
                 bytes = req.body.len(),
