@@ -50,6 +50,7 @@ test: $(MOTO)
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p connector-core --no-deps --features http --locked
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_VALIDATE)
+	@[ -d "$${CONNECTOR_VENDOR_SPECS:-../shared/vendor-specs}" ] || echo "vendor conformance will not run: no ../shared/vendor-specs nor CONNECTOR_VENDOR_SPECS (the vendors' published API descriptions; sources in README, Vendor conformance)"
 	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
 	$(MAKE) fuzz-lint fuzz-smoke
 

@@ -165,8 +165,7 @@ async fn consent(
         .insert(user_id.clone(), rec.clone());
     let event = json!({
         "type": "auth", "status": "success", "user": user_view(&rec),
-        "reference_id": rec["reference_id"], "message": "User has successfully authenticated",
-        "version": "2022-03-16",
+        "message": "User has successfully authenticated",
     });
     deliver(&sim, &event, false).await;
     let Ok(mut to) = url::Url::parse(rec["success"].as_str().unwrap_or_default()) else {
@@ -274,7 +273,7 @@ fn record(user: &str, kind: &str, date: NaiveDate) -> Option<Value> {
             "metadata": { "start_time": local(date - Duration::days(1), 23, 0), "end_time": local(date, 6, 50),
                 "is_nap": false, "summary_id": format!("sim-sleep-{date}"), "upload_type": 1 },
             "sleep_durations_data": { "asleep": { "duration_asleep_state_seconds": d.asleep_secs } },
-            "scores": { "sleep_score": d.sleep_score },
+            "scores": { "sleep": d.sleep_score },
             "heart_rate_data": { "summary": { "avg_hrv_rmssd": d.hrv } },
         }),
         "body" => json!({

@@ -214,7 +214,7 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                         SOURCE,
                     ));
                 }
-                if let Some(v) = num(d, &["scores", "sleep_score"]) {
+                if let Some(v) = num(d, &["scores", "sleep"]) {
                     out.push(Sample::daily(MetricType::SleepScore, day, v, SOURCE));
                 }
                 if let Some(v) = num(d, &["heart_rate_data", "summary", "avg_hrv_rmssd"]) {

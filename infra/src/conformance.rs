@@ -1,0 +1,501 @@
+//! Holds JSON bodies to a vendor's own published API description (OpenAPI
+//! 3.0 or 3.1): the schema of an operation's response, a request body, a
+//! webhook or a named component, checked strictly: required fields,
+//! types, enums, nullability, formats, and no field the description does
+//! not name.
+//!
+//! The descriptions are not in this repository: they are read from
+//! `CONNECTOR_VENDOR_SPECS`, else from `../shared/vendor-specs` beside the
+//! workspace (see the README, Vendor conformance).
+
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Where the descriptions' public copies come from, for the line printed
+/// when they are absent.
+pub const SOURCES: &str =
+    "the vendors' published OpenAPI descriptions (sources in the README, Vendor conformance)";
+
+/// The folder holding the vendors' descriptions, if there is one.
+pub fn specs_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CONNECTOR_VENDOR_SPECS") {
+        Some(d) => PathBuf::from(d),
+        None => crate::stack::workspace_root().join("../shared/vendor-specs"),
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// Why a schema could not be found or compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read or parsed.
+    #[error("{0}: {1}")]
+    Unreadable(String, String),
+    /// The description has no such operation, response or component.
+    #[error("{0} has no {1}")]
+    Missing(String, String),
+    /// The converted schema does not compile.
+    #[error("{0}: schema for {1} does not compile: {2}")]
+    Invalid(String, String, String),
+}
+
+/// One vendor's API description.
+pub struct Spec {
+    name: String,
+    doc: Value,
+    /// OpenAPI 3.0 (`nullable`, boolean `exclusiveMinimum`), not 3.1.
+    v30: bool,
+}
+
+/// What a JSON body is, in a description.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// The JSON response of `method path` with `status`.
+    Response {
+        method: &'a str,
+        path: &'a str,
+        status: &'a str,
+    },
+    /// The JSON request body of `method path`.
+    Request { method: &'a str, path: &'a str },
+    /// The body of the OpenAPI 3.1 webhook named so (Terra).
+    Webhook(&'a str),
+    /// A schema of `components/schemas`.
+    Component(&'a str),
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Response {
+                method,
+                path,
+                status,
+            } => write!(f, "{} {path} → {status}", method.to_uppercase()),
+            Target::Request { method, path } => {
+                write!(f, "{} {path} request body", method.to_uppercase())
+            }
+            Target::Webhook(name) => write!(f, "webhook {name}"),
+            Target::Component(name) => write!(f, "schema {name}"),
+        }
+    }
+}
+
+impl Spec {
+    /// The description in `file` (YAML or JSON) of the specs folder.
+    pub fn load(dir: &Path, file: &str) -> Result<Self, SpecError> {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| SpecError::Unreadable(file.into(), e.to_string()))?;
+        let doc: Value = if file.ends_with(".json") {
+            serde_json::from_str(&text)
+                .map_err(|e| SpecError::Unreadable(file.into(), e.to_string()))?
+        } else {
+            serde_yaml::from_str(&text)
+                .map_err(|e| SpecError::Unreadable(file.into(), e.to_string()))?
+        };
+        let v30 = doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.0"));
+        Ok(Self {
+            name: file.to_string(),
+            doc,
+            v30,
+        })
+    }
+
+    /// The description's schema for `target`, as written.
+    pub fn schema_of(&self, target: Target<'_>) -> Result<Value, SpecError> {
+        let missing = || SpecError::Missing(self.name.clone(), target.to_string());
+        let json_schema = |content: &Value| {
+            content
+                .as_object()
+                .and_then(|c| {
+                    c.iter()
+                        .find(|(t, _)| t.contains("json"))
+                        .map(|(_, m)| m["schema"].clone())
+                })
+                .filter(|s| !s.is_null())
+        };
+        match target {
+            Target::Response {
+                method,
+                path,
+                status,
+            } => {
+                let response = self.resolve(&self.doc["paths"][path][method]["responses"][status]);
+                json_schema(&response["content"]).ok_or_else(missing)
+            }
+            Target::Request { method, path } => {
+                let body = self.resolve(&self.doc["paths"][path][method]["requestBody"]);
+                json_schema(&body["content"]).ok_or_else(missing)
+            }
+            Target::Webhook(name) => {
+                let hook = &self.doc["webhooks"][name];
+                let op = hook
+                    .as_object()
+                    .and_then(|o| o.values().find(|v| v.get("requestBody").is_some()))
+                    .ok_or_else(missing)?;
+                json_schema(&self.resolve(&op["requestBody"])["content"]).ok_or_else(missing)
+            }
+            Target::Component(name) => {
+                let s = &self.doc["components"]["schemas"][name];
+                (!s.is_null())
+                    .then(|| json!({"$ref": format!("#/components/schemas/{name}")}))
+                    .ok_or_else(missing)
+            }
+        }
+    }
+
+    /// Follows a `$ref` to a response or request body of the components.
+    fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => self
+                .doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or(&Value::Null),
+            None => v,
+        }
+    }
+
+    /// Where `body` breaks the description of `target`: one line per
+    /// mismatch, `<JSON path>: <what is wrong>`; empty when it conforms.
+    pub fn check(&self, target: Target<'_>, body: &Value) -> Result<Vec<String>, SpecError> {
+        let schema = self.strict_schema(self.schema_of(target)?);
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| {
+                SpecError::Invalid(self.name.clone(), target.to_string(), e.to_string())
+            })?;
+        let all: Vec<_> = validator.iter_errors(body).collect();
+        // Where a variant failed, its holder's closure lists every field
+        // again: the variant's own errors say it.
+        let holders: Vec<(String, String)> = all
+            .iter()
+            .filter_map(|e| {
+                let keyword = e.schema_path().to_string();
+                let base = keyword
+                    .strip_suffix("/oneOf")
+                    .or_else(|| keyword.strip_suffix("/anyOf"))?;
+                Some((e.instance_path().to_string(), base.to_string()))
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for e in &all {
+            let closure_of_failed_holder = holders.iter().any(|(at, base)| {
+                *at == e.instance_path().to_string()
+                    && e.schema_path().to_string() == format!("{base}/unevaluatedProperties")
+            });
+            if !closure_of_failed_holder {
+                flatten(e, &mut errors);
+            }
+        }
+        // A field whose value fails its own schema is also "unevaluated"
+        // to its object: name it once, by its own error.
+        let failed_inside = |at: &str, field: &str| {
+            let prefix = format!("{at}/{field}");
+            errors.iter().any(|(p, u, _)| {
+                u.is_none() && (p == &prefix || p.starts_with(&format!("{prefix}/")))
+            })
+        };
+        let mut found: Vec<String> = errors
+            .iter()
+            .filter_map(|(at, unknown, message)| {
+                let shown = if at.is_empty() { "/" } else { at };
+                match unknown {
+                    None => Some(format!("{shown}: {message}")),
+                    Some(fields) => {
+                        let left: Vec<&String> =
+                            fields.iter().filter(|f| !failed_inside(at, f)).collect();
+                        (!left.is_empty()).then(|| {
+                            format!("{shown}: fields the description does not name: {left:?}")
+                        })
+                    }
+                }
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// `schema` with the description's components as `$defs`, in JSON
+    /// Schema 2020-12, closed to fields the description does not name.
+    fn strict_schema(&self, schema: Value) -> Value {
+        let components = self.doc["components"]["schemas"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let defs: Map<String, Value> = components
+            .iter()
+            .map(|(k, v)| (k.clone(), self.convert(v, true, &components)))
+            .collect();
+        let mut root = match self.convert(&schema, false, &components) {
+            Value::Object(m) => m,
+            other => Map::from_iter([("allOf".to_string(), json!([other]))]),
+        };
+        root.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
+        root.insert("$defs".into(), Value::Object(defs));
+        Value::Object(root)
+    }
+
+    /// One schema node in 2020-12 terms. `is_def`: a component's own
+    /// definition (closed where it is used, not where it is defined, so
+    /// that `allOf` can combine it with others).
+    fn convert(&self, node: &Value, is_def: bool, components: &Map<String, Value>) -> Value {
+        let Value::Object(src) = node else {
+            return node.clone();
+        };
+        let mut out = Map::new();
+        for (k, v) in src {
+            let converted = match k.as_str() {
+                "$ref" => json!(v
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace("#/components/schemas/", "#/$defs/")),
+                "properties" | "patternProperties" | "$defs" | "definitions" => Value::Object(
+                    v.as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(name, s)| (name.clone(), self.used(s, components)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                ),
+                "items" | "additionalProperties" | "not" | "contains" if v.is_object() => {
+                    self.used(v, components)
+                }
+                "prefixItems" | "anyOf" | "oneOf" => json!(v
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .map(|s| self.used(s, components))
+                        .collect::<Vec<_>>())
+                    .unwrap_or_default()),
+                // Members of allOf are closed together, by the node holding them.
+                "allOf" => json!(v
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .map(|s| self.convert(s, true, components))
+                        .collect::<Vec<_>>())
+                    .unwrap_or_default()),
+                // Resource markers of a component: it is one schema of this document.
+                "$schema" | "$id" => continue,
+                // Annotations of OpenAPI, not of JSON Schema.
+                "nullable" | "discriminator" | "xml" | "externalDocs" | "example"
+                | "deprecated" | "readOnly" | "writeOnly" => continue,
+                _ => v.clone(),
+            };
+            out.insert(k.clone(), converted);
+        }
+        if self.v30 {
+            // 3.0: a boolean exclusive bound qualifies minimum/maximum.
+            for (flag, bound) in [
+                ("exclusiveMinimum", "minimum"),
+                ("exclusiveMaximum", "maximum"),
+            ] {
+                if let Some(b) = out.get(flag).and_then(Value::as_bool) {
+                    out.remove(flag);
+                    if b {
+                        if let Some(n) = out.remove(bound) {
+                            out.insert(flag.into(), n);
+                        }
+                    }
+                }
+            }
+            if src.get("nullable").and_then(Value::as_bool) == Some(true) {
+                match out.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        out.insert("type".into(), json!([t, "null"]));
+                        if let Some(Value::Array(e)) = out.get_mut("enum") {
+                            e.push(Value::Null);
+                        }
+                    }
+                    _ => {
+                        let inner = Value::Object(std::mem::take(&mut out));
+                        out.insert("anyOf".into(), json!([{"type": "null"}, inner]));
+                    }
+                }
+            }
+        }
+        if !is_def && self.declares_fields(node, components, 0) {
+            out.entry("unevaluatedProperties").or_insert(json!(false));
+        }
+        Value::Object(out)
+    }
+
+    /// A schema where it is used (a property, an item, a variant).
+    fn used(&self, node: &Value, components: &Map<String, Value>) -> Value {
+        self.convert(node, false, components)
+    }
+
+    /// Whether `node` names an object's fields (directly, through `$ref`
+    /// or its combinators); a free-form object does not.
+    fn declares_fields(&self, node: &Value, components: &Map<String, Value>, depth: u8) -> bool {
+        if depth > 16 {
+            return false;
+        }
+        let Value::Object(m) = node else { return false };
+        if ["properties", "patternProperties", "additionalProperties"]
+            .iter()
+            .any(|k| m.contains_key(*k))
+        {
+            return true;
+        }
+        if let Some(name) = m
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        {
+            return components
+                .get(name)
+                .is_some_and(|t| self.declares_fields(t, components, depth + 1));
+        }
+        ["allOf", "anyOf", "oneOf"].iter().any(|k| {
+            m.get(*k).and_then(Value::as_array).is_some_and(|a| {
+                a.iter()
+                    .any(|s| self.declares_fields(s, components, depth + 1))
+            })
+        })
+    }
+}
+
+/// A mismatch: where, the unknown fields when that is what it is, and the message.
+type Mismatch = (String, Option<Vec<String>>, String);
+
+/// `e` as mismatches; a body matching none of `oneOf`/`anyOf`'s variants
+/// is described by the variant it comes closest to.
+fn flatten(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Mismatch>) {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let variants = match e.kind() {
+        Kind::OneOfNotValid { context } | Kind::AnyOf { context } => Some(context),
+        _ => None,
+    };
+    if let Some(closest) = variants.and_then(|v| v.iter().min_by_key(|errors| errors.len())) {
+        if !closest.is_empty() {
+            for inner in closest {
+                flatten(inner, out);
+            }
+            return;
+        }
+    }
+    let unknown = match e.kind() {
+        Kind::UnevaluatedProperties { unexpected } => Some(unexpected.clone()),
+        _ => None,
+    };
+    out.push((e.instance_path().to_string(), unknown, e.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(doc: Value) -> Spec {
+        let v30 = doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.0"));
+        Spec {
+            name: "test.yml".into(),
+            doc,
+            v30,
+        }
+    }
+
+    fn openapi30() -> Spec {
+        spec(json!({
+            "openapi": "3.0.1",
+            "paths": {"/things": {"get": {"responses": {"200": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Page"}}}}}}}},
+            "components": {"schemas": {
+                "Page": {"type": "object", "required": ["records"], "properties": {
+                    "records": {"type": "array", "items": {"$ref": "#/components/schemas/Thing"}},
+                    "next_token": {"type": "string", "nullable": true}}},
+                "Base": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+                "Thing": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"type": "object", "properties": {
+                    "state": {"type": "string", "enum": ["SCORED", "PENDING"]},
+                    "at": {"type": "string", "format": "date-time"},
+                    "score": {"type": "number", "minimum": 0, "exclusiveMinimum": true},
+                    "extra": {"type": "object"}}}]}
+            }}
+        }))
+    }
+
+    fn check(body: Value) -> Vec<String> {
+        let target = Target::Response {
+            method: "get",
+            path: "/things",
+            status: "200",
+        };
+        openapi30().check(target, &body).unwrap()
+    }
+
+    #[test]
+    fn a_conforming_body_passes_allof_and_nullable_included() {
+        let body = json!({"records": [{"id": 1, "state": "SCORED", "at": "2026-11-20T07:00:00Z",
+            "score": 0.5, "extra": {"anything": true}}], "next_token": null});
+        assert_eq!(check(body), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_kind_of_mismatch_is_named_with_its_path() {
+        let found = check(json!({"records": [
+            {"id": "1"},
+            {"id": 2, "state": "DONE"},
+            {"id": 3, "at": "yesterday"},
+            {"id": 4, "score": 0},
+            {"id": 5, "invented": 1},
+            {"state": "PENDING"}
+        ], "unknown_top": 1}));
+        let has = |path: &str, words: &str| {
+            found
+                .iter()
+                .any(|f| f.starts_with(&format!("{path}:")) && f.contains(words))
+        };
+        assert!(has("/records/0/id", "integer"), "type: {found:#?}");
+        assert!(has("/records/1/state", "SCORED"), "enum: {found:#?}");
+        assert!(has("/records/2/at", "date-time"), "format: {found:#?}");
+        assert!(
+            has("/records/3/score", "0"),
+            "exclusive minimum: {found:#?}"
+        );
+        assert!(
+            has("/records/4", "\"invented\""),
+            "unknown field in allOf: {found:#?}"
+        );
+        assert!(has("/records/5", "id"), "required: {found:#?}");
+        assert!(
+            has("/", "unknown_top"),
+            "unknown top-level field: {found:#?}"
+        );
+        assert_eq!(found.len(), 7, "{found:#?}");
+    }
+
+    #[test]
+    fn null_is_refused_where_not_nullable() {
+        let found = check(json!({"records": [{"id": null}]}));
+        assert!(
+            found.iter().any(|f| f.starts_with("/records/0/id:")),
+            "{found:#?}"
+        );
+        assert!(check(json!({"records": [], "next_token": null})).is_empty());
+    }
+
+    #[test]
+    fn a_missing_operation_is_an_error_not_a_pass() {
+        let target = Target::Response {
+            method: "get",
+            path: "/nowhere",
+            status: "200",
+        };
+        assert!(matches!(
+            openapi30().check(target, &json!({})),
+            Err(SpecError::Missing(..))
+        ));
+    }
+}
