@@ -19,11 +19,27 @@ enum Covers {
 use Covers::*;
 
 const fn get(path: &'static str) -> Covers {
+    response("get", path, "200")
+}
+
+const fn response(method: &'static str, path: &'static str, status: &'static str) -> Covers {
     Described(Target::Response {
-        method: "get",
+        method,
         path,
-        status: "200",
+        status,
     })
+}
+
+const fn schema(name: &'static str) -> Covers {
+    Described(Target::Component(name))
+}
+
+const fn operation(id: &'static str) -> Covers {
+    Described(Target::Operation(id))
+}
+
+const fn request(method: &'static str, path: &'static str) -> Covers {
+    Described(Target::Request { method, path })
 }
 
 struct Vendor {
@@ -110,10 +126,159 @@ const VENDORS: &[Vendor] = &[
             ),
         ],
     },
+    Vendor {
+        folder: "oura",
+        spec: "oura-openapi-1.27.json",
+        fixtures: &[
+            ("personal_info.json", get("/v2/usercollection/personal_info")),
+            ("daily_sleep.json", get("/v2/usercollection/daily_sleep")),
+            ("sleep_page1.json", get("/v2/usercollection/sleep")),
+            ("sleep_page2.json", get("/v2/usercollection/sleep")),
+            ("daily_readiness.json", get("/v2/usercollection/daily_readiness")),
+            ("daily_activity.json", get("/v2/usercollection/daily_activity")),
+            ("daily_spo2.json", get("/v2/usercollection/daily_spo2")),
+            ("heartrate.json", get("/v2/usercollection/heartrate")),
+            ("workout.json", get("/v2/usercollection/workout")),
+            ("webhook_subscription_create_request.json", request("post", "/v2/webhook/subscription")),
+            ("webhook_subscription.json", response("post", "/v2/webhook/subscription", "201")),
+            ("webhook_subscription_list.json", get("/v2/webhook/subscription")),
+            ("webhook_subscription_renewed.json", response("put", "/v2/webhook/subscription/renew/{id}", "200")),
+            ("webhook_verification_response.json", Undescribed("our endpoint's answer to Oura's verification GET, described in Oura's webhook guide (prose)")),
+            ("webhook_sleep_update.json", Undescribed(OURA_WEBHOOKS)),
+            ("webhook_daily_activity_create.json", Undescribed(OURA_WEBHOOKS)),
+            ("webhook_workout_delete.json", Undescribed(OURA_WEBHOOKS)),
+            ("token_response.json", Undescribed(NO_TOKEN_SCHEMA)),
+            ("token_refresh_response.json", Undescribed(NO_TOKEN_SCHEMA)),
+        ],
+    },
+    Vendor {
+        folder: "polar",
+        spec: "polar-accesslink-api-openapi.yml",
+        fixtures: &[
+            ("register_user_response.json", response("post", "/v3/users", "200")),
+            ("create_webhook_request.json", request("post", "/v3/webhooks")),
+            ("create_webhook_response.json", response("post", "/v3/webhooks", "201")),
+            ("get_webhook_response.json", get("/v3/webhooks")),
+            ("webhook_ping.json", schema("webhookPing")),
+            ("webhook_exercise.json", schema("webhookPayloadExercise")),
+            ("webhook_sleep.json", schema("webhookPayloadSleep")),
+            ("webhook_continuous_heart_rate.json", schema("webhookPayloadContinuousHeartRate")),
+            ("webhook_activity_summary.json", schema("webhookPayloadActivitySummary")),
+            ("exercises_list.json", get("/v3/exercises")),
+            ("exercise_get.json", get("/v3/exercises/{exerciseId}")),
+            ("sleep_list.json", get("/v3/users/sleep")),
+            ("sleep_date.json", get("/v3/users/sleep/{date}")),
+            ("nightly_recharge_list.json", get("/v3/users/nightly-recharge")),
+            ("nightly_recharge_date.json", get("/v3/users/nightly-recharge/{date}")),
+            ("continuous_heart_rate_date.json", get("/v3/users/continuous-heart-rate/{date}")),
+            ("activities_list.json", get("/v3/users/activities")),
+            ("activity_date.json", get("/v3/users/activities/{date}")),
+            ("token_response.json", Undescribed("Polar's token endpoint (polarremote.com) is not in the AccessLink description")),
+        ],
+    },
+    Vendor {
+        folder: "withings",
+        spec: "withings-data-api-openapi.yml",
+        fixtures: &[
+            ("oauth2_requesttoken_response.json", operation("oauth2-getaccesstoken")),
+            ("notify_subscribe_response.json", operation("notify-subscribe")),
+            ("measure_getmeas_response.json", operation("measure-getmeas")),
+            ("measure_v2_getactivity_response.json", operation("measurev2-getactivity")),
+            ("sleep_v2_getsummary_response.json", operation("sleepv2-getsummary")),
+            ("measure_v2_getworkouts_response.json", operation("measurev2-getworkouts")),
+            ("error_invalid_token.json", Undescribed("Withings' description has no error envelope; the shape is observed (fixtures README)")),
+            ("notification_appli1_weight.txt", Undescribed(WITHINGS_NOTIFY)),
+            ("notification_appli44_sleep.txt", Undescribed(WITHINGS_NOTIFY)),
+            ("notification_appli46_unlink.txt", Undescribed(WITHINGS_NOTIFY)),
+        ],
+    },
+    Vendor {
+        folder: "strava",
+        spec: "strava-models.json",
+        fixtures: &[
+            ("athlete_activities.json", Described(Target::ListOf("SummaryActivity"))),
+            ("activity_detail.json", schema("DetailedActivity")),
+            ("rate_limit_429.json", schema("Fault")),
+            ("token_exchange_response.json", Undescribed(STRAVA_PROSE)),
+            ("token_refresh_response.json", Undescribed(STRAVA_PROSE)),
+            ("push_subscription_create_response.json", Undescribed(STRAVA_PROSE)),
+            ("push_subscription_list_response.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_validation_query.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_validation_response.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_activity_create.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_activity_update.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_activity_delete.json", Undescribed(STRAVA_PROSE)),
+            ("webhook_athlete_deauthorize.json", Undescribed(STRAVA_PROSE)),
+        ],
+    },
+    Vendor {
+        folder: "dexcom",
+        spec: "dexcom-v3-from-docs.json",
+        fixtures: &[
+            ("v3_egvs_response.json", get("/v3/users/self/egvs")),
+            ("v3_datarange_response.json", get("/v3/users/self/dataRange")),
+            ("oauth2_token_response.json", response("post", "/v2/oauth2/token", "200")),
+            ("oauth2_token_response_v3_keycloak.json", response("post", "/v2/oauth2/token", "200")),
+        ],
+    },
 ];
 
+const OURA_WEBHOOKS: &str =
+    "Oura's description has no webhook event body (cloud.ouraring.com/v2/docs, webhooks: prose)";
+const WITHINGS_NOTIFY: &str =
+    "notifications are form posts, described in Withings' notification guide (prose), not JSON";
+const STRAVA_PROSE: &str =
+    "Strava's models have no token, push-subscription or webhook-event schema \
+     (developers.strava.com/docs/authentication and /webhooks: prose and examples)";
 const WHOOP_WEBHOOKS: &str =
     "WHOOP documents webhook bodies in prose only (developer.whoop.com/docs/developing/webhooks)";
+
+/// Where a description is known to be wrong about the live API: the vendor
+/// folder, the JSON path (`*`: any one step), what the check says, and the
+/// evidence. Each must still be met by some body, or it is dropped.
+const KNOWN_WRONG: &[(&str, &str, &str, &str)] = &[
+    ("dexcom", "/*/*/systemTime", NOT_RFC3339, DEXCOM_LOCAL_TIMES),
+    (
+        "dexcom",
+        "/*/*/displayTime",
+        NOT_RFC3339,
+        DEXCOM_LOCAL_TIMES,
+    ),
+    (
+        "strava",
+        "/*/athlete",
+        STRAVA_RESOURCE_STATE,
+        STRAVA_EXAMPLES,
+    ),
+    ("strava", "/*/map", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
+    ("strava", "/athlete", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
+    ("strava", "/map", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
+    (
+        "withings",
+        "/body/updatetime",
+        "is not of type \"string\"",
+        "Withings answers an integer epoch: a captured getmeas answer (GitHub zsoltbalogh/goals, \
+     weight-data.php: \"updatetime\":1515003660) and clients that parse it as a number \
+     (TrendWeight WithingsGetMeasuresResponse.UpdateTime: long, openHAB MeasureResult: int)",
+    ),
+];
+
+const NOT_RFC3339: &str = "is not a \"date-time\"";
+const DEXCOM_LOCAL_TIMES: &str =
+    "Dexcom writes times without a UTC offset where the source has none: \
+    the getDataRangeV3 reference example has no offsets (fixtures README, docs/vendors/dexcom.md) \
+    and the EGV systemTime description in the same file says receiver records carry none; \
+    the transcription's `format: date-time` (RFC 3339, offset required) is stricter than Dexcom";
+const STRAVA_RESOURCE_STATE: &str = "does not name: [\"resource_state\"]";
+const STRAVA_EXAMPLES: &str = "Strava's own example responses (strava-swagger.json, \
+    GET /athlete/activities and GET /activities/{id}) carry resource_state in `athlete` and `map`; \
+    the models (MetaAthlete, PolylineMap) leave it out";
+
+/// Whether the JSON path `at` is matched by `pattern` (`*`: any one step).
+fn path_matches(pattern: &str, at: &str) -> bool {
+    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), at.split('/').collect());
+    p.len() == a.len() && p.iter().zip(&a).all(|(p, a)| *p == "*" || p == a)
+}
 
 fn fixture_dir(folder: &str) -> std::path::PathBuf {
     workspace_root()
@@ -155,6 +320,7 @@ fn fixtures_conform_to_the_vendors_descriptions() {
         return;
     };
     let mut failures = Vec::new();
+    let mut used = BTreeSet::new();
     for v in VENDORS {
         let spec = Spec::load(&dir, v.spec).unwrap();
         let mut checked = 0;
@@ -163,7 +329,16 @@ fn fixtures_conform_to_the_vendors_descriptions() {
             let text = std::fs::read_to_string(fixture_dir(v.folder).join(file)).unwrap();
             let body: Value = serde_json::from_str(&text).unwrap();
             for problem in spec.check(*target, &body).unwrap() {
-                failures.push(format!("{} {file} ({target}): {problem}", v.folder));
+                let known = KNOWN_WRONG.iter().position(|(folder, path, what, _)| {
+                    let (at, says) = problem.split_once(": ").unwrap_or_default();
+                    *folder == v.folder && path_matches(path, at) && says.contains(what)
+                });
+                match known {
+                    Some(i) => {
+                        used.insert(i);
+                    }
+                    None => failures.push(format!("{} {file} ({target}): {problem}", v.folder)),
+                }
             }
             checked += 1;
         }
@@ -171,6 +346,13 @@ fn fixtures_conform_to_the_vendors_descriptions() {
             "{}: {checked} fixtures checked against {}",
             v.folder, v.spec
         );
+    }
+    for (i, (folder, path, ..)) in KNOWN_WRONG.iter().enumerate() {
+        if !used.contains(&i) {
+            failures.push(format!(
+                "{folder}: known exception {path} no longer met: drop it"
+            ));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -302,7 +302,7 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
             "timestamp": ts(&midnight),
             "contributors": {"activity_balance": 80, "body_temperature": 95, "hrv_balance": 77,
                              "previous_day_activity": 88, "previous_night": 84, "recovery_index": 90,
-                             "resting_heart_rate": 86, "sleep_balance": 79, "sleep_regularity": 83}
+                             "resting_heart_rate": 86, "sleep_balance": 79}
         })],
         Kind::DailySpo2 if slept => vec![json!({
             "id": id("spo2"), "day": date, "breathing_disturbance_index": 8,
@@ -383,7 +383,6 @@ pub fn heart_rate(user: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<V
         if t >= start {
             out.push(json!({
                 "timestamp": t.to_rfc3339_opts(SecondsFormat::Secs, false),
-                "timestamp_unix": t.timestamp_millis(),
                 "bpm": heart_rate_at(user, t), "source": "awake"
             }));
         }

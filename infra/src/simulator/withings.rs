@@ -317,7 +317,7 @@ fn measures(user: &str, start: i64, end: i64) -> Vec<Value> {
                 "attrib": 0, "date": t, "created": t + 60, "modified": t + 60, "category": 1,
                 "deviceid": "simdevice", "hash_deviceid": "simdevice",
                 "measures": [{"value": value, "type": kind, "unit": unit, "algo": 0, "fm": 3}],
-                "model": model, "model_id": 6, "comment": null
+                "model": model, "model_id": 6
             }));
         }
     }
