@@ -106,6 +106,11 @@ impl Spec {
             serde_yaml::from_str(&text)
                 .map_err(|e| SpecError::Unreadable(file.into(), e.to_string()))?
         };
+        let doc = if doc["discoveryVersion"].is_string() {
+            from_discovery(&doc)
+        } else {
+            doc
+        };
         let v30 = doc["openapi"]
             .as_str()
             .is_some_and(|v| v.starts_with("3.0"));
@@ -390,6 +395,105 @@ impl Spec {
             })
         })
     }
+}
+
+/// A Google discovery document as the OpenAPI 3.1 this module reads: its
+/// schemas as components (JSON Schema), each method as an operation found
+/// by its `id` ([`Target::Operation`]) with its request and response.
+fn from_discovery(doc: &Value) -> Value {
+    let schemas: Map<String, Value> = doc["schemas"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), discovery_schema(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut paths = Map::new();
+    let mut stack = vec![doc["resources"].clone()];
+    while let Some(level) = stack.pop() {
+        let Value::Object(resources) = level else {
+            continue;
+        };
+        for resource in resources.values() {
+            stack.push(resource["resources"].clone());
+            for method in resource["methods"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                let body = |r: &Value| {
+                    r["$ref"].as_str().map(|name| {
+                        json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
+                    })
+                };
+                let mut op = json!({"operationId": method["id"]});
+                if let Some(response) = body(&method["response"]) {
+                    op["responses"] = json!({"200": response});
+                }
+                if let Some(request) = body(&method["request"]) {
+                    op["requestBody"] = request;
+                }
+                let key = method["id"].as_str().unwrap_or_default().to_string();
+                paths.insert(key, json!({"x-method": op}));
+            }
+        }
+    }
+    json!({"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}})
+}
+
+/// A discovery schema in JSON Schema terms: `$ref` by name, 64-bit
+/// integers and durations as the strings Google sends, `any` as anything.
+fn discovery_schema(node: &Value) -> Value {
+    let Value::Object(src) = node else {
+        return node.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in src {
+        match k.as_str() {
+            "$ref" => {
+                out.insert(
+                    k.clone(),
+                    json!(format!(
+                        "#/components/schemas/{}",
+                        v.as_str().unwrap_or_default()
+                    )),
+                );
+            }
+            "properties" => {
+                let props: Map<String, Value> = v
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(n, s)| (n.clone(), discovery_schema(s)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(k.clone(), discovery_schema(v));
+            }
+            "type" if v == "any" => {}
+            "type" | "enum" => {
+                out.insert(k.clone(), v.clone());
+            }
+            "format" => match v.as_str().unwrap_or_default() {
+                "int64" | "uint64" => {
+                    out.insert("pattern".into(), json!("^-?[0-9]+$"));
+                }
+                "google-duration" => {
+                    out.insert("pattern".into(), json!("^-?[0-9]+(\\.[0-9]{1,9})?s$"));
+                }
+                "google-datetime" => {
+                    out.insert("format".into(), json!("date-time"));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Value::Object(out)
 }
 
 /// A mismatch: where, the unknown fields when that is what it is, and the message.

@@ -221,6 +221,32 @@ const VENDORS: &[Vendor] = &[
             ("oauth2_token_response_v3_keycloak.json", response("post", "/v2/oauth2/token", "200")),
         ],
     },
+    Vendor {
+        folder: "fitbit",
+        spec: "google-health.v4.json",
+        fixtures: &[
+            ("identity.json", operation("health.users.getIdentity")),
+            ("steps_list.json", operation(LIST_DATA_POINTS)),
+            ("heart_rate_list.json", operation(LIST_DATA_POINTS)),
+            ("daily_resting_heart_rate_list.json", operation(LIST_DATA_POINTS)),
+            ("daily_heart_rate_variability_list.json", operation(LIST_DATA_POINTS)),
+            ("daily_oxygen_saturation_list.json", operation(LIST_DATA_POINTS)),
+            ("sleep_list.json", operation(LIST_DATA_POINTS)),
+            ("exercise_list.json", operation(LIST_DATA_POINTS)),
+            ("active_energy_burned_list.json", operation(LIST_DATA_POINTS)),
+            ("daily_rollup_request.json", schema("DailyRollUpDataPointsRequest")),
+            ("daily_rollup_steps_response.json", operation("health.users.dataTypes.dataPoints.dailyRollUp")),
+            ("daily_rollup_total_calories_response.json", operation("health.users.dataTypes.dataPoints.dailyRollUp")),
+            ("rollup_request.json", schema("RollUpDataPointsRequest")),
+            ("rollup_heart_rate_response.json", operation("health.users.dataTypes.dataPoints.rollUp")),
+            ("subscriber_create_request.json", schema("CreateSubscriberPayload")),
+            ("token_response.json", Undescribed(GOOGLE_OAUTH)),
+            ("token_refresh_response.json", Undescribed(GOOGLE_OAUTH)),
+            ("verification.json", Undescribed(GOOGLE_NOTIFICATIONS)),
+            ("notification.json", Undescribed(GOOGLE_NOTIFICATIONS)),
+            ("error_429.json", Undescribed("the discovery document has no error schema (Google's AIP-193 error model, prose)")),
+        ],
+    },
 ];
 
 const OURA_WEBHOOKS: &str =
@@ -230,6 +256,11 @@ const WITHINGS_NOTIFY: &str =
 const STRAVA_PROSE: &str =
     "Strava's models have no token, push-subscription or webhook-event schema \
      (developers.strava.com/docs/authentication and /webhooks: prose and examples)";
+const LIST_DATA_POINTS: &str = "health.users.dataTypes.dataPoints.list";
+const GOOGLE_OAUTH: &str =
+    "Google's OAuth token answers are not in the Health API's discovery document";
+const GOOGLE_NOTIFICATIONS: &str =
+    "the discovery document has no subscriber notification or verification body (prose only)";
 const WHOOP_WEBHOOKS: &str =
     "WHOOP documents webhook bodies in prose only (developer.whoop.com/docs/developing/webhooks)";
 

@@ -40,7 +40,7 @@
 //!   kcal, metres). Each pages with `more` / `offset`.
 //! - Local dates: activity, sleep and workout series carry their own local
 //!   `date` (sleep: the wake-up day); measure groups are epochs converted with
-//!   the body's IANA `timezone` (tz.rs; an unknown zone falls back to UTC).
+//!   the body's IANA `timezone` (tz.rs, the IANA database; an unknown zone falls back to UTC).
 //!   Withings gives no resting heart rate: none is emitted.
 //! - Revoke: `POST /v2/signature action=getnonce` (signature = hex
 //!   HMAC-SHA256(client secret, `"getnonce,<client_id>,<timestamp>"`)), then
