@@ -11,7 +11,8 @@
 //!   first asks `dataRange` where glucose data exists, then reads
 //!   `GET /v3/users/self/egvs?startDate&endDate` (zone-less UTC
 //!   `YYYY-MM-DDThh:mm:ss`, at most 30 days a request) over the overlap.
-//! - Values: `value` in mg/dL (mmol/L is converted, ×18.0182), at
+//! - Values: `value` in mg/dL (mmol/L is converted, ×18.0182; a reading of
+//!   `unit` `unknown` is skipped), at
 //!   `systemTime` (UTC), on the user-local date of `displayTime`.
 //! - Disconnect: Dexcom has no revoke endpoint (the user revokes in
 //!   Dexcom's account settings); the connector deletes its tokens and says so.
@@ -121,14 +122,27 @@ fn display_date(s: &str) -> Option<NaiveDate> {
 }
 
 /// Normalizes glucose readings; records without a value (sensor warm-up,
-/// errors) are skipped.
+/// errors) are skipped, and so are those whose `unit` is `unknown` (or
+/// missing): a value in an unknown unit is not a glucose level.
 fn normalize(egvs: &[Egv]) -> Vec<Sample> {
+    let unknown = egvs
+        .iter()
+        .filter(|e| e.value.is_some() && !matches!(e.unit.as_deref(), Some("mg/dL" | "mmol/L")))
+        .count();
+    if unknown > 0 {
+        tracing::warn!(
+            vendor = "dexcom",
+            readings = unknown,
+            "glucose readings of unknown unit skipped"
+        );
+    }
     egvs.iter()
         .filter_map(|e| {
             let value = e.value?;
             let mg_dl = match e.unit.as_deref() {
                 Some("mmol/L") => (value * MG_DL_PER_MMOL_L * 10.0).round() / 10.0,
-                _ => value,
+                Some("mg/dL") => value,
+                _ => return None,
             };
             Some(Sample::at(
                 MetricType::Glucose,
@@ -294,6 +308,20 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].value, 99.1);
         assert_eq!(s[0].time.unwrap().to_rfc3339(), "2026-11-21T08:00:00+00:00");
+    }
+
+    #[test]
+    fn a_reading_of_unknown_unit_is_not_taken_as_mg_dl() {
+        let e = |unit: Option<&str>| Egv {
+            record_id: "r".into(),
+            system_time: "2026-11-21T08:00:00".into(),
+            display_time: "2026-11-21T09:00:00".into(),
+            value: Some(6.1),
+            unit: unit.map(String::from),
+        };
+        let s = normalize(&[e(Some("unknown")), e(None), e(Some("mg/dL"))]);
+        assert_eq!(s.len(), 1, "only the reading whose unit is known");
+        assert_eq!(s[0].value, 6.1);
     }
 
     #[test]
