@@ -35,7 +35,7 @@
 //! - Normalization (see the fixtures README): exercises on the local date of
 //!   `start_time` (local, offset in `start_time_utc_offset` minutes; UTC
 //!   start = local − offset); sleep and nightly recharge on Polar's `date`
-//!   (the morning the night ends); activity on the date of `start_time`;
+//!   (the morning the night ends); activity on the middle of its `start_time`..`end_time` (UTC by the description);
 //!   continuous HR on the response's `date`, its device-clock times turned
 //!   into UTC with the user's offset taken from the exercises and sleeps
 //!   of the same pull (UTC when none). Sleep duration = light + deep + REM +
@@ -176,14 +176,25 @@ struct NightlyRecharge {
 struct Activity {
     pub start_time: NaiveDateTime,
     #[serde(default)]
+    pub end_time: Option<NaiveDateTime>,
+    #[serde(default)]
     pub steps: Option<f64>,
     #[serde(default)]
     pub calories: Option<f64>,
 }
 
 impl Activity {
+    /// The user's local day. The summary has no date: its `start_time` and
+    /// `end_time` span the day, in UTC by Polar's description (local in
+    /// Polar's examples). The middle of the span is the local noon either
+    /// way, whose date is the local day for any offset within ±12 h; the
+    /// start's date would be the day before east of UTC.
     pub fn date(&self) -> NaiveDate {
-        self.start_time.date()
+        let end = self
+            .end_time
+            .filter(|e| *e > self.start_time)
+            .unwrap_or(self.start_time + Duration::hours(24));
+        (self.start_time + (end - self.start_time) / 2).date()
     }
 }
 

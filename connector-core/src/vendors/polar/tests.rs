@@ -58,6 +58,39 @@ fn golden_daily_values() {
     assert!(s.iter().all(|x| x.source == "polar"));
 }
 
+/// Polar's description gives an activity day's `start_time` and `end_time`
+/// in UTC; its own fixtures (and the deprecated transactional resource)
+/// read as local. Either way the day is the local one, east of UTC too.
+#[test]
+fn an_activity_day_is_the_users_local_day_whichever_clock_its_times_use() {
+    let day = |start: &str, end: &str| {
+        let a: Vec<Activity> = parsed(vec![serde_json::json!({
+            "start_time": start, "end_time": end, "steps": 1000, "calories": 2000
+        })]);
+        a[0].date().to_string()
+    };
+    // UTC+1: the local 21st runs from 23:00 UTC on the 20th.
+    assert_eq!(
+        day("2026-11-20T23:00:00", "2026-11-21T22:59:59"),
+        "2026-11-21"
+    );
+    // UTC+10 (Sydney in winter).
+    assert_eq!(
+        day("2026-07-20T14:00:00", "2026-07-21T13:59:59"),
+        "2026-07-21"
+    );
+    // UTC-5.
+    assert_eq!(
+        day("2026-11-21T05:00:00", "2026-11-22T04:59:59"),
+        "2026-11-21"
+    );
+    // Local times.
+    assert_eq!(
+        day("2026-11-21T00:00:00", "2026-11-21T23:59:59"),
+        "2026-11-21"
+    );
+}
+
 #[test]
 fn golden_exercise_local_day_utc_start_and_units() {
     let s = normalize(&collections());
