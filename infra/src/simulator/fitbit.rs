@@ -185,7 +185,8 @@ fn interval(start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
     json!({ "startTime": ts(start), "startUtcOffset": off, "endTime": ts(end), "endUtcOffset": off })
 }
 
-/// (the time the filter compares, the data point) of a type on a day.
+/// (the time the filter compares, the data point) of a type on a day: the
+/// date of a daily summary, sleep's UTC end, exercise's civil (local) start.
 fn point(user: &str, kind: &str, date: NaiveDate) -> Option<(String, Value)> {
     let d = day(user, date);
     let src = json!({ "platform": "FITBIT", "recordingMethod": "DERIVED" });
@@ -226,8 +227,9 @@ fn point(user: &str, kind: &str, date: NaiveDate) -> Option<(String, Value)> {
         "exercise" => {
             let (minutes, metres, kcal) = d.run?;
             let start = local(date, 17, 30);
+            let civil_start = (start + Duration::seconds(OFFSET_SECS)).naive_utc();
             (
-                ts(start),
+                civil_start.format("%Y-%m-%dT%H:%M:%S").to_string(),
                 json!({
                 "name": format!("users/{user}/dataTypes/exercise/dataPoints/sim-run-{date}"),
                 "dataSource": { "platform": "FITBIT", "recordingMethod": "ACTIVELY_MEASURED" },
@@ -267,7 +269,9 @@ async fn list(
     let snake = kind.replace('-', "_");
     let expected_field = match kind.as_str() {
         "sleep" => format!("{snake}.interval.end_time"),
-        "exercise" => format!("{snake}.interval.start_time"),
+        // The discovery document: sessions other than sleep and ECG filter
+        // on their civil start time only.
+        "exercise" => format!("{snake}.interval.civil_start_time"),
         _ => format!("{snake}.date"),
     };
     let Some((field, lo, hi)) = q.get("filter").and_then(|f| parse_filter(f)) else {

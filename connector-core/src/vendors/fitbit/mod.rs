@@ -543,14 +543,17 @@ impl VendorDriver for Fitbit {
     async fn fetch(&self, ctx: &VendorCtx, req: FetchRequest<'_>) -> Result<Fetched, VendorError> {
         let t = req.access_token;
         let (from, to) = (req.from, req.to);
+        // Local days, by a date field or a civil time.
         let date_filter = |f: &str| {
             format!(
-                "{f}.date >= \"{}\" AND {f}.date < \"{}\"",
+                "{f} >= \"{}\" AND {f} < \"{}\"",
                 from,
                 to + Duration::days(1)
             )
         };
-        // Sessions are found by UTC time: a day wider each side, then kept by local day.
+        // Sleep is found by its UTC end, a day wider each side, then kept by
+        // local day; exercise (like every session but sleep and ECG) can
+        // only be filtered on its civil start time, which is the local day.
         let (lo, hi) = (
             rfc3339(from - Duration::days(1)),
             rfc3339(to + Duration::days(2)),
@@ -559,18 +562,21 @@ impl VendorDriver for Fitbit {
         let lists = [
             (
                 "daily-resting-heart-rate",
-                date_filter("daily_resting_heart_rate"),
+                date_filter("daily_resting_heart_rate.date"),
             ),
             (
                 "daily-heart-rate-variability",
-                date_filter("daily_heart_rate_variability"),
+                date_filter("daily_heart_rate_variability.date"),
             ),
             (
                 "daily-oxygen-saturation",
-                date_filter("daily_oxygen_saturation"),
+                date_filter("daily_oxygen_saturation.date"),
             ),
             ("sleep", sessions("sleep.interval.end_time")),
-            ("exercise", sessions("exercise.interval.start_time")),
+            (
+                "exercise",
+                date_filter("exercise.interval.civil_start_time"),
+            ),
         ];
         // Each data point is normalized once: its samples, and its raw record
         // on the date they land on.
