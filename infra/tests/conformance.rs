@@ -4,43 +4,13 @@
 //! with why no description covers it, and each described one must conform
 //! strictly (see `connector_infra::conformance`).
 
-use connector_infra::conformance::{specs_dir, Spec, Target};
+use connector_infra::conformance::covers::{get, operation, request, response, schema};
+use connector_infra::conformance::{known_wrong, specs_dir, Covers, Spec, Target, KNOWN_WRONG};
 use connector_infra::stack::workspace_root;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// What a fixture file stands for.
-enum Covers {
-    /// A body of `target` in the vendor's description.
-    Described(Target<'static>),
-    /// Nothing in the description: why (the vendor documents it only in prose, …).
-    Undescribed(&'static str),
-}
 use Covers::*;
-
-const fn get(path: &'static str) -> Covers {
-    response("get", path, "200")
-}
-
-const fn response(method: &'static str, path: &'static str, status: &'static str) -> Covers {
-    Described(Target::Response {
-        method,
-        path,
-        status,
-    })
-}
-
-const fn schema(name: &'static str) -> Covers {
-    Described(Target::Component(name))
-}
-
-const fn operation(id: &'static str) -> Covers {
-    Described(Target::Operation(id))
-}
-
-const fn request(method: &'static str, path: &'static str) -> Covers {
-    Described(Target::Request { method, path })
-}
 
 struct Vendor {
     folder: &'static str,
@@ -264,53 +234,6 @@ const GOOGLE_NOTIFICATIONS: &str =
 const WHOOP_WEBHOOKS: &str =
     "WHOOP documents webhook bodies in prose only (developer.whoop.com/docs/developing/webhooks)";
 
-/// Where a description is known to be wrong about the live API: the vendor
-/// folder, the JSON path (`*`: any one step), what the check says, and the
-/// evidence. Each must still be met by some body, or it is dropped.
-const KNOWN_WRONG: &[(&str, &str, &str, &str)] = &[
-    ("dexcom", "/*/*/systemTime", NOT_RFC3339, DEXCOM_LOCAL_TIMES),
-    (
-        "dexcom",
-        "/*/*/displayTime",
-        NOT_RFC3339,
-        DEXCOM_LOCAL_TIMES,
-    ),
-    (
-        "strava",
-        "/*/athlete",
-        STRAVA_RESOURCE_STATE,
-        STRAVA_EXAMPLES,
-    ),
-    ("strava", "/*/map", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
-    ("strava", "/athlete", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
-    ("strava", "/map", STRAVA_RESOURCE_STATE, STRAVA_EXAMPLES),
-    (
-        "withings",
-        "/body/updatetime",
-        "is not of type \"string\"",
-        "Withings answers an integer epoch: a captured getmeas answer (GitHub zsoltbalogh/goals, \
-     weight-data.php: \"updatetime\":1515003660) and clients that parse it as a number \
-     (TrendWeight WithingsGetMeasuresResponse.UpdateTime: long, openHAB MeasureResult: int)",
-    ),
-];
-
-const NOT_RFC3339: &str = "is not a \"date-time\"";
-const DEXCOM_LOCAL_TIMES: &str =
-    "Dexcom writes times without a UTC offset where the source has none: \
-    the getDataRangeV3 reference example has no offsets (fixtures README, docs/vendors/dexcom.md) \
-    and the EGV systemTime description in the same file says receiver records carry none; \
-    the transcription's `format: date-time` (RFC 3339, offset required) is stricter than Dexcom";
-const STRAVA_RESOURCE_STATE: &str = "does not name: [\"resource_state\"]";
-const STRAVA_EXAMPLES: &str = "Strava's own example responses (strava-swagger.json, \
-    GET /athlete/activities and GET /activities/{id}) carry resource_state in `athlete` and `map`; \
-    the models (MetaAthlete, PolylineMap) leave it out";
-
-/// Whether the JSON path `at` is matched by `pattern` (`*`: any one step).
-fn path_matches(pattern: &str, at: &str) -> bool {
-    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), at.split('/').collect());
-    p.len() == a.len() && p.iter().zip(&a).all(|(p, a)| *p == "*" || p == a)
-}
-
 fn fixture_dir(folder: &str) -> std::path::PathBuf {
     workspace_root()
         .join("connector-core/fixtures/vendors")
@@ -360,11 +283,7 @@ fn fixtures_conform_to_the_vendors_descriptions() {
             let text = std::fs::read_to_string(fixture_dir(v.folder).join(file)).unwrap();
             let body: Value = serde_json::from_str(&text).unwrap();
             for problem in spec.check(*target, &body).unwrap() {
-                let known = KNOWN_WRONG.iter().position(|(folder, path, what, _)| {
-                    let (at, says) = problem.split_once(": ").unwrap_or_default();
-                    *folder == v.folder && path_matches(path, at) && says.contains(what)
-                });
-                match known {
+                match known_wrong(v.folder, &problem) {
                     Some(i) => {
                         used.insert(i);
                     }
@@ -378,10 +297,17 @@ fn fixtures_conform_to_the_vendors_descriptions() {
             v.folder, v.spec
         );
     }
-    for (i, (folder, path, ..)) in KNOWN_WRONG.iter().enumerate() {
+    for (i, k) in KNOWN_WRONG.iter().enumerate() {
+        assert!(
+            k.evidence.len() > 40,
+            "{}: say why {} is wrong",
+            k.vendor,
+            k.path
+        );
         if !used.contains(&i) {
             failures.push(format!(
-                "{folder}: known exception {path} no longer met: drop it"
+                "{}: known exception {} no longer met: drop it",
+                k.vendor, k.path
             ));
         }
     }

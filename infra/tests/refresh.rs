@@ -133,6 +133,7 @@ async fn a_rotated_token_survives_a_storage_outage_right_after_the_refresh() {
         .await
         .unwrap();
     sim.check_logs_on_drop(captured_logs);
+    sim.check_shapes_on_drop();
     let mut opts = options("refresh-outage");
     opts.endpoint = outage.endpoint();
     opts.extra_env.extend(sim.env());

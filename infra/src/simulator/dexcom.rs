@@ -50,8 +50,18 @@ pub fn sim() -> VendorSim {
     )
 }
 
+/// Dexcom's token answer: `access_token`, `expires_in`, `token_type`,
+/// `refresh_token`, and no `scope` (the authentication page's example).
+fn token_response(sim: &VendorSim, i: &oauth::Issued) -> serde_json::Value {
+    let mut v = oauth::standard_response(sim, i);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("scope");
+    }
+    v
+}
+
 pub fn router(sim: Arc<VendorSim>) -> Router {
-    oauth::routes(OAUTH_PATHS, oauth::standard_response)
+    oauth::routes(OAUTH_PATHS, token_response)
         .route("/v3/users/self/dataRange", get(data_range))
         .route("/v3/users/self/egvs", get(egvs))
         .with_state(sim)

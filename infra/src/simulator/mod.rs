@@ -14,6 +14,7 @@ pub mod limits;
 pub mod oauth;
 pub mod oura;
 pub mod polar;
+pub mod record;
 pub mod secrets;
 pub mod strava;
 pub mod terra;
@@ -102,6 +103,8 @@ pub struct VendorSim {
     pub webhook_target: Mutex<Option<String>>,
     /// Injected 5xx, dropped connections and slowness (reliability tests).
     pub faults: faults::Faults,
+    /// What the vendor was asked and answered (conformance checks).
+    pub recorder: record::Recorder,
     /// Runs right after the token endpoint answers a refresh, before the
     /// answer leaves (reliability tests: a fault just after the vendor rotated).
     pub after_refresh: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -133,6 +136,7 @@ impl VendorSim {
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
             faults: faults::Faults::default(),
+            recorder: record::Recorder::default(),
             after_refresh: Mutex::new(None),
             extra: Box::new(()),
         }
@@ -297,11 +301,20 @@ pub struct Simulator {
     pub vendors: Vendors,
     task: JoinHandle<()>,
     logs: Option<fn() -> String>,
+    check_shapes: bool,
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
         self.task.abort();
+        if self.check_shapes && !std::thread::panicking() {
+            let problems = self.shape_problems();
+            assert!(
+                problems.is_empty(),
+                "the simulator answered outside the vendors' descriptions:\n{}",
+                problems.join("\n")
+            );
+        }
         if let (Some(logs), false) = (self.logs, std::thread::panicking()) {
             let leaked = secrets::leaked_in(&logs());
             assert!(
@@ -318,10 +331,16 @@ impl Simulator {
         let vendors = Vendors::all();
         let mut router = Router::new();
         for (vendor, sim) in &vendors.0 {
-            let routes = (sim.router)(sim.clone()).layer(axum::middleware::from_fn_with_state(
-                sim.clone(),
-                faults::inject,
-            ));
+            // Faults wrap the recorder: it keeps the vendor's own answers.
+            let routes = (sim.router)(sim.clone())
+                .layer(axum::middleware::from_fn_with_state(
+                    sim.clone(),
+                    record::record,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    sim.clone(),
+                    faults::inject,
+                ));
             router = router.nest(&format!("/{}", vendor.as_str()), routes);
         }
         let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -336,6 +355,7 @@ impl Simulator {
             vendors,
             task,
             logs: None,
+            check_shapes: false,
         })
     }
 
@@ -343,6 +363,40 @@ impl Simulator {
     /// any simulated vendor issued or used (see `secrets`) is in `logs()`.
     pub fn check_logs_on_drop(&mut self, logs: fn() -> String) {
         self.logs = Some(logs);
+    }
+
+    /// When the simulator goes away (its test ends), fails if any answer it
+    /// gave breaks the vendor's published description
+    /// (`crate::conformance::simulator`; nothing when the descriptions are
+    /// absent).
+    pub fn check_shapes_on_drop(&mut self) {
+        self.check_shapes = true;
+    }
+
+    /// Every mismatch between what the simulated vendors answered so far
+    /// and their descriptions, `<vendor> <method> <path>: <what>`.
+    pub fn shape_problems(&self) -> Vec<String> {
+        let Some(dir) = crate::conformance::specs_dir() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        for (vendor, sim) in &self.vendors.0 {
+            let exchanges = sim.recorder.exchanges();
+            if let Some(r) =
+                crate::conformance::simulator::check(&dir, *vendor, sim.oauth_paths, &exchanges)
+            {
+                if r.checked > 0 {
+                    // Seen with `cargo test -- --nocapture`: how much was held to the description.
+                    eprintln!(
+                        "simulator conformance: {vendor}: {} answers checked, operations {:?}",
+                        r.checked, r.operations
+                    );
+                }
+                problems.extend(r.problems.into_iter().map(|p| format!("{vendor} {p}")));
+            }
+        }
+        problems.sort();
+        problems
     }
 
     pub fn base(&self, vendor: Vendor) -> String {

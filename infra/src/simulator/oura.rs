@@ -300,9 +300,7 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
             "id": id("readiness"), "day": date, "score": d.readiness,
             "temperature_deviation": -0.1, "temperature_trend_deviation": 0.05,
             "timestamp": ts(&midnight),
-            "contributors": {"activity_balance": 80, "body_temperature": 95, "hrv_balance": 77,
-                             "previous_day_activity": 88, "previous_night": 84, "recovery_index": 90,
-                             "resting_heart_rate": 86, "sleep_balance": 79}
+            "contributors": READINESS_CONTRIBUTORS.clone()
         })],
         Kind::DailySpo2 if slept => vec![json!({
             "id": id("spo2"), "day": date, "breathing_disturbance_index": 8,
@@ -325,9 +323,12 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
                     "lowest_heart_rate": d.lowest_heart_rate, "average_hrv": d.average_hrv,
                     "heart_rate": {"interval": 300.0, "items": [d.lowest_heart_rate + 8, d.lowest_heart_rate], "timestamp": ts(&d.bedtime_start)},
                     "hrv": {"interval": 300.0, "items": [d.average_hrv - 3, d.average_hrv + 3], "timestamp": ts(&d.bedtime_start)},
-                    "readiness": {"score": d.readiness, "contributors": {}, "temperature_deviation": -0.1, "temperature_trend_deviation": 0.05},
+                    "readiness": {"score": d.readiness, "contributors": READINESS_CONTRIBUTORS.clone(),
+                        "temperature_deviation": -0.1, "temperature_trend_deviation": 0.05},
+                    "readiness_score_delta": 2, "sleep_score_delta": 1,
                     "low_battery_alert": false, "sleep_algorithm_version": "v2",
-                    "sleep_phase_5_min": "4222113334", "restless_periods": 100
+                    "movement_30_sec": "1112211111", "sleep_phase_5_min": "4222113334",
+                    "restless_periods": 100
                 }));
             }
             if let Some(nap) = d.nap_secs {
@@ -338,8 +339,13 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
                         "id": id("nap"), "day": date, "type": "sleep", "period": 2,
                         "bedtime_start": ts(&start), "bedtime_end": ts(&end),
                         "total_sleep_duration": nap, "time_in_bed": nap + 300, "awake_time": 300,
+                        "deep_sleep_duration": 0, "rem_sleep_duration": 0, "light_sleep_duration": nap,
                         "average_hrv": 20, "lowest_heart_rate": 70, "average_heart_rate": 74.0,
-                        "efficiency": 83, "latency": 120, "readiness": null
+                        "average_breath": 15.0, "heart_rate": null, "hrv": null,
+                        "efficiency": 83, "latency": 120, "readiness": null,
+                        "readiness_score_delta": null, "sleep_score_delta": null,
+                        "low_battery_alert": false, "sleep_algorithm_version": "v2",
+                        "movement_30_sec": null, "sleep_phase_5_min": null, "restless_periods": 3
                     }));
                 }
             }
@@ -350,7 +356,16 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
             "total_calories": d.total_calories, "active_calories": d.active_calories,
             "target_calories": 450, "equivalent_walking_distance": d.steps * 3 / 4,
             "score": 80, "timestamp": ts(&(midnight + Duration::hours(4))),
-            "high_activity_time": 1800, "medium_activity_time": 3600, "low_activity_time": 14400
+            "class_5_min": "1112233321", "average_met_minutes": 1.6,
+            "contributors": {"meet_daily_targets": 60, "move_every_hour": 95, "recovery_time": 100,
+                             "stay_active": 80, "training_frequency": 71, "training_volume": 98},
+            "high_activity_met_minutes": 12, "high_activity_time": 1800,
+            "medium_activity_met_minutes": 150, "medium_activity_time": 3600,
+            "low_activity_met_minutes": 240, "low_activity_time": 14400,
+            "sedentary_met_minutes": 12, "sedentary_time": 30000,
+            "resting_time": 28800, "non_wear_time": 600, "inactivity_alerts": 1,
+            "met": {"interval": 60.0, "items": [0.9, 1.2, 3.4], "timestamp": ts(&midnight)},
+            "target_meters": 8000, "meters_to_target": (8000 - d.steps * 3 / 4).max(0)
         })],
         Kind::Workout => match &d.workout {
             Some((activity, start, minutes, kcal, metres))
@@ -369,6 +384,13 @@ fn documents(user: &str, offset: i32, kind: Kind, date: NaiveDate) -> Vec<Value>
         _ => Vec::new(),
     }
 }
+
+/// Oura's readiness contributors (scores 1–100), all of them required.
+static READINESS_CONTRIBUTORS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({"activity_balance": 80, "body_temperature": 95, "hrv_balance": 77,
+           "previous_day_activity": 88, "previous_night": 84, "recovery_index": 90,
+           "resting_heart_rate": 86, "sleep_balance": 79})
+});
 
 /// Hourly heart-rate rows (UTC) in `[start, end)`; Oura's are 5-minutely.
 pub fn heart_rate(user: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Value> {

@@ -73,8 +73,19 @@ pub fn router(sim: Arc<VendorSim>) -> Router {
         .with_state(sim)
 }
 
+/// Terra's error body: an RFC 9457 problem (`type`, `title`, `instance`,
+/// `detail`) as `application/problem+json`.
 fn terra_error(status: StatusCode, message: &str) -> Response {
-    json_response(status, json!({ "status": "error", "message": message }))
+    let title = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let mut resp = json_response(
+        status,
+        json!({ "type": "about:blank", "title": title, "instance": "/v2", "detail": message }),
+    );
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
 }
 
 /// Every Terra call carries the app's dev-id and API key.

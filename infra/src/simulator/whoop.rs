@@ -319,7 +319,7 @@ fn records(
                     start,
                     json!({
                         "id": format!("{}-0000-4000-8000-{:012}", &d.sleep_id[..8], d.cycle_id),
-                        "v1_id": null, "user_id": uid, "created_at": created, "updated_at": created,
+                        "user_id": uid, "created_at": created, "updated_at": created,
                         "start": ts(start), "end": ts(start + Duration::minutes(minutes)),
                         "timezone_offset": tz, "sport_name": sport, "sport_id": 0,
                         "score_state": "SCORED",

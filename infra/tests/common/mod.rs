@@ -335,6 +335,8 @@ pub async fn sim_stack_with(
     // Every end-to-end suite on the simulator: no token, code, secret or
     // signature it issued or used may appear in any captured log line.
     sim.check_logs_on_drop(captured_logs);
+    // ... and every answer it gave must fit the vendor's own description.
+    sim.check_shapes_on_drop();
     let mut opts = options(name);
     opts.extra_env.extend(sim.env());
     for (k, v) in extra {

@@ -1,0 +1,96 @@
+//! What a simulated vendor was asked and answered, kept (bounded) so tests
+//! can hold the simulator's shapes to the vendors' published descriptions
+//! (`crate::conformance`).
+
+use super::VendorSim;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::{Arc, Mutex};
+
+/// At most this many exchanges are kept per vendor (the oldest go first).
+const MAX_KEPT: usize = 2_000;
+/// Bodies larger than this are not kept (they are not the vendor's shapes:
+/// the limits tests' padded answers).
+const MAX_BODY: usize = 1 << 20;
+
+/// One request to a simulated vendor and its answer.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// The HTTP method, upper case.
+    pub method: String,
+    /// The path under the vendor's base URL (`/developer/v2/cycle`).
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    /// The request's body (form posts carry Withings' `action` here).
+    pub request_body: Vec<u8>,
+    /// The answer's status.
+    pub status: u16,
+    /// The answer's content type.
+    pub content_type: String,
+    /// The answer's body.
+    pub body: Vec<u8>,
+}
+
+/// The exchanges of one simulated vendor.
+#[derive(Default)]
+pub struct Recorder {
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+impl Recorder {
+    /// The exchanges kept so far, oldest first.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().unwrap().clone()
+    }
+
+    fn keep(&self, e: Exchange) {
+        let mut kept = self.exchanges.lock().unwrap();
+        if kept.len() >= MAX_KEPT {
+            kept.remove(0);
+        }
+        kept.push(e);
+    }
+}
+
+/// Middleware: passes the request on and keeps the exchange.
+pub async fn record(State(sim): State<Arc<VendorSim>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(request_body) = to_bytes(body, MAX_BODY).await else {
+        return Response::builder()
+            .status(413)
+            .body(Body::from("request too large for the simulator"))
+            .unwrap();
+    };
+    let (method, path, query) = (
+        parts.method.to_string(),
+        parts.uri.path().to_string(),
+        parts.uri.query().unwrap_or_default().to_string(),
+    );
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(request_body.clone())))
+        .await;
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if bytes.len() <= MAX_BODY {
+        sim.recorder.keep(Exchange {
+            method,
+            path,
+            query,
+            request_body: request_body.to_vec(),
+            status: parts.status.as_u16(),
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            body: bytes.to_vec(),
+        });
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
