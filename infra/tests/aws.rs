@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use connector_core::aws::kms::{Binding, CacheLimits, Envelope, KmsKeys};
 use connector_core::aws::secrets::Secrets;
-use connector_core::domain::connection::PendingConnect;
+use connector_core::domain::connection::{ConsentFlow, PendingConnect};
 use connector_core::domain::env::Env;
 use connector_core::vendors::credentials::VendorCredentials;
 use connector_core::vendors::registry;
@@ -101,8 +101,30 @@ async fn ephemeral_items_are_single_use_and_expire_on_read() {
         user_id: "alice".into(),
         redirect_uri: "https://api.example.test/v1/oauth/whoop/callback".into(),
         return_url: "https://app.example.test/connected".into(),
-        sealed_verifier: Some("v1.fake.sealed".into()),
+        flow: ConsentFlow::Code {
+            sealed_verifier: Some("v1.fake.sealed".into()),
+        },
     };
+    // Each way a consent comes back is kept as it was started.
+    for flow in [
+        ConsentFlow::Code {
+            sealed_verifier: None,
+        },
+        ConsentFlow::Hosted,
+    ] {
+        let other = PendingConnect {
+            flow,
+            ..pending.clone()
+        };
+        store
+            .put_pending_connect("state-0", &other, soon)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_pending_connect("state-0").await.unwrap(),
+            Some(other)
+        );
+    }
     store
         .put_pending_connect("state-1", &pending, soon)
         .await

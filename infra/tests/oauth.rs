@@ -48,6 +48,14 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     );
     assert!(params["state"].len() >= 8);
     assert!(!params.contains_key("client_secret"));
+    // Withings' description names every field of its authorize URL and
+    // token request, and no PKCE: none is sent to it.
+    let withings = query_of(&c.begin_connect("withings", "alice").await);
+    assert_eq!(withings["response_type"], "code");
+    assert!(
+        !withings.contains_key("code_challenge") && !withings.contains_key("code_challenge_method"),
+        "{withings:?}"
+    );
 
     // The vendor redirects back with a code bound to the challenge; the
     // browser goes on to the app, which completes the connect as alice.

@@ -181,7 +181,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
 
     // The PING (unsigned: sent before the secret exists) → 200, nothing queued.
     let target = format!("{}/v1/webhooks/polar", stack.url());
-    let (status, body) = deliver_ping(&target).await;
+    let (status, body) = deliver_ping(&polar, &target).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(queue_depth(&stack).await, 0);
 

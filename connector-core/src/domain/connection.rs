@@ -102,8 +102,20 @@ pub struct PendingConnect {
     pub redirect_uri: String,
     /// The app's URL the browser goes back to.
     pub return_url: String,
-    /// The PKCE verifier, sealed for the user; None for a vendor's hosted flow.
-    pub sealed_verifier: Option<String>,
+    /// How the consent comes back.
+    pub flow: ConsentFlow,
+}
+
+/// How a vendor's consent comes back to the connector.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsentFlow {
+    /// The vendor's hosted flow (Terra): nothing to exchange.
+    Hosted,
+    /// An OAuth authorization code.
+    Code {
+        /// The PKCE verifier sealed for the user, where the vendor takes PKCE.
+        sealed_verifier: Option<String>,
+    },
 }
 
 /// A consent the vendor sent back, parked under a one-time completion id

@@ -10,7 +10,7 @@
 use crate::aws::kms::Binding;
 use crate::aws::store::ephemeral::Bucket;
 use crate::domain::connection::{
-    Connection, ConnectionStatus, ParkedConnect, PendingConnect, TokenSet,
+    Connection, ConnectionStatus, ConsentFlow, ParkedConnect, PendingConnect, TokenSet,
 };
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
@@ -273,15 +273,19 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
         )
         .await
         .map_err(|e| Error::vendor(vendor, e))?;
-    let (url, sealed_verifier) = match hosted {
-        Some(url) => (url, None),
+    let (url, flow) = match hosted {
+        Some(url) => (url, ConsentFlow::Hosted),
         None => {
             let (url, verifier) = token::authorize_url(&ctx.creds, &redirect_uri, &state)?;
-            let sealed = app
-                .envelope
-                .seal(verifier.expose(), pkce_binding(user, vendor))
-                .await?;
-            (url, Some(sealed))
+            let sealed_verifier = match verifier {
+                Some(v) => Some(
+                    app.envelope
+                        .seal(v.expose(), pkce_binding(user, vendor))
+                        .await?,
+                ),
+                None => None,
+            };
+            (url, ConsentFlow::Code { sealed_verifier })
         }
     };
     let pending = PendingConnect {
@@ -289,7 +293,7 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
         user_id: user.to_string(),
         redirect_uri: redirect_uri.to_string(),
         return_url: return_url.to_string(),
-        sealed_verifier,
+        flow,
     };
     let expires_at = Utc::now() + chrono::Duration::seconds(STATE_TTL_SECS);
     app.ephemeral
@@ -385,7 +389,7 @@ pub async fn callback(
             .collect();
         return back(Err(&reason));
     }
-    if pending.sealed_verifier.is_some() && !query.contains_key("code") {
+    if matches!(pending.flow, ConsentFlow::Code { .. }) && !query.contains_key("code") {
         return back(Err("missing_code"));
     }
     let callback = serde_json::to_string(&Callback {
@@ -478,24 +482,37 @@ pub async fn complete(app: &App, user: &str, vendor: Vendor, completion: &str) -
     establish(app, user, vendor, &vendor_user_id, &grant.tokens).await
 }
 
-/// Exchanges the code with the PKCE verifier sealed when the connect started.
+/// Exchanges the code, with the PKCE verifier sealed when the connect
+/// started where the vendor takes PKCE.
 async fn exchange(
     app: &App,
     creds: &VendorCredentials,
     pending: &PendingConnect,
     code: &str,
 ) -> Result<Grant> {
-    let sealed = pending
-        .sealed_verifier
-        .as_deref()
-        .ok_or_else(|| Error::Corrupt("OAuth state item lacks pkce_verifier".into()))?;
-    let verifier = app
-        .envelope
-        .open(sealed, pkce_binding(&pending.user_id, pending.vendor))
-        .await?;
+    let ConsentFlow::Code { sealed_verifier } = &pending.flow else {
+        return Err(Error::Corrupt(
+            "a hosted connect has no code to exchange".into(),
+        ));
+    };
+    let verifier = match sealed_verifier {
+        Some(sealed) => Some(
+            app.envelope
+                .open(sealed, pkce_binding(&pending.user_id, pending.vendor))
+                .await?,
+        ),
+        None => None,
+    };
     let redirect_uri = url::Url::parse(&pending.redirect_uri)
         .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
-    token::exchange_code(&app.http, creds, &redirect_uri, code, &verifier).await
+    token::exchange_code(
+        &app.http,
+        creds,
+        &redirect_uri,
+        code,
+        verifier.as_ref().map(|v| v.as_str()),
+    )
+    .await
 }
 
 /// The parked callback is sealed for the user and vendor who started the connect.

@@ -46,6 +46,8 @@ pub struct VendorCredentials {
     pub extra_token_params: Vec<(String, String)>,
     /// How the token endpoint shapes its answer.
     pub token_response: TokenResponseShape,
+    /// Whether PKCE goes with the code ([`crate::vendors::spec::OAuthSpec::pkce`]).
+    pub pkce: bool,
     /// The values being rotated out (`<NAME>_PREVIOUS`), still accepted on
     /// deliveries until they are removed.
     pub previous: PreviousSecrets,
@@ -127,6 +129,7 @@ impl VendorCredentials {
                 })
                 .unwrap_or_default(),
             token_response: defaults.map_or(TokenResponseShape::Standard, |d| d.token_response),
+            pkce: defaults.is_none_or(|d| d.pkce),
             previous: PreviousSecrets {
                 client_secret: secrets.value(&get("CLIENT_SECRET_PREVIOUS")).await?,
                 webhook_secret: secrets.value(&get("WEBHOOK_SECRET_PREVIOUS")).await?,

@@ -63,4 +63,9 @@ pub struct OAuthSpec {
     pub extra_token_params: &'static [(&'static str, &'static str)],
     /// How the token endpoint shapes its answer.
     pub token_response: TokenResponseShape,
+    /// Whether a PKCE S256 challenge and verifier go with the code. Off
+    /// only where the vendor's description names the token request's
+    /// fields without them (Withings); a vendor following RFC 6749 ignores
+    /// parameters it does not know.
+    pub pkce: bool,
 }

@@ -121,40 +121,46 @@ pub fn new_state() -> String {
     B64.encode(b)
 }
 
-/// The vendor's authorize URL carrying `state`, with a PKCE S256 challenge,
-/// and the verifier to keep (sealed) until the code comes back.
+/// The vendor's authorize URL carrying `state`, with a PKCE S256 challenge
+/// where the vendor takes PKCE, and then the verifier to keep (sealed)
+/// until the code comes back.
 pub fn authorize_url(
     creds: &VendorCredentials,
     redirect_uri: &Url,
     state: &str,
-) -> Result<(Url, Secret)> {
+) -> Result<(Url, Option<Secret>)> {
     let client = client(creds, Some(redirect_uri))?;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = state.to_string();
     let mut req = client
         .authorize_url(|| CsrfToken::new(state))
-        .add_scopes(creds.scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge);
+        .add_scopes(creds.scopes.iter().cloned().map(Scope::new));
+    let mut kept = None;
+    if creds.pkce {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        req = req.set_pkce_challenge(challenge);
+        kept = Some(Secret::new(verifier.secret().as_str()));
+    }
     for (k, v) in &creds.extra_auth_params {
         req = req.add_extra_param(k.clone(), v.clone());
     }
     let (url, _) = req.url();
-    Ok((url, Secret::new(verifier.secret().as_str())))
+    Ok((url, kept))
 }
 
-/// Exchanges an authorization code (with its PKCE verifier and the redirect
-/// URI it was asked with) for tokens.
+/// Exchanges an authorization code (with its PKCE verifier, if one was
+/// sent, and the redirect URI it was asked with) for tokens.
 pub async fn exchange_code(
     http: &reqwest::Client,
     creds: &VendorCredentials,
     redirect_uri: &Url,
     code: &str,
-    verifier: &str,
+    verifier: Option<&str>,
 ) -> Result<Grant> {
     let client = client(creds, Some(redirect_uri))?;
-    let mut req = client
-        .exchange_code(AuthorizationCode::new(code.to_string()))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
+    let mut req = client.exchange_code(AuthorizationCode::new(code.to_string()));
+    if let Some(v) = verifier {
+        req = req.set_pkce_verifier(PkceCodeVerifier::new(v.to_string()));
+    }
     for (k, v) in &creds.extra_token_params {
         req = req.add_extra_param(k.clone(), v.clone());
     }

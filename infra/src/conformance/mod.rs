@@ -11,7 +11,10 @@
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
+mod request;
 pub mod simulator;
+
+pub use request::{Operation, Sent};
 
 /// What a body stands for in a vendor's description.
 #[derive(Clone, Copy, Debug)]
@@ -77,7 +80,9 @@ const STRAVA_EXAMPLES: &str = "Strava's own example responses (strava-swagger.js
     GET /athlete/activities and GET /activities/{id}) carry resource_state in `athlete` and `map`; \
     the models (MetaAthlete, PolylineMap) leave it out";
 
-/// Each must still be met by some body (the fixtures test checks), or it is dropped.
+/// Each must still be met by some body (the fixtures test checks), or it
+/// is dropped. A request's place is `request/<operation>/<where>` (the
+/// fixtures test checks these against the description itself).
 pub const KNOWN_WRONG: &[KnownWrong] = &[
     KnownWrong { vendor: "dexcom", path: "/*/*/systemTime", says: NOT_RFC3339, evidence: DEXCOM_LOCAL_TIMES },
     KnownWrong { vendor: "dexcom", path: "/*/*/displayTime", says: NOT_RFC3339, evidence: DEXCOM_LOCAL_TIMES },
@@ -92,6 +97,14 @@ pub const KNOWN_WRONG: &[KnownWrong] = &[
         evidence: "Withings answers an integer epoch: a captured getmeas answer (GitHub zsoltbalogh/goals, \
             weight-data.php: \"updatetime\":1515003660) and clients that parse it as a number \
             (TrendWeight WithingsGetMeasuresResponse.UpdateTime: long, openHAB MeasureResult: int)",
+    },
+    KnownWrong {
+        vendor: "withings",
+        path: "request/sleepv2-getsummary/query/offset",
+        says: "not in the description",
+        evidence: "the same operation's answer in the description has `more` and `offset`, \
+            \"Offset to use to retrieve the next data\", and getactivity and getworkouts, which page \
+            the same way, list an `offset` parameter; only getsummary's parameter list leaves it out",
     },
 ];
 
@@ -291,14 +304,23 @@ impl Spec {
     /// Where `body` breaks the description of `target`: one line per
     /// mismatch, `<JSON path>: <what is wrong>`; empty when it conforms.
     pub fn check(&self, target: Target<'_>, body: &Value) -> Result<Vec<String>, SpecError> {
-        let schema = self.strict_schema(self.schema_of(target)?);
+        self.check_against(&target.to_string(), self.schema_of(target)?, body)
+    }
+
+    /// [`Spec::check`] with a schema of this description (`what` names it
+    /// in errors).
+    fn check_against(
+        &self,
+        what: &str,
+        schema: Value,
+        body: &Value,
+    ) -> Result<Vec<String>, SpecError> {
+        let schema = self.strict_schema(schema);
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(true)
             .build(&schema)
-            .map_err(|e| {
-                SpecError::Invalid(self.name.clone(), target.to_string(), e.to_string())
-            })?;
+            .map_err(|e| SpecError::Invalid(self.name.clone(), what.to_string(), e.to_string()))?;
         let all: Vec<_> = validator.iter_errors(body).collect();
         // Where a variant failed, its holder's closure lists every field
         // again: the variant's own errors say it.
@@ -526,7 +548,7 @@ fn from_discovery(doc: &Value) -> Value {
                         json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
                     })
                 };
-                let mut op = json!({"operationId": method["id"]});
+                let mut op = json!({"operationId": method["id"], "x-discovery": method});
                 if let Some(response) = body(&method["response"]) {
                     op["responses"] = json!({"200": response});
                 }
@@ -538,7 +560,12 @@ fn from_discovery(doc: &Value) -> Value {
             }
         }
     }
-    json!({"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}})
+    json!({
+        "openapi": "3.1.0",
+        "paths": paths,
+        "components": {"schemas": schemas},
+        "x-discovery-parameters": doc["parameters"],
+    })
 }
 
 /// A discovery schema in JSON Schema terms: `$ref` by name, 64-bit
@@ -574,7 +601,7 @@ fn discovery_schema(node: &Value) -> Value {
                 out.insert(k.clone(), discovery_schema(v));
             }
             "type" if v == "any" => {}
-            "type" | "enum" => {
+            "type" | "enum" | "pattern" => {
                 out.insert(k.clone(), v.clone());
             }
             "format" => match v.as_str().unwrap_or_default() {

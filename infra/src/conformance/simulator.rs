@@ -3,7 +3,7 @@
 //! no description covers it), and each JSON answer it gave is checked.
 
 use super::covers::{get, operation, response};
-use super::{known_wrong, Covers, Spec, Target};
+use super::{known_wrong, Covers, Operation, Sent, Spec, Target};
 use crate::simulator::record::Exchange;
 use connector_core::Vendor;
 use serde_json::Value;
@@ -235,6 +235,12 @@ const STRAVA: &[Route] = &[
 
 const WITHINGS: &[Route] = &[
     (
+        "GET",
+        "/oauth2_user/authorize2",
+        None,
+        operation("oauth2-authorize"),
+    ),
+    (
         "POST",
         "/v2/oauth2",
         Some("requesttoken"),
@@ -374,8 +380,87 @@ pub struct Report {
     pub operations: BTreeSet<String>,
     /// Answers not checked, by why.
     pub unchecked: BTreeMap<String, usize>,
+    /// Requests checked against the description.
+    pub requests_checked: usize,
+    /// Webhook bodies the simulator made, checked against the description.
+    pub webhooks_checked: usize,
+    /// Requests not checked, by why.
+    pub requests_unchecked: BTreeMap<String, usize>,
     /// Mismatches and unlisted routes, one line each.
     pub problems: Vec<String>,
+}
+
+/// Strava's operations in its swagger (its models file has no paths).
+const STRAVA_OPERATIONS: &[(&str, &str, Operation)] = &[
+    (
+        "GET",
+        "/api/v3/athlete",
+        Operation::Id("getLoggedInAthlete"),
+    ),
+    (
+        "GET",
+        "/api/v3/athlete/activities",
+        Operation::Id("getLoggedInAthleteActivities"),
+    ),
+    (
+        "GET",
+        "/api/v3/activities/*",
+        Operation::Id("getActivityById"),
+    ),
+];
+
+/// The description and operation a request of `vendor` to a route that
+/// plays `target` is checked against.
+fn request_operation(
+    vendor: Vendor,
+    e: &Exchange,
+    target: Target<'static>,
+) -> Option<(&'static str, Operation<'static>)> {
+    match target {
+        Target::Response { method, path, .. } | Target::Request { method, path } => {
+            Some((routes(vendor)?.0, Operation::At { method, path }))
+        }
+        Target::Operation(id) => Some((routes(vendor)?.0, Operation::Id(id))),
+        Target::Component(_) | Target::ListOf(_) if vendor == Vendor::Strava => STRAVA_OPERATIONS
+            .iter()
+            .find(|(m, p, _)| *m == e.method && path_matches(p, &e.path))
+            .map(|(.., op)| ("strava-swagger.json", *op)),
+        _ => None,
+    }
+}
+
+/// Checks the request of `e` against `op`; its problems, or why not.
+fn check_request(
+    vendor: Vendor,
+    specs: &mut BTreeMap<&'static str, Result<Spec, String>>,
+    dir: &Path,
+    (file, op): (&'static str, Operation<'static>),
+    e: &Exchange,
+) -> Result<Vec<String>, String> {
+    let spec = specs
+        .entry(file)
+        .or_insert_with(|| Spec::load(dir, file).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let sent = Sent {
+        path: &e.path,
+        query: &e.query,
+        content_type: &e.request_content_type,
+        body: &e.request_body,
+        auth_scheme: e.auth_scheme.as_deref(),
+        header_names: &e.header_names,
+    };
+    let found = spec.check_request(op, &sent).map_err(|e| e.to_string())?;
+    // Known-wrong entries name a request's place as `request/<operation>/<where>`.
+    let key = match op {
+        Operation::Id(id) => id.to_string(),
+        Operation::At { method, path } => format!("{}{path}", method.to_uppercase()),
+    };
+    Ok(found
+        .into_iter()
+        .filter(|p| known_wrong(vendor.as_str(), &format!("request/{key}/{p}")).is_none())
+        .map(|p| format!("{} {} ({op}): request {p}", e.method, e.path))
+        .collect())
 }
 
 /// Withings' `action`, from the query or the form body.
@@ -415,13 +500,32 @@ fn any_index(p: &str) -> String {
         .join("/")
 }
 
-/// Checks `exchanges` of `vendor` against its description in `dir`; None
-/// when the vendor has no description (Garmin).
+/// What a webhook body the simulator made stands for in its vendor's
+/// description, if it has one.
+fn delivery_target(vendor: Vendor, body: &Value) -> Option<Target<'_>> {
+    match vendor {
+        Vendor::Terra => body["type"].as_str().map(Target::Webhook),
+        Vendor::Polar => Some(Target::Component(match body["event"].as_str()? {
+            "EXERCISE" => "webhookPayloadExercise",
+            "SLEEP" => "webhookPayloadSleep",
+            "CONTINUOUS_HEART_RATE" => "webhookPayloadContinuousHeartRate",
+            "ACTIVITY_SUMMARY" => "webhookPayloadActivitySummary",
+            "PING" => "webhookPing",
+            _ => return None,
+        })),
+        _ => None,
+    }
+}
+
+/// Checks `exchanges` of `vendor`, and the webhook bodies it `delivered`,
+/// against its description in `dir`; None when the vendor has no
+/// description (Garmin).
 pub fn check(
     dir: &Path,
     vendor: Vendor,
     oauth_paths: (&str, &str),
     exchanges: &[Exchange],
+    delivered: &[Vec<u8>],
 ) -> Option<Report> {
     let (file, table) = routes(vendor)?;
     let spec = match Spec::load(dir, file) {
@@ -434,6 +538,7 @@ pub fn check(
         }
     };
     let mut report = Report::default();
+    let mut specs = BTreeMap::new();
     let mut skip = |why: &str| *report.unchecked.entry(why.to_string()).or_default() += 1;
     let mut problems = Vec::new();
     let mut checked = 0;
@@ -449,7 +554,24 @@ pub fn check(
                 && (a.is_none() || a.map(String::from) == action)
         });
         let target = match route {
-            Some((.., Described(t))) => *t,
+            Some((.., Described(t))) => {
+                match request_operation(vendor, e, *t) {
+                    Some(op) => match check_request(vendor, &mut specs, dir, op, e) {
+                        Ok(found) => {
+                            report.requests_checked += 1;
+                            problems.extend(found);
+                        }
+                        Err(why) => problems.push(why),
+                    },
+                    None => {
+                        *report
+                            .requests_unchecked
+                            .entry(format!("{t}: no operation in the description"))
+                            .or_default() += 1
+                    }
+                }
+                *t
+            }
             Some((.., Undescribed(why))) => {
                 skip(why);
                 continue;
@@ -529,6 +651,31 @@ pub fn check(
             Err(err) => problems.push(err.to_string()),
         }
     }
+    for body in delivered {
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            problems.push("a webhook body the simulator made is not JSON".into());
+            continue;
+        };
+        let Some(target) = delivery_target(vendor, &body) else {
+            *report
+                .unchecked
+                .entry("webhook bodies the description has no schema for".into())
+                .or_default() += 1;
+            continue;
+        };
+        match spec.check(target, &body) {
+            Ok(found) => {
+                problems.extend(
+                    found
+                        .into_iter()
+                        .filter(|p| known_wrong(vendor.as_str(), p).is_none())
+                        .map(|p| format!("webhook ({target}): {p}")),
+                );
+                report.webhooks_checked += 1;
+            }
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
     problems.sort();
     problems.dedup();
     report.checked = checked;
@@ -546,7 +693,10 @@ mod tests {
             method: method.into(),
             path: path.into(),
             query: String::new(),
+            request_content_type: String::new(),
             request_body: Vec::new(),
+            auth_scheme: Some("Bearer".into()),
+            header_names: vec!["authorization".into()],
             status,
             content_type: if body.is_empty() {
                 ""
@@ -591,7 +741,7 @@ mod tests {
             ),
         ];
         let paths = ("/oauth/oauth2/auth", "/oauth/oauth2/token");
-        let r = check(&dir, Vendor::Whoop, paths, &exchanges).unwrap();
+        let r = check(&dir, Vendor::Whoop, paths, &exchanges, &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(r.checked, 2);
         assert_eq!(
@@ -602,6 +752,6 @@ mod tests {
             ]
         );
         assert_eq!(r.unchecked.get(OAUTH), Some(&1));
-        assert!(check(&dir, Vendor::Garmin, paths, &exchanges).is_none());
+        assert!(check(&dir, Vendor::Garmin, paths, &exchanges, &[]).is_none());
     }
 }

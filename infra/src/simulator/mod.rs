@@ -311,7 +311,7 @@ impl Drop for Simulator {
             let problems = self.shape_problems();
             assert!(
                 problems.is_empty(),
-                "the simulator answered outside the vendors' descriptions:\n{}",
+                "the simulator's requests or answers break the vendors' descriptions:\n{}",
                 problems.join("\n")
             );
         }
@@ -381,15 +381,19 @@ impl Simulator {
         };
         let mut problems = Vec::new();
         for (vendor, sim) in &self.vendors.0 {
-            let exchanges = sim.recorder.exchanges();
-            if let Some(r) =
-                crate::conformance::simulator::check(&dir, *vendor, sim.oauth_paths, &exchanges)
-            {
-                if r.checked > 0 {
+            let (exchanges, delivered) = (sim.recorder.exchanges(), sim.recorder.deliveries());
+            if let Some(r) = crate::conformance::simulator::check(
+                &dir,
+                *vendor,
+                sim.oauth_paths,
+                &exchanges,
+                &delivered,
+            ) {
+                if r.checked + r.requests_checked + r.webhooks_checked > 0 {
                     // Seen with `cargo test -- --nocapture`: how much was held to the description.
                     eprintln!(
-                        "simulator conformance: {vendor}: {} answers checked, operations {:?}",
-                        r.checked, r.operations
+                        "simulator conformance: {vendor}: {} answers, {} requests and {} webhook bodies checked, operations {:?}, requests not checked {:?}",
+                        r.checked, r.requests_checked, r.webhooks_checked, r.operations, r.requests_unchecked
                     );
                 }
                 problems.extend(r.problems.into_iter().map(|p| format!("{vendor} {p}")));

@@ -532,27 +532,32 @@ pub async fn deliver_webhook(
         .ok()
         .and_then(|v| v["event"].as_str().map(String::from))
         .unwrap_or_default();
+    sim.recorder.delivered(body.as_bytes());
     let signature =
         connector_core::vendors::polar::scheme().sign(secret.as_bytes(), None, body.as_bytes());
     send_to(target, &event, Some(signature), body.to_string()).await
 }
 
 /// `POST /polar/_sim/ping?target=`
-async fn send_ping(Query(q): Query<HashMap<String, String>>) -> Response {
+async fn send_ping(
+    State(sim): State<Arc<VendorSim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(target) = q.get("target") else {
         return (StatusCode::BAD_REQUEST, "target is required").into_response();
     };
-    let (status, body) = deliver_ping(target).await;
+    let (status, body) = deliver_ping(&sim, target).await;
     json_response(StatusCode::OK, json!({ "status": status, "body": body }))
 }
 
 /// The PING Polar sends when a webhook is created (before the receiver can
 /// know the signature secret): unsigned. Polar requires a 200.
-pub async fn deliver_ping(target: &str) -> (u16, String) {
+pub async fn deliver_ping(sim: &VendorSim, target: &str) -> (u16, String) {
     let body = json!({
         "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         "event": "PING"
     })
     .to_string();
+    sim.recorder.delivered(body.as_bytes());
     send_to(target, "PING", None, body).await
 }

@@ -24,8 +24,14 @@ pub struct Exchange {
     pub path: String,
     /// The raw query string.
     pub query: String,
+    /// The request's `Content-Type`, or empty.
+    pub request_content_type: String,
     /// The request's body (form posts carry Withings' `action` here).
     pub request_body: Vec<u8>,
+    /// The scheme of the request's `Authorization` header (never its credentials).
+    pub auth_scheme: Option<String>,
+    /// The names of the request's headers, lower case.
+    pub header_names: Vec<String>,
     /// The answer's status.
     pub status: u16,
     /// The answer's content type.
@@ -34,16 +40,34 @@ pub struct Exchange {
     pub body: Vec<u8>,
 }
 
-/// The exchanges of one simulated vendor.
+/// The exchanges of one simulated vendor, and the webhook bodies it made.
 #[derive(Default)]
 pub struct Recorder {
     exchanges: Mutex<Vec<Exchange>>,
+    deliveries: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Recorder {
     /// The exchanges kept so far, oldest first.
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.exchanges.lock().unwrap().clone()
+    }
+
+    /// The webhook bodies the simulator made and sent so far, oldest first
+    /// (not those a test wrote itself).
+    pub fn deliveries(&self) -> Vec<Vec<u8>> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
+    /// Keeps a webhook body the simulator made.
+    pub fn delivered(&self, body: &[u8]) {
+        let mut kept = self.deliveries.lock().unwrap();
+        if kept.len() >= MAX_KEPT {
+            kept.remove(0);
+        }
+        if body.len() <= MAX_BODY {
+            kept.push(body.to_vec());
+        }
     }
 
     fn keep(&self, e: Exchange) {
@@ -69,6 +93,24 @@ pub async fn record(State(sim): State<Arc<VendorSim>>, req: Request, next: Next)
         parts.uri.path().to_string(),
         parts.uri.query().unwrap_or_default().to_string(),
     );
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let request_content_type = header(http::header::CONTENT_TYPE);
+    let auth_scheme = header(http::header::AUTHORIZATION)
+        .split_whitespace()
+        .next()
+        .map(String::from);
+    let header_names = parts
+        .headers
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .collect();
     let resp = next
         .run(Request::from_parts(parts, Body::from(request_body.clone())))
         .await;
@@ -81,7 +123,10 @@ pub async fn record(State(sim): State<Arc<VendorSim>>, req: Request, next: Next)
             method,
             path,
             query,
+            request_content_type,
             request_body: request_body.to_vec(),
+            auth_scheme,
+            header_names,
             status: parts.status.as_u16(),
             content_type: parts
                 .headers

@@ -178,7 +178,7 @@ async fn consent(
         "type": "auth", "status": "success", "user": user_view(&rec),
         "message": "User has successfully authenticated",
     });
-    deliver(&sim, &event, false).await;
+    deliver_made(&sim, &event).await;
     let Ok(mut to) = url::Url::parse(rec["success"].as_str().unwrap_or_default()) else {
         return (StatusCode::BAD_REQUEST, "no valid success URL").into_response();
     };
@@ -233,8 +233,8 @@ async fn deauthenticate(
     };
     sim.stats.revocations.fetch_add(1, SeqCst);
     let event = json!({ "type": "deauth", "user": user_view(&rec), "status": "success",
-        "message": "User has deauthenticated", "version": "2022-03-16" });
-    deliver(&sim, &event, false).await;
+        "message": "User has deauthenticated" });
+    deliver_made(&sim, &event).await;
     json_response(StatusCode::OK, json!({ "status": "success" }))
 }
 
@@ -369,6 +369,12 @@ pub async fn deliver(sim: &VendorSim, event: &Value, forge: bool) -> u16 {
         .map_or(0, |r| r.status().as_u16())
 }
 
+/// [`deliver`] of an event the simulator made, kept for the conformance check.
+async fn deliver_made(sim: &VendorSim, event: &Value) -> u16 {
+    sim.recorder.delivered(event.to_string().as_bytes());
+    deliver(sim, event, false).await
+}
+
 /// A `daily` event for `user` on `date`, as Terra pushes it.
 pub fn daily_event(sim: &VendorSim, user: &str, date: NaiveDate) -> Option<Value> {
     let rec = user_record(sim, user)?;
@@ -393,6 +399,7 @@ async fn send_webhook(
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
     };
     let forge = q.get("forge").is_some_and(|v| v == "1");
+    sim.recorder.delivered(event.to_string().as_bytes());
     let status = deliver(&sim, &event, forge).await;
     json_response(StatusCode::OK, json!({ "status": status }))
 }

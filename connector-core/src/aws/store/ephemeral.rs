@@ -4,7 +4,7 @@
 
 use super::item::{conditional, get_n, get_s, n, s, Item};
 use crate::aws::sdk;
-use crate::domain::connection::{ParkedConnect, PendingConnect, SealedTokens};
+use crate::domain::connection::{ConsentFlow, ParkedConnect, PendingConnect, SealedTokens};
 use crate::domain::erasure::{ErasureRecord, ErasureStatus};
 use crate::domain::error::{Error, Result};
 use crate::domain::job::JobReason;
@@ -590,8 +590,16 @@ fn pending_item(pending: &PendingConnect) -> HashMap<String, String> {
         ("redirect_uri".to_string(), pending.redirect_uri.clone()),
         ("return_url".to_string(), pending.return_url.clone()),
     ]);
-    if let Some(v) = &pending.sealed_verifier {
-        item.insert(PKCE_VERIFIER.to_string(), v.clone());
+    match &pending.flow {
+        ConsentFlow::Hosted => {
+            item.insert(FLOW.to_string(), "hosted".to_string());
+        }
+        ConsentFlow::Code { sealed_verifier } => {
+            item.insert(FLOW.to_string(), "code".to_string());
+            if let Some(v) = sealed_verifier {
+                item.insert(PKCE_VERIFIER.to_string(), v.clone());
+            }
+        }
     }
     item
 }
@@ -608,12 +616,22 @@ fn pending_from(item: &mut HashMap<String, String>) -> Result<PendingConnect> {
         user_id: field("user_id")?,
         redirect_uri: field("redirect_uri")?,
         return_url: field("return_url")?,
-        sealed_verifier: item.remove(PKCE_VERIFIER),
+        flow: match (item.remove(PKCE_VERIFIER), item.remove(FLOW).as_deref()) {
+            (Some(v), _) => ConsentFlow::Code {
+                sealed_verifier: Some(v),
+            },
+            (None, Some("code")) => ConsentFlow::Code {
+                sealed_verifier: None,
+            },
+            // Items written before the flow was kept: code flows all had a verifier.
+            (None, _) => ConsentFlow::Hosted,
+        },
     })
 }
 
 const CALLBACK: &str = "callback";
 const PKCE_VERIFIER: &str = "pkce_verifier";
+const FLOW: &str = "flow";
 
 fn pending_connect_key(state: &str) -> String {
     format!("oauth#{}", digest(state))

@@ -45,6 +45,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     quota: &[QuotaWindow::app(60_000, 3_600)],
     signature: None,

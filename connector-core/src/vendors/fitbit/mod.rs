@@ -62,6 +62,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[("access_type", "offline"), ("prompt", "consent")],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     // Google Health API: 300 a minute per user, 120,000 per project.
     quota: &[QuotaWindow::user(300, 60), QuotaWindow::app(120_000, 60)],

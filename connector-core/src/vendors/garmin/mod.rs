@@ -53,6 +53,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     // Garmin documents backfill limits only; 100 a minute is the
     // evaluation key's order of magnitude.

@@ -80,6 +80,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     quota: &[QuotaWindow::app(5_000, 300)],
     signature: Some(scheme()),

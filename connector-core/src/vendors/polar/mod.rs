@@ -81,6 +81,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     // Polar's limits grow with registered users (500 + 20 × users per
     // 15 min); the base is the safe floor.

@@ -76,6 +76,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[("approval_prompt", "auto")],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     // Read limits: 100 per 15 minutes, 1,000 a day.
     quota: &[QuotaWindow::app(100, 900), QuotaWindow::app(1_000, 86_400)],

@@ -60,6 +60,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     quota: &[QuotaWindow::app(100, 60)],
     signature: Some(scheme()),

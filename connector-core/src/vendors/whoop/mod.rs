@@ -55,6 +55,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[],
         token_response: TokenResponseShape::Standard,
+        pkce: true,
     }),
     quota: &[QuotaWindow::app(100, 60), QuotaWindow::app(10_000, 86_400)],
     signature: Some(scheme()),

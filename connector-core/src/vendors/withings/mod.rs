@@ -4,8 +4,9 @@
 //!   comma-separated scopes `user.metrics,user.activity` (`user.info` needs a
 //!   contract); token `POST /v2/oauth2` with `action=requesttoken` and body
 //!   credentials; the answer is wrapped `{"status":0,"body":{userid,…}}`
-//!   (unwrapped in oauth.rs). No PKCE in Withings' reference: the challenge
-//!   the connector sends is ignored (UNCONFIRMED). Access tokens live 3 h;
+//!   (unwrapped in oauth.rs). No PKCE: Withings' description names every
+//!   field of the authorize URL and the token request, and neither PKCE
+//!   field, so none is sent (`pkce: false`). Access tokens live 3 h;
 //!   every refresh returns a new refresh token (the old one dies 8 h later or
 //!   once the new access token is used).
 //! - User id: the token response's `userid`. After the exchange the user is
@@ -85,6 +86,7 @@ pub const SPEC: VendorSpec = VendorSpec {
         extra_auth_params: &[],
         extra_token_params: &[("action", "requesttoken")],
         token_response: TokenResponseShape::StatusBody,
+        pkce: false,
     }),
     quota: &[QuotaWindow::app(120, 60)],
     signature: None,
