@@ -6,6 +6,8 @@
 
 pub mod client;
 pub mod credentials;
+#[cfg(test)]
+pub mod described;
 pub mod driver;
 pub mod flood;
 pub mod quota;

@@ -9,6 +9,7 @@
 //! workspace (see the README, Vendor conformance).
 
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 mod request;
@@ -60,25 +61,56 @@ pub mod covers {
 }
 
 /// Where a description is known to be wrong about the live API: the vendor
-/// (its wire name), the JSON path (`*`: any one step), what the check says,
-/// and the evidence.
+/// (its wire name), the JSON path (`*`: any one step), what the check says
+/// there or the fields it does not name that the vendor sends, and the
+/// evidence.
 pub struct KnownWrong {
     pub vendor: &'static str,
     pub path: &'static str,
-    pub says: &'static str,
+    pub says: Says,
     pub evidence: &'static str,
 }
 
-const NOT_RFC3339: &str = "is not a \"date-time\"";
+/// What a known-wrong entry explains.
+pub enum Says {
+    /// A mismatch whose message contains this.
+    Message(&'static str),
+    /// These fields, where the check says the description does not name them.
+    Unnamed(&'static [&'static str]),
+}
+
+/// How the check words fields a description does not name.
+pub const UNNAMED: &str = "fields the description does not name: ";
+
+const NOT_RFC3339: Says = Says::Message("is not a \"date-time\"");
 const DEXCOM_LOCAL_TIMES: &str =
     "Dexcom writes times without a UTC offset where the source has none: \
     the getDataRangeV3 reference example has no offsets (fixtures README, docs/vendors/dexcom.md) \
     and the EGV systemTime description in the same file says receiver records carry none; \
     the transcription's `format: date-time` (RFC 3339, offset required) is stricter than Dexcom";
-const STRAVA_RESOURCE_STATE: &str = "does not name: [\"resource_state\"]";
+const STRAVA_RESOURCE_STATE: Says = Says::Unnamed(&["resource_state"]);
 const STRAVA_EXAMPLES: &str = "Strava's own example responses (strava-swagger.json, \
     GET /athlete/activities and GET /activities/{id}) carry resource_state in `athlete` and `map`; \
     the models (MetaAthlete, PolylineMap) leave it out";
+/// The activity fields Strava's own examples carry and its models leave out.
+const STRAVA_ACTIVITY_FIELDS: Says = Says::Unnamed(&[
+    "resource_state",
+    "utc_offset",
+    "location_city",
+    "location_state",
+    "location_country",
+    "has_heartrate",
+    "average_heartrate",
+    "max_heartrate",
+    "average_cadence",
+    "suffer_score",
+    "pr_count",
+    "partner_brand_tag",
+]);
+const STRAVA_ACTIVITY_EXAMPLES: &str = "Strava's own example responses (strava-swagger.json): \
+    GET /athlete/activities carries each of these but partner_brand_tag, GET /activities/{id} \
+    resource_state, utc_offset, has_heartrate, average_cadence, suffer_score, pr_count and \
+    partner_brand_tag; the models (SummaryActivity, DetailedActivity) name none of them";
 
 /// Each must still be met by some body (the fixtures test checks), or it
 /// is dropped. A request's place is `request/<operation>/<where>` (the
@@ -90,10 +122,12 @@ pub const KNOWN_WRONG: &[KnownWrong] = &[
     KnownWrong { vendor: "strava", path: "/*/map", says: STRAVA_RESOURCE_STATE, evidence: STRAVA_EXAMPLES },
     KnownWrong { vendor: "strava", path: "/athlete", says: STRAVA_RESOURCE_STATE, evidence: STRAVA_EXAMPLES },
     KnownWrong { vendor: "strava", path: "/map", says: STRAVA_RESOURCE_STATE, evidence: STRAVA_EXAMPLES },
+    KnownWrong { vendor: "strava", path: "/*", says: STRAVA_ACTIVITY_FIELDS, evidence: STRAVA_ACTIVITY_EXAMPLES },
+    KnownWrong { vendor: "strava", path: "/", says: STRAVA_ACTIVITY_FIELDS, evidence: STRAVA_ACTIVITY_EXAMPLES },
     KnownWrong {
         vendor: "withings",
         path: "/body/updatetime",
-        says: "is not of type \"string\"",
+        says: Says::Message("is not of type \"string\""),
         evidence: "Withings answers an integer epoch: a captured getmeas answer (GitHub zsoltbalogh/goals, \
             weight-data.php: \"updatetime\":1515003660) and clients that parse it as a number \
             (TrendWeight WithingsGetMeasuresResponse.UpdateTime: long, openHAB MeasureResult: int)",
@@ -101,26 +135,52 @@ pub const KNOWN_WRONG: &[KnownWrong] = &[
     KnownWrong {
         vendor: "withings",
         path: "request/sleepv2-getsummary/query/offset",
-        says: "not in the description",
+        says: Says::Message("not in the description"),
         evidence: "the same operation's answer in the description has `more` and `offset`, \
             \"Offset to use to retrieve the next data\", and getactivity and getworkouts, which page \
             the same way, list an `offset` parameter; only getsummary's parameter list leaves it out",
     },
 ];
 
-/// The entry of [`KNOWN_WRONG`] a mismatch line (`<path>: <what>`) of
-/// `vendor` falls under, if any.
-pub fn known_wrong(vendor: &str, problem: &str) -> Option<usize> {
-    let (at, says) = problem.split_once(": ")?;
-    KNOWN_WRONG
+/// What of a mismatch line (`<path>: <what>`) of `vendor` no entry of
+/// [`KNOWN_WRONG`] explains (None: all of it is explained), and the
+/// entries that explained some.
+pub fn unexplained(vendor: &str, problem: &str) -> (Option<String>, Vec<usize>) {
+    let Some((at, says)) = problem.split_once(": ") else {
+        return (Some(problem.to_string()), Vec::new());
+    };
+    let applies = |k: &KnownWrong| k.vendor == vendor && path_matches(k.path, at);
+    if let Some(list) = says.strip_prefix(UNNAMED) {
+        let fields: Vec<String> = serde_json::from_str(list).unwrap_or_default();
+        let (mut used, mut left) = (Vec::new(), Vec::new());
+        for field in fields {
+            let entry = KNOWN_WRONG.iter().position(|k| {
+                applies(k) && matches!(k.says, Says::Unnamed(f) if f.contains(&field.as_str()))
+            });
+            match entry {
+                Some(i) => used.push(i),
+                None => left.push(field),
+            }
+        }
+        let rest = (!left.is_empty()).then(|| format!("{at}: {UNNAMED}{left:?}"));
+        return (rest, used);
+    }
+    match KNOWN_WRONG
         .iter()
-        .position(|k| k.vendor == vendor && path_matches(k.path, at) && says.contains(k.says))
+        .position(|k| applies(k) && matches!(k.says, Says::Message(m) if says.contains(m)))
+    {
+        Some(i) => (None, vec![i]),
+        None => (Some(problem.to_string()), Vec::new()),
+    }
 }
 
 /// Whether the JSON path `at` is matched by `pattern` (`*`: any one step).
 pub fn path_matches(pattern: &str, at: &str) -> bool {
     let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), at.split('/').collect());
-    p.len() == a.len() && p.iter().zip(&a).all(|(p, a)| *p == "*" || p == a)
+    p.len() == a.len()
+        && p.iter()
+            .zip(&a)
+            .all(|(p, a)| (*p == "*" && !a.is_empty()) || p == a)
 }
 
 /// Where the descriptions' public copies come from, for the line printed
@@ -345,8 +405,8 @@ impl Spec {
             }
         }
         // Any failure inside an object drops the annotations its closure
-        // counts on, so the closure then names every field: report the
-        // failures inside, and the object's unknown fields once they pass.
+        // counts on, so the closure then names every field: there, only
+        // the fields no schema of the object declares are unknown.
         let failure_inside = |at: &str| {
             errors.iter().any(|(p, _, _)| {
                 p.len() > at.len() && p.starts_with(at) && p[at.len()..].starts_with('/')
@@ -358,10 +418,15 @@ impl Spec {
                 let shown = if at.is_empty() { "/" } else { at };
                 match unknown {
                     None => Some(format!("{shown}: {message}")),
-                    Some(_) if failure_inside(at) => None,
-                    Some(fields) => Some(format!(
-                        "{shown}: fields the description does not name: {fields:?}"
-                    )),
+                    Some((fields, closure)) => {
+                        let fields: Vec<&String> = if failure_inside(at) {
+                            let declared = declared_at(&schema, closure);
+                            fields.iter().filter(|f| !declared.contains(*f)).collect()
+                        } else {
+                            fields.iter().collect()
+                        };
+                        (!fields.is_empty()).then(|| format!("{shown}: {UNNAMED}{fields:?}"))
+                    }
                 }
             })
             .collect();
@@ -518,6 +583,55 @@ impl Spec {
     }
 }
 
+/// The field names the schema holding the closure at `closure` (an
+/// error's keyword path, through `$ref`s) declares, in any of its parts.
+fn declared_at(root: &Value, closure: &str) -> BTreeSet<String> {
+    let follow = |node: &Value| -> Value {
+        match node["$ref"].as_str() {
+            Some(r) => root
+                .pointer(r.trim_start_matches('#'))
+                .cloned()
+                .unwrap_or(Value::Null),
+            None => node.clone(),
+        }
+    };
+    let mut node = root.clone();
+    let steps: Vec<&str> = closure.split('/').filter(|s| !s.is_empty()).collect();
+    for step in steps.iter().take(steps.len().saturating_sub(1)) {
+        node = if *step == "$ref" {
+            follow(&node)
+        } else if let Ok(i) = step.parse::<usize>() {
+            node.get(i).cloned().unwrap_or(Value::Null)
+        } else {
+            node.get(*step).cloned().unwrap_or(Value::Null)
+        };
+    }
+    fn names(
+        node: &Value,
+        follow: &dyn Fn(&Value) -> Value,
+        depth: u8,
+        out: &mut BTreeSet<String>,
+    ) {
+        if depth > 16 {
+            return;
+        }
+        if let Some(p) = node["properties"].as_object() {
+            out.extend(p.keys().cloned());
+        }
+        if node.get("$ref").is_some() {
+            names(&follow(node), follow, depth + 1, out);
+        }
+        for k in ["allOf", "anyOf", "oneOf"] {
+            for part in node[k].as_array().into_iter().flatten() {
+                names(part, follow, depth + 1, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    names(&node, &follow, 0, &mut out);
+    out
+}
+
 /// A Google discovery document as the OpenAPI 3.1 this module reads: its
 /// schemas as components (JSON Schema), each method as an operation found
 /// by its `id` ([`Target::Operation`]) with its request and response.
@@ -622,8 +736,9 @@ fn discovery_schema(node: &Value) -> Value {
     Value::Object(out)
 }
 
-/// A mismatch: where, the unknown fields when that is what it is, and the message.
-type Mismatch = (String, Option<Vec<String>>, String);
+/// A mismatch: where, the unknown fields and where the closure that
+/// found them sits in the schema when that is what it is, and the message.
+type Mismatch = (String, Option<(Vec<String>, String)>, String);
 
 /// `e` as mismatches; a body matching none of `oneOf`/`anyOf`'s variants
 /// is described by the variant it comes closest to.
@@ -653,7 +768,9 @@ fn flatten(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Mismatch>) {
         }
     }
     let unknown = match e.kind() {
-        Kind::UnevaluatedProperties { unexpected } => Some(unexpected.clone()),
+        Kind::UnevaluatedProperties { unexpected } => {
+            Some((unexpected.clone(), e.schema_path().to_string()))
+        }
         _ => None,
     };
     out.push((e.instance_path().to_string(), unknown, e.to_string()));
@@ -743,6 +860,36 @@ mod tests {
             ["/: fields the description does not name: [\"unknown_top\"]"],
             "unknown top-level field"
         );
+    }
+
+    #[test]
+    fn an_unknown_field_beside_a_failure_inside_is_still_named() {
+        // The failing `state` drops the annotations the record's closure
+        // counts on; `bogus` is still the one field no schema declares.
+        assert_eq!(
+            check(json!({"records": [{"id": 1, "state": "LOST", "bogus": 2}]})),
+            [
+                "/records/0/state: \"LOST\" is not one of \"SCORED\" or \"PENDING\"",
+                "/records/0: fields the description does not name: [\"bogus\"]",
+            ]
+        );
+        // Known-wrong fields are taken out of such a line one by one.
+        let line = "/0: fields the description does not name: [\"resource_state\", \"visibility\"]";
+        let (rest, used) = unexplained("strava", line);
+        assert_eq!(
+            rest.as_deref(),
+            Some("/0: fields the description does not name: [\"visibility\"]")
+        );
+        assert_eq!(used.len(), 1);
+        assert_eq!(
+            unexplained(
+                "strava",
+                "/: fields the description does not name: [\"pr_count\"]"
+            )
+            .0,
+            None
+        );
+        assert!(!path_matches("/*", "/"));
     }
 
     #[test]

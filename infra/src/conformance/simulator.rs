@@ -3,7 +3,7 @@
 //! no description covers it), and each JSON answer it gave is checked.
 
 use super::covers::{get, operation, response};
-use super::{known_wrong, Covers, Operation, Sent, Spec, Target};
+use super::{unexplained, Covers, Operation, Sent, Spec, Target};
 use crate::simulator::record::Exchange;
 use connector_core::Vendor;
 use serde_json::Value;
@@ -458,7 +458,11 @@ fn check_request(
     };
     Ok(found
         .into_iter()
-        .filter(|p| known_wrong(vendor.as_str(), &format!("request/{key}/{p}")).is_none())
+        .filter(|p| {
+            unexplained(vendor.as_str(), &format!("request/{key}/{p}"))
+                .0
+                .is_some()
+        })
         .map(|p| format!("{} {} ({op}): request {p}", e.method, e.path))
         .collect())
 }
@@ -635,7 +639,7 @@ pub fn check(
         match spec.check(target, &body) {
             Ok(found) => {
                 for p in found {
-                    if known_wrong(vendor.as_str(), &p).is_none() {
+                    if let Some(p) = unexplained(vendor.as_str(), &p).0 {
                         let (at, what) = p.split_once(": ").unwrap_or((&p, ""));
                         problems.push(format!(
                             "{} {} ({target}): {}: {what}",
@@ -668,7 +672,7 @@ pub fn check(
                 problems.extend(
                     found
                         .into_iter()
-                        .filter(|p| known_wrong(vendor.as_str(), p).is_none())
+                        .filter_map(|p| unexplained(vendor.as_str(), &p).0)
                         .map(|p| format!("webhook ({target}): {p}")),
                 );
                 report.webhooks_checked += 1;

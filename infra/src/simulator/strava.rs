@@ -238,7 +238,7 @@ fn to_json(user: &str, offset_minutes: i32, a: &SimActivity, detailed: bool) -> 
         "timezone": format!("(GMT{sign}{:02}:{:02}) Europe/Berlin", m / 60, m % 60),
         "utc_offset": f64::from(offset_minutes * 60),
         "trainer": a.sport == "Ride",
-        "commute": false, "manual": false, "private": false, "visibility": "everyone",
+        "commute": false, "manual": false, "private": false,
         "has_heartrate": a.average_heartrate.is_some(),
         "device_name": "Sim Device",
     });

@@ -339,4 +339,25 @@ mod tests {
         );
         let _ = egvs.start;
     }
+
+    /// Every field the normalizer's types read is one the transcription of
+    /// Dexcom's reference names, where it names it.
+    #[test]
+    fn every_field_read_is_in_dexcoms_reference() {
+        use crate::vendors::described::{undescribed_reads, vendor_description};
+        let Some(doc) = vendor_description("dexcom-v3-from-docs.json") else {
+            return;
+        };
+        let found = [
+            ("EGVs", undescribed_reads::<Egvs>(&doc, "EgvsResponse")),
+            ("EGV", undescribed_reads::<Egv>(&doc, "EGV")),
+            (
+                "data range",
+                undescribed_reads::<DataRange>(&doc, "DataRangeResponse"),
+            ),
+        ];
+        for (what, reads) in found {
+            assert!(reads.is_empty(), "{what}: {reads:?}");
+        }
+    }
 }

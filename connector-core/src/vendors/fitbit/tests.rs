@@ -186,3 +186,33 @@ fn notifications_pull_the_interval_with_a_stable_id() {
         "notifications need the secret too"
     );
 }
+
+/// Every field the normalizers' types read is one Google's discovery
+/// document names, where it names it.
+#[test]
+fn every_field_read_is_in_googles_discovery_document() {
+    use crate::vendors::described::{undescribed_reads, vendor_description};
+    let Some(doc) = vendor_description("google-health.v4.json") else {
+        return;
+    };
+    let found = [
+        (
+            "daily resting heart rate",
+            undescribed_reads::<DailyRestingHeartRate>(&doc, "DailyRestingHeartRate"),
+        ),
+        (
+            "daily heart rate variability",
+            undescribed_reads::<DailyHeartRateVariability>(&doc, "DailyHeartRateVariability"),
+        ),
+        (
+            "daily oxygen saturation",
+            undescribed_reads::<DailyOxygenSaturation>(&doc, "DailyOxygenSaturation"),
+        ),
+        ("sleep", undescribed_reads::<SleepSession>(&doc, "Sleep")),
+        ("exercise", undescribed_reads::<Exercise>(&doc, "Exercise")),
+        ("identity", undescribed_reads::<Identity>(&doc, "Identity")),
+    ];
+    for (what, reads) in found {
+        assert!(reads.is_empty(), "{what}: {reads:?}");
+    }
+}

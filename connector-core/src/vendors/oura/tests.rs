@@ -400,3 +400,69 @@ fn token_responses_parse_without_a_user_id() {
     let p: PersonalInfo = serde_json::from_str(fixture!("personal_info.json")).unwrap();
     assert_eq!(p.id, "fake-oura-user-0001");
 }
+
+/// Every field the normalizers' types read is one Oura's description
+/// names, where it names it (traced over the fixtures, whose times the
+/// description types as plain strings).
+#[test]
+fn every_field_read_is_in_ouras_description() {
+    use crate::vendors::described::{undescribed_reads_of, vendor_description};
+    let Some(doc) = vendor_description("oura-openapi-1.27.json") else {
+        return;
+    };
+    fn list<T: DeserializeOwned>(doc: &serde_json::Value, model: &str, json: &str) -> Vec<String> {
+        let body: serde_json::Value = serde_json::from_str(json).unwrap();
+        let schema = format!("MultiDocumentResponse_{model}_");
+        undescribed_reads_of::<Page<T>>(doc, &schema, &body)
+    }
+    let body = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap();
+    let found = [
+        (
+            "daily sleep",
+            list::<DailySleep>(&doc, "DailySleepModel", fixture!("daily_sleep.json")),
+        ),
+        (
+            "sleep",
+            list::<SleepPeriod>(&doc, "SleepModel", fixture!("sleep_page1.json")),
+        ),
+        (
+            "daily readiness",
+            list::<DailyReadiness>(
+                &doc,
+                "DailyReadinessModel",
+                fixture!("daily_readiness.json"),
+            ),
+        ),
+        (
+            "daily activity",
+            list::<DailyActivity>(&doc, "DailyActivityModel", fixture!("daily_activity.json")),
+        ),
+        (
+            "daily SpO2",
+            list::<DailySpo2>(&doc, "DailySpO2Model", fixture!("daily_spo2.json")),
+        ),
+        (
+            "workout",
+            list::<Workout>(&doc, "PublicWorkout", fixture!("workout.json")),
+        ),
+        (
+            "heart rate",
+            undescribed_reads_of::<Page<HeartRate>>(
+                &doc,
+                "TimeSeriesResponse_HeartRateModel_",
+                &body(fixture!("heartrate.json")),
+            ),
+        ),
+        (
+            "personal info",
+            undescribed_reads_of::<PersonalInfo>(
+                &doc,
+                "PersonalInfoResponse",
+                &body(fixture!("personal_info.json")),
+            ),
+        ),
+    ];
+    for (what, reads) in found {
+        assert!(reads.is_empty(), "{what}: {reads:?}");
+    }
+}

@@ -303,3 +303,117 @@ fn ping_is_answered_200_whatever_its_signature() {
         }
     }
 }
+
+/// Golden values from Polar's own description: its exercise, sleep,
+/// nightly recharge and activity records made of their fields' examples,
+/// in the units its texts state.
+#[test]
+fn golden_values_from_polars_own_examples() {
+    use crate::vendors::described::{example_of, vendor_description};
+    use crate::vendors::testing::daily;
+    let Some(doc) = vendor_description("polar-accesslink-api-openapi.yml") else {
+        return;
+    };
+    let units = [
+        ("exerciseHashId", "distance", "in meters"),
+        ("exerciseHashId", "calories", "in kilocalories"),
+        ("exerciseHashId", "duration", "ISO8601"),
+        ("sleep", "light_sleep", "in seconds"),
+        ("sleep", "deep_sleep", "in seconds"),
+        ("sleep", "rem_sleep", "in seconds"),
+        ("sleep", "unrecognized_sleep_stage", "in seconds"),
+        (
+            "nightly-recharge",
+            "heart_rate_variability_avg",
+            "in milliseconds",
+        ),
+    ];
+    assert_eq!(
+        crate::vendors::described::unstated_units(&doc, &units),
+        Vec::<String>::new()
+    );
+    let one = |name| example_of(&doc, name);
+    let c = Collections {
+        exercises: vec![serde_json::from_value(one("exerciseHashId")).unwrap()],
+        sleep: vec![serde_json::from_value(one("sleep")).unwrap()],
+        recharge: vec![serde_json::from_value(one("nightly-recharge")).unwrap()],
+        activities: vec![serde_json::from_value(one("activity-summary")).unwrap()],
+        heart_rate: vec![],
+    };
+    let s = normalize(&c);
+    // 10:40:02 local at +180 minutes; PT2H44M; 530 kcal; 1600 m.
+    let workout: Vec<(String, String, f64)> = s
+        .iter()
+        .filter(|x| x.label.as_deref() == Some("OTHER"))
+        .map(|x| (x.date.to_string(), x.time.unwrap().to_rfc3339(), x.value))
+        .collect();
+    let at = |v: f64| {
+        (
+            "2008-10-13".to_string(),
+            "2008-10-13T07:40:02+00:00".to_string(),
+            v,
+        )
+    };
+    assert_eq!(workout, [at(164.0), at(530.0), at(1600.0)]);
+    // 1000 s in each of four stages: 66.7 minutes.
+    assert_eq!(
+        daily(&s, MetricType::SleepDuration, "2020-01-01"),
+        Some(66.7)
+    );
+    assert_eq!(daily(&s, MetricType::SleepScore, "2020-01-01"), Some(80.0));
+    assert_eq!(daily(&s, MetricType::Hrv, "2020-01-01"), Some(28.0));
+    assert_eq!(daily(&s, MetricType::Steps, "2025-08-13"), Some(8823.0));
+    assert_eq!(daily(&s, MetricType::Calories, "2025-08-13"), Some(2500.0));
+}
+
+/// Every field the normalizers' and the webhook's types read is one
+/// Polar's description names, where it names it.
+#[test]
+fn every_field_read_is_in_polars_description() {
+    use crate::vendors::described::{undescribed_reads, vendor_description};
+    let Some(doc) = vendor_description("polar-accesslink-api-openapi.yml") else {
+        return;
+    };
+    // One notification type reads the fields of every payload: a field is
+    // undescribed only if no payload has it.
+    let payloads = [
+        "webhookPayloadExercise",
+        "webhookPayloadSleep",
+        "webhookPayloadContinuousHeartRate",
+        "webhookPayloadActivitySummary",
+    ]
+    .map(|p| undescribed_reads::<Notification>(&doc, p));
+    let notification: Vec<String> = payloads
+        .iter()
+        .flatten()
+        .filter(|f| f.starts_with("not traced") || payloads.iter().all(|p| p.contains(f)))
+        .cloned()
+        .collect();
+    let found = [
+        (
+            "exercise",
+            undescribed_reads::<Exercise>(&doc, "exerciseHashId"),
+        ),
+        ("sleep", undescribed_reads::<Sleep>(&doc, "sleep")),
+        (
+            "nightly recharge",
+            undescribed_reads::<NightlyRecharge>(&doc, "nightly-recharge"),
+        ),
+        (
+            "activity",
+            undescribed_reads::<Activity>(&doc, "activity-summary"),
+        ),
+        (
+            "continuous heart rate",
+            undescribed_reads::<ContinuousHeartRate>(&doc, "continuous-heartrate"),
+        ),
+        (
+            "registration",
+            undescribed_reads::<Registered>(&doc, "user"),
+        ),
+        ("webhook", notification),
+    ];
+    for (what, reads) in found {
+        assert!(reads.is_empty(), "{what}: {reads:?}");
+    }
+}

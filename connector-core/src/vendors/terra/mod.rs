@@ -159,6 +159,71 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_f64()
 }
 
+fn list<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Vec<Value>> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_array()
+}
+
+/// The daily values read from a `daily` record, by path.
+const DAILY_VALUES: [(MetricType, &[&str]); 5] = [
+    (MetricType::Steps, &["distance_data", "steps"]),
+    (
+        MetricType::Calories,
+        &["calories_data", "total_burned_calories"],
+    ),
+    (
+        MetricType::RestingHr,
+        &["heart_rate_data", "summary", "resting_hr_bpm"],
+    ),
+    (
+        MetricType::HeartRate,
+        &["heart_rate_data", "summary", "avg_hr_bpm"],
+    ),
+    (
+        MetricType::Spo2,
+        &["oxygen_data", "avg_saturation_percentage"],
+    ),
+];
+const SLEEP_ASLEEP_SECONDS: &[&str] = &[
+    "sleep_durations_data",
+    "asleep",
+    "duration_asleep_state_seconds",
+];
+const SLEEP_SCORE: &[&str] = &["scores", "sleep"];
+const SLEEP_HRV: &[&str] = &["heart_rate_data", "summary", "avg_hrv_rmssd"];
+const ACTIVITY_CALORIES: &[&str] = &["calories_data", "total_burned_calories"];
+const ACTIVITY_METERS: &[&str] = &["distance_data", "summary", "distance_meters"];
+const BODY_MEASUREMENTS: &[&str] = &["measurements_data", "measurements"];
+const BODY_GLUCOSE: &[&str] = &["glucose_data", "blood_glucose_samples"];
+
+/// Every path the normalizer reads, by Terra data type (`*`: each item of
+/// a list), for the test that holds them to Terra's description.
+#[cfg(test)]
+fn paths_read() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    let meta = |kind, field| (kind, vec!["metadata", field]);
+    out.extend(DAILY_VALUES.iter().map(|(_, p)| ("daily", p.to_vec())));
+    out.push(meta("daily", "start_time"));
+    for p in [SLEEP_ASLEEP_SECONDS, SLEEP_SCORE, SLEEP_HRV] {
+        out.push(("sleep", p.to_vec()));
+    }
+    out.extend([meta("sleep", "is_nap"), meta("sleep", "end_time")]);
+    for p in [ACTIVITY_CALORIES, ACTIVITY_METERS] {
+        out.push(("activity", p.to_vec()));
+    }
+    out.extend([
+        meta("activity", "start_time"),
+        meta("activity", "end_time"),
+        meta("activity", "name"),
+    ]);
+    for field in ["measurement_time", "weight_kg"] {
+        out.push(("body", [BODY_MEASUREMENTS, &["*", field]].concat()));
+    }
+    for field in ["timestamp", "blood_glucose_mg_per_dL"] {
+        out.push(("body", [BODY_GLUCOSE, &["*", field]].concat()));
+    }
+    out
+}
+
 /// Normalizes the `data` records of one Terra type.
 fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -169,25 +234,7 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                 let Some(day) = local_date(&meta["start_time"]) else {
                     continue;
                 };
-                for (metric, path) in [
-                    (MetricType::Steps, &["distance_data", "steps"][..]),
-                    (
-                        MetricType::Calories,
-                        &["calories_data", "total_burned_calories"],
-                    ),
-                    (
-                        MetricType::RestingHr,
-                        &["heart_rate_data", "summary", "resting_hr_bpm"],
-                    ),
-                    (
-                        MetricType::HeartRate,
-                        &["heart_rate_data", "summary", "avg_hr_bpm"],
-                    ),
-                    (
-                        MetricType::Spo2,
-                        &["oxygen_data", "avg_saturation_percentage"],
-                    ),
-                ] {
+                for (metric, path) in DAILY_VALUES {
                     if let Some(v) = num(d, path) {
                         out.push(Sample::daily(metric, day, v, SOURCE));
                     }
@@ -200,14 +247,7 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                 let Some(day) = local_date(&meta["end_time"]) else {
                     continue;
                 };
-                if let Some(s) = num(
-                    d,
-                    &[
-                        "sleep_durations_data",
-                        "asleep",
-                        "duration_asleep_state_seconds",
-                    ],
-                ) {
+                if let Some(s) = num(d, SLEEP_ASLEEP_SECONDS) {
                     out.push(Sample::daily(
                         MetricType::SleepDuration,
                         day,
@@ -215,10 +255,10 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                         SOURCE,
                     ));
                 }
-                if let Some(v) = num(d, &["scores", "sleep"]) {
+                if let Some(v) = num(d, SLEEP_SCORE) {
                     out.push(Sample::daily(MetricType::SleepScore, day, v, SOURCE));
                 }
-                if let Some(v) = num(d, &["heart_rate_data", "summary", "avg_hrv_rmssd"]) {
+                if let Some(v) = num(d, SLEEP_HRV) {
                     out.push(Sample::daily(MetricType::Hrv, day, v, SOURCE));
                 }
             }
@@ -239,13 +279,13 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                     Sample::at(MetricType::WorkoutDuration, day, start, minutes, SOURCE)
                         .with_label(label.clone()),
                 );
-                if let Some(k) = num(d, &["calories_data", "total_burned_calories"]) {
+                if let Some(k) = num(d, ACTIVITY_CALORIES) {
                     out.push(
                         Sample::at(MetricType::WorkoutCalories, day, start, k, SOURCE)
                             .with_label(label.clone()),
                     );
                 }
-                if let Some(m) = num(d, &["distance_data", "summary", "distance_meters"]) {
+                if let Some(m) = num(d, ACTIVITY_METERS) {
                     out.push(
                         Sample::at(MetricType::WorkoutDistance, day, start, m, SOURCE)
                             .with_label(label),
@@ -253,11 +293,7 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                 }
             }
             "body" => {
-                for m in d["measurements_data"]["measurements"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
+                for m in list(d, BODY_MEASUREMENTS).into_iter().flatten() {
                     let (Some(day), Some(at), Some(kg)) = (
                         local_date(&m["measurement_time"]),
                         utc(&m["measurement_time"]),
@@ -267,11 +303,7 @@ fn normalize(kind: &str, data: &[Value]) -> Vec<Sample> {
                     };
                     out.push(Sample::at(MetricType::BodyWeight, day, at, kg, SOURCE));
                 }
-                for g in d["glucose_data"]["blood_glucose_samples"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
+                for g in list(d, BODY_GLUCOSE).into_iter().flatten() {
                     let (Some(day), Some(at), Some(v)) = (
                         local_date(&g["timestamp"]),
                         utc(&g["timestamp"]),

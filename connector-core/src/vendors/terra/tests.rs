@@ -179,3 +179,80 @@ fn events_pull_data_revoke_on_deauth_and_ignore_the_rest() {
     }
     assert_eq!(parse_webhook(b"{}", now).unwrap_err().status(), 400);
 }
+
+/// Every path the normalizer reads is one Terra's description has, in the
+/// record schema of its data type.
+#[test]
+fn every_path_read_is_in_terras_description() {
+    use crate::vendors::described::{names_path, vendor_description};
+    let Some(doc) = vendor_description("terra-v2-bundled.yaml") else {
+        return;
+    };
+    let schema = |kind: &str| match kind {
+        "daily" => "Daily",
+        "sleep" => "Sleep",
+        "activity" => "Activity",
+        _ => "Body",
+    };
+    let missing: Vec<String> = paths_read()
+        .into_iter()
+        .filter(|(kind, path)| !names_path(&doc, schema(kind), path))
+        .map(|(kind, path)| format!("{kind}: {}", path.join(".")))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
+    // The check itself: the path the driver once read for the sleep score.
+    assert!(!names_path(&doc, "Sleep", &["scores", "sleep_score"]));
+}
+
+/// Golden values from the example events in Terra's own description.
+#[test]
+fn golden_values_from_terras_own_webhook_examples() {
+    let Some(doc) = crate::vendors::described::vendor_description("terra-v2-bundled.yaml") else {
+        return;
+    };
+    let samples = |kind: &str| {
+        let event =
+            &doc["webhooks"][kind]["post"]["requestBody"]["content"]["application/json"]["example"];
+        normalize(kind, event["data"].as_array().unwrap())
+    };
+    let day = "2026-07-01";
+    let daily = samples("daily");
+    assert_eq!(
+        crate::vendors::testing::daily(&daily, MetricType::Steps, day),
+        Some(11894.0)
+    );
+    assert_eq!(
+        crate::vendors::testing::daily(&daily, MetricType::Calories, day),
+        Some(2450.8)
+    );
+    // 25,200 s asleep: 420 minutes, on the local day the sleep ended.
+    let sleep = samples("sleep");
+    assert_eq!(
+        crate::vendors::testing::daily(&sleep, MetricType::SleepDuration, day),
+        Some(420.0)
+    );
+    // 07:04:11 to 07:52:48: 49 minutes; 512.5 kcal; 8,250.4 m.
+    let run: Vec<(MetricType, f64)> = samples("activity")
+        .iter()
+        .filter(|x| x.label.as_deref() == Some("morning run") && x.date.to_string() == day)
+        .map(|x| (x.metric, x.value))
+        .collect();
+    assert_eq!(
+        run,
+        [
+            (MetricType::WorkoutDuration, 49.0),
+            (MetricType::WorkoutCalories, 512.5),
+            (MetricType::WorkoutDistance, 8250.4),
+        ]
+    );
+    let body = samples("body");
+    let weight: Vec<(String, String, f64)> = body
+        .iter()
+        .filter(|x| x.metric == MetricType::BodyWeight)
+        .map(|x| (x.date.to_string(), x.time.unwrap().to_rfc3339(), x.value))
+        .collect();
+    assert_eq!(
+        weight,
+        [(day.into(), "2026-07-01T06:55:02+00:00".into(), 72.4)]
+    );
+}

@@ -201,3 +201,106 @@ fn webhook_vectors_from_the_fixtures_verify_and_dedup_on_trace_id() {
         assert_eq!(deliver(b, ts, sig, at).unwrap_err().status(), 401);
     }
 }
+
+/// Golden values from WHOOP's own description: records made of its
+/// schemas' field examples, normalized in the units its field texts state.
+#[test]
+fn golden_values_from_whoops_own_examples() {
+    let Some(doc) = crate::vendors::described::vendor_description("whoop-api-openapi.yml") else {
+        return;
+    };
+    fn one<T: DeserializeOwned>(doc: &serde_json::Value, name: &str) -> T {
+        serde_json::from_value(crate::vendors::described::example_of(doc, name)).unwrap()
+    }
+    let (cycle, recovery, sleep, workout): (Cycle, Recovery, Sleep, Workout) = (
+        one(&doc, "Cycle"),
+        one(&doc, "Recovery"),
+        one(&doc, "Sleep"),
+        one(&doc, "WorkoutV2"),
+    );
+    let units = [
+        ("CycleScore", "kilojoule", "Kilojoules"),
+        ("WorkoutScore", "kilojoule", "Kilojoules"),
+        ("RecoveryScore", "hrv_rmssd_milli", "in milliseconds"),
+        ("RecoveryScore", "skin_temp_celsius", "in Celsius"),
+        (
+            "SleepStageSummary",
+            "total_light_sleep_time_milli",
+            "in milliseconds",
+        ),
+        (
+            "SleepStageSummary",
+            "total_slow_wave_sleep_time_milli",
+            "in milliseconds",
+        ),
+        (
+            "SleepStageSummary",
+            "total_rem_sleep_time_milli",
+            "in milliseconds",
+        ),
+    ];
+    assert_eq!(
+        crate::vendors::described::unstated_units(&doc, &units),
+        Vec::<String>::new()
+    );
+    let s = normalize(&[cycle], &[recovery], &[sleep], &[workout]);
+    // The examples' records end 10:25 UTC at -05:00: the 24th, local.
+    let day = "2022-04-24";
+    for (metric, value) in [
+        (MetricType::Strain, 5.2951527),
+        // 8288.297 kJ / 4.184, to 0.1 kcal.
+        (MetricType::Calories, 1981.0),
+        (MetricType::Recovery, 44.0),
+        (MetricType::Hrv, 31.813562),
+        (MetricType::RestingHr, 64.0),
+        (MetricType::Spo2, 95.6875),
+        (MetricType::SkinTemperature, 33.7),
+        // 14,905,851 + 6,630,370 + 5,879,573 ms asleep, in whole minutes.
+        (MetricType::SleepDuration, 457.0),
+        (MetricType::SleepScore, 98.0),
+        (MetricType::RespiratoryRate, 16.11328125),
+    ] {
+        assert_eq!(daily(&s, metric, day), Some(value), "{metric:?}");
+    }
+    // The workout started 02:25 UTC, 21:25 the evening before at -05:00.
+    let workout = |metric| {
+        s.iter()
+            .find(|x| x.metric == metric && x.label.as_deref() == Some("running"))
+            .map(|x| (x.date.to_string(), x.value))
+    };
+    assert_eq!(
+        workout(MetricType::WorkoutDuration),
+        Some(("2022-04-23".into(), 480.0))
+    );
+    assert_eq!(
+        workout(MetricType::WorkoutCalories),
+        Some(("2022-04-23".into(), 375.1))
+    );
+    assert_eq!(
+        workout(MetricType::WorkoutDistance),
+        Some(("2022-04-23".into(), 1772.77035916))
+    );
+}
+
+/// Every field the normalizers' types read is one WHOOP's description
+/// names, where it names it.
+#[test]
+fn every_field_read_is_in_whoops_description() {
+    use crate::vendors::described::{undescribed_reads, vendor_description};
+    let Some(doc) = vendor_description("whoop-api-openapi.yml") else {
+        return;
+    };
+    let found = [
+        ("Cycle", undescribed_reads::<Cycle>(&doc, "Cycle")),
+        ("Recovery", undescribed_reads::<Recovery>(&doc, "Recovery")),
+        ("Sleep", undescribed_reads::<Sleep>(&doc, "Sleep")),
+        ("WorkoutV2", undescribed_reads::<Workout>(&doc, "WorkoutV2")),
+        (
+            "UserBasicProfile",
+            undescribed_reads::<Profile>(&doc, "UserBasicProfile"),
+        ),
+    ];
+    for (schema, reads) in found {
+        assert!(reads.is_empty(), "{schema}: {reads:?}");
+    }
+}

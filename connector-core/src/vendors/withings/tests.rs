@@ -332,3 +332,65 @@ fn measure_values_scale_by_their_unit() {
     assert_eq!(m(97, 0), 97.0);
     assert_eq!(m(7, 2), 700.0);
 }
+
+/// Golden values from Withings' own description: its measure and activity
+/// objects made of their fields' examples, in the units its texts state.
+#[test]
+fn golden_values_from_withings_own_examples() {
+    use crate::vendors::described::{example_of, field_text, vendor_description};
+    let Some(doc) = vendor_description("withings-data-api-openapi.yml") else {
+        return;
+    };
+    assert!(field_text(&doc, "measure_object", "unit").contains("value * 10^unit = real value"));
+    assert!(field_text(&doc, "activity_object", "totalcalories").contains("(in Kcal)"));
+    // 65750 × 10^-3: 65.75 kg, meastype 1 being the weight in kg.
+    let measure: Measure = serde_json::from_value(example_of(&doc, "measure_object")).unwrap();
+    assert_eq!((measure.kind, measure.real()), (1, 65.75));
+    // Its group is attributed 1 (a device measure not sure to be the
+    // user's) and its category example is not 1 (a real measure): skipped.
+    let group = example_of(&doc, "measuregrp_object");
+    let body: MeasureBody =
+        serde_json::from_value(serde_json::json!({"measuregrps": [group]})).unwrap();
+    assert!(normalize_measures(&body).is_empty());
+    let day: ActivityDay = serde_json::from_value(example_of(&doc, "activity_object")).unwrap();
+    let s = normalize_activity(&[day]);
+    assert_eq!(
+        crate::vendors::testing::daily(&s, MetricType::Steps, "2020-06-24"),
+        Some(6200.0)
+    );
+    assert_eq!(
+        crate::vendors::testing::daily(&s, MetricType::Calories, "2020-06-24"),
+        Some(3500.0)
+    );
+}
+
+/// Every field the normalizers' types read is one Withings' description
+/// names, where it names it.
+#[test]
+fn every_field_read_is_in_withings_description() {
+    use crate::vendors::described::{undescribed_reads, vendor_description};
+    let Some(doc) = vendor_description("withings-data-api-openapi.yml") else {
+        return;
+    };
+    let found = [
+        (
+            "measure group",
+            undescribed_reads::<MeasureGroup>(&doc, "measuregrp_object"),
+        ),
+        (
+            "activity",
+            undescribed_reads::<ActivityDay>(&doc, "activity_object"),
+        ),
+        (
+            "sleep",
+            undescribed_reads::<SleepSeries>(&doc, "sleep_summary_object"),
+        ),
+        (
+            "workout",
+            undescribed_reads::<Workout>(&doc, "workout_object"),
+        ),
+    ];
+    for (what, reads) in found {
+        assert!(reads.is_empty(), "{what}: {reads:?}");
+    }
+}
