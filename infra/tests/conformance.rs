@@ -158,7 +158,8 @@ const VENDORS: &[Vendor] = &[
             ("measure_v2_getactivity_response.json", operation("measurev2-getactivity")),
             ("sleep_v2_getsummary_response.json", operation("sleepv2-getsummary")),
             ("measure_v2_getworkouts_response.json", operation("measurev2-getworkouts")),
-            ("error_invalid_token.json", Undescribed("Withings' description has no error envelope; the shape is observed (fixtures README)")),
+            // An error comes in the envelope of the call that failed (here getmeas).
+            ("error_invalid_token.json", operation("measure-getmeas")),
             ("notification_appli1_weight.txt", Undescribed(WITHINGS_NOTIFY)),
             ("notification_appli44_sleep.txt", Undescribed(WITHINGS_NOTIFY)),
             ("notification_appli46_unlink.txt", Undescribed(WITHINGS_NOTIFY)),
@@ -345,4 +346,25 @@ fn request_exception_holds(dir: &std::path::Path, vendor: &str, place: &str, say
         .check_request(Operation::Id(op), &sent)
         .unwrap();
     found.iter().any(|p| p == &format!("query/{name}: {says}"))
+}
+
+/// Simulator answers no suite reaches (the connector never lists a
+/// Withings user's subscriptions), held to the description directly.
+#[test]
+fn simulator_answers_no_suite_reaches_conform() {
+    let Some(dir) = specs_dir() else { return };
+    let spec = Spec::load(&dir, "withings-data-api-openapi.yml").unwrap();
+    let subscribed = [(
+        44,
+        "https://connector.example.test/v1/webhooks/withings".to_string(),
+    )];
+    let answer = serde_json::json!({
+        "status": 0,
+        "body": connector_infra::simulator::withings::notify_list_body(&subscribed),
+    });
+    assert_eq!(
+        spec.check(Target::Operation("notify-list"), &answer)
+            .unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -134,6 +134,16 @@ pub const KNOWN_WRONG: &[KnownWrong] = &[
     },
     KnownWrong {
         vendor: "withings",
+        path: "/",
+        says: Says::Unnamed(&["error"]),
+        evidence: "Withings' error answers carry an `error` message beside `status` \
+            (home-assistant/home-assistant.io#34285 quotes {'status': 503, 'error': 'Invalid Params: \
+            invalid code'}; metriport/metriport#176 reads response.data.error); the description's \
+            own text says some services 'return a detailled message about the nature of the error' \
+            without naming the field",
+    },
+    KnownWrong {
+        vendor: "withings",
         path: "request/sleepv2-getsummary/query/offset",
         says: Says::Message("not in the description"),
         evidence: "the same operation's answer in the description has `more` and `offset`, \

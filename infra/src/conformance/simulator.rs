@@ -622,11 +622,8 @@ pub fn check(
                     status: &status,
                 }
             }
-            // Withings answers errors with HTTP 200 and a non-zero `status`.
-            Target::Operation(_) if body["status"].as_i64().is_some_and(|s| s != 0) => {
-                skip("Withings error answers (status ≠ 0; the description has no error body)");
-                continue;
-            }
+            // Withings answers errors with HTTP 200 and a non-zero `status`,
+            // in the operation's own envelope: checked as its answer.
             other if !(200..300).contains(&e.status) => {
                 let _ = other;
                 skip(&format!(

@@ -471,12 +471,11 @@ async fn notify_service(
             wrapped(0, json!({}))
         }
         Some("list") => {
-            let profiles: Vec<Value> = subscriptions(&sim, &user)
+            let subscribed: Vec<(u32, String)> = subscriptions(&sim, &user)
                 .into_iter()
                 .filter(|(a, _)| appli.is_none_or(|x| x == *a))
-                .map(|(a, u)| json!({"appli": a, "callbackurl": u, "expires": 2_147_483_647, "comment": ""}))
                 .collect();
-            wrapped(0, json!({ "profiles": profiles }))
+            wrapped(0, notify_list_body(&subscribed))
         }
         Some("revoke") => {
             if let Some(list) = state(&sim).subscriptions.lock().unwrap().get_mut(&user) {
@@ -486,6 +485,16 @@ async fn notify_service(
         }
         _ => wrapped(503, json!({})),
     }
+}
+
+/// The `body` of a `notify list` answer: each subscription as Withings'
+/// `notify_object` (appli, callback URL, comment).
+pub fn notify_list_body(subscribed: &[(u32, String)]) -> Value {
+    let profiles: Vec<Value> = subscribed
+        .iter()
+        .map(|(a, u)| json!({"appli": a, "callbackurl": u, "comment": ""}))
+        .collect();
+    json!({ "profiles": profiles })
 }
 
 /// The form body of a notification as Withings posts it.
