@@ -465,4 +465,16 @@ fn every_field_read_is_in_ouras_description() {
     for (what, reads) in found {
         assert!(reads.is_empty(), "{what}: {reads:?}");
     }
+    // The units the normalizer converts from (seconds to minutes) or
+    // keeps (kilocalories, meters) are the ones the texts state.
+    let units = [
+        ("SleepModel", "total_sleep_duration", "in seconds"),
+        ("DailyActivityModel", "total_calories", "in kilocalories"),
+        ("PublicWorkout", "calories", "in kilocalories"),
+        ("PublicWorkout", "distance", "in meters"),
+    ];
+    assert_eq!(
+        crate::vendors::described::unstated_units(&doc, &units),
+        Vec::<String>::new()
+    );
 }
