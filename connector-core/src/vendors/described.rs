@@ -189,22 +189,26 @@ fn items_schema<'a>(doc: &'a Value, node: &'a Value, depth: u8) -> Option<&'a Va
     parts(node).find_map(|s| items_schema(doc, s, depth + 1))
 }
 
-/// Whether schema `name` describes the JSON path `path` (`*`: each item
-/// of a list), for normalizers that read by path rather than by type.
-pub fn names_path(doc: &Value, name: &str, path: &[&str]) -> bool {
-    let mut node = schema(doc, name);
-    for step in path {
-        let next = if *step == "*" {
+/// The schema that schema `name` gives the JSON path of `steps` (`*`: each
+/// item of a list), if it describes that path.
+fn schema_at<'a, 's>(
+    doc: &'a Value,
+    name: &str,
+    steps: impl IntoIterator<Item = &'s str>,
+) -> Option<&'a Value> {
+    steps.into_iter().try_fold(schema(doc, name), |node, step| {
+        if step == "*" {
             items_schema(doc, node, 0)
         } else {
             field_schema(doc, node, step, 0)
-        };
-        match next {
-            Some(n) => node = n,
-            None => return false,
         }
-    }
-    true
+    })
+}
+
+/// Whether schema `name` describes the JSON path `path` (`*`: each item
+/// of a list), for normalizers that read by path rather than by type.
+pub fn names_path(doc: &Value, name: &str, path: &[&str]) -> bool {
+    schema_at(doc, name, path.iter().copied()).is_some()
 }
 
 /// Every field `T` reads (as serde names them) that schema `name` of the
@@ -234,25 +238,9 @@ pub fn undescribed_reads_of<T: DeserializeOwned>(
         out.push(format!("not traced to the end: {e}"));
     }
     for (path, fields) in log.into_inner() {
-        // The schema at `path`: each step a field, `*` an array's item.
-        let mut node = schema(doc, name);
-        let mut found = true;
-        for step in path.split('/').filter(|s| !s.is_empty()) {
-            let next = if step == "*" {
-                items_schema(doc, node, 0)
-            } else {
-                field_schema(doc, node, step, 0)
-            };
-            match next {
-                Some(n) => node = n,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
+        let node = schema_at(doc, name, path.split('/').filter(|s| !s.is_empty()));
         for field in fields {
-            if !found || !names_field(doc, node, field, 0) {
+            if !node.is_some_and(|n| names_field(doc, n, field, 0)) {
                 out.push(format!("{path}/{field}"));
             }
         }

@@ -360,7 +360,8 @@ impl Spec {
         }
     }
 
-    /// Follows a `$ref` to a response or request body of the components.
+    /// Follows a `$ref` one step to the part of the description it names
+    /// (a response, a request body, a parameter, a schema).
     fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
         match v.get("$ref").and_then(Value::as_str) {
             Some(r) => self

@@ -101,6 +101,8 @@ impl Spec {
         if body_as_query {
             pairs.extend(url::form_urlencoded::parse(sent.body).into_owned());
         }
+        // A description without parameters (Dexcom's transcription) says
+        // nothing about them: they are not checked.
         let declares_query = node.get("parameters").is_some()
             || node.get("x-discovery").is_some()
             || self.doc["paths"][&template]["parameters"].is_array();
@@ -154,9 +156,6 @@ impl Spec {
                     _ => {}
                 }
             }
-        } else if !pairs.is_empty() {
-            // A description without parameters (Dexcom's transcription)
-            // says nothing about them: they are not checked.
         }
 
         // Credentials.
@@ -307,22 +306,22 @@ impl Spec {
         param: &Param,
         values: &[&str],
     ) -> Result<Vec<String>, SpecError> {
-        let schema = self.resolve_schema(&param.schema);
+        let schema = self.resolve(&param.schema);
         let value = if schema["type"] == "array" {
-            let items = self.resolve_schema(&schema["items"]);
+            let items = self.resolve(&schema["items"]);
             let raw: Vec<&str> = if param.comma_list && values.len() == 1 {
                 values[0].split(',').collect()
             } else {
                 values.to_vec()
             };
-            Value::Array(raw.iter().map(|v| typed(v, &items)).collect())
+            Value::Array(raw.iter().map(|v| typed(v, items)).collect())
         } else if values.len() > 1 {
             return Ok(vec![format!(
                 "sent {} times, the description takes one value",
                 values.len()
             )]);
         } else {
-            typed(values[0], &schema)
+            typed(values[0], schema)
         };
         Ok(self
             .check_against(
@@ -333,18 +332,6 @@ impl Spec {
             .into_iter()
             .map(|m| m.trim_start_matches("/: ").to_string())
             .collect())
-    }
-
-    /// `schema` with a `$ref` to a component followed (one step).
-    fn resolve_schema(&self, schema: &Value) -> Value {
-        match schema["$ref"].as_str() {
-            Some(r) => self
-                .doc
-                .pointer(r.trim_start_matches('#'))
-                .cloned()
-                .unwrap_or(Value::Null),
-            None => schema.clone(),
-        }
     }
 
     /// The content types, schema and requiredness of `node`'s request body.
@@ -397,12 +384,11 @@ impl Spec {
     /// A form body as the object its schema describes, each value typed
     /// by its property's schema.
     fn form_object(&self, schema: &Value, body: &[u8]) -> Value {
-        let schema = self.resolve_schema(schema);
+        let schema = self.resolve(schema);
         let fields: Map<String, Value> = url::form_urlencoded::parse(body)
             .into_owned()
             .map(|(k, v)| {
-                let property = self.resolve_schema(&schema["properties"][&k]);
-                let value = typed(&v, &property);
+                let value = typed(&v, self.resolve(&schema["properties"][&k]));
                 (k, value)
             })
             .collect();

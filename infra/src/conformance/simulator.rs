@@ -3,7 +3,7 @@
 //! no description covers it), and each JSON answer it gave is checked.
 
 use super::covers::{get, operation, response};
-use super::{unexplained, Covers, Operation, Sent, Spec, Target};
+use super::{path_matches, unexplained, Covers, Operation, Sent, Spec, Target};
 use crate::simulator::record::Exchange;
 use connector_core::Vendor;
 use serde_json::Value;
@@ -429,19 +429,13 @@ fn request_operation(
     }
 }
 
-/// Checks the request of `e` against `op`; its problems, or why not.
+/// Checks the request of `e` against `op` of `spec`; its problems, or why not.
 fn check_request(
     vendor: Vendor,
-    specs: &mut BTreeMap<&'static str, Result<Spec, String>>,
-    dir: &Path,
-    (file, op): (&'static str, Operation<'static>),
+    spec: &Spec,
+    op: Operation<'static>,
     e: &Exchange,
 ) -> Result<Vec<String>, String> {
-    let spec = specs
-        .entry(file)
-        .or_insert_with(|| Spec::load(dir, file).map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)?;
     let sent = Sent {
         path: &e.path,
         query: &e.query,
@@ -475,18 +469,6 @@ fn action_of(e: &Exchange) -> Option<String> {
             .map(|(_, v)| v.into_owned())
     };
     from(e.query.as_bytes()).or_else(|| from(&e.request_body))
-}
-
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
-    p.len() == a.len()
-        && p.iter().zip(&a).all(|(p, a)| {
-            p == a
-                || match p.split_once('*') {
-                    Some((pre, post)) => a.starts_with(pre) && a.ends_with(post),
-                    None => false,
-                }
-        })
 }
 
 /// A JSON path with every array index as `*`: one line per place,
@@ -542,7 +524,7 @@ pub fn check(
         }
     };
     let mut report = Report::default();
-    let mut specs = BTreeMap::new();
+    let mut others: BTreeMap<&str, Result<Spec, String>> = BTreeMap::new();
     let mut skip = |why: &str| *report.unchecked.entry(why.to_string()).or_default() += 1;
     let mut problems = Vec::new();
     let mut checked = 0;
@@ -560,13 +542,28 @@ pub fn check(
         let target = match route {
             Some((.., Described(t))) => {
                 match request_operation(vendor, e, *t) {
-                    Some(op) => match check_request(vendor, &mut specs, dir, op, e) {
-                        Ok(found) => {
-                            report.requests_checked += 1;
-                            problems.extend(found);
+                    Some((request_file, op)) => {
+                        // The vendor's own description, or another one
+                        // (Strava's swagger), loaded once.
+                        let request_spec = if request_file == file {
+                            Ok(&spec)
+                        } else {
+                            others
+                                .entry(request_file)
+                                .or_insert_with(|| {
+                                    Spec::load(dir, request_file).map_err(|e| e.to_string())
+                                })
+                                .as_ref()
+                                .map_err(Clone::clone)
+                        };
+                        match request_spec.and_then(|s| check_request(vendor, s, op, e)) {
+                            Ok(found) => {
+                                report.requests_checked += 1;
+                                problems.extend(found);
+                            }
+                            Err(why) => problems.push(why),
                         }
-                        Err(why) => problems.push(why),
-                    },
+                    }
                     None => {
                         *report
                             .requests_unchecked

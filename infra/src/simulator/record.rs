@@ -61,22 +61,23 @@ impl Recorder {
 
     /// Keeps a webhook body the simulator made.
     pub fn delivered(&self, body: &[u8]) {
-        let mut kept = self.deliveries.lock().unwrap();
-        if kept.len() >= MAX_KEPT {
-            kept.remove(0);
-        }
         if body.len() <= MAX_BODY {
-            kept.push(body.to_vec());
+            keep_last(&self.deliveries, body.to_vec());
         }
     }
 
     fn keep(&self, e: Exchange) {
-        let mut kept = self.exchanges.lock().unwrap();
-        if kept.len() >= MAX_KEPT {
-            kept.remove(0);
-        }
-        kept.push(e);
+        keep_last(&self.exchanges, e);
     }
+}
+
+/// Adds `item`, dropping the oldest once `MAX_KEPT` are kept.
+fn keep_last<T>(list: &Mutex<Vec<T>>, item: T) {
+    let mut kept = list.lock().unwrap();
+    if kept.len() >= MAX_KEPT {
+        kept.remove(0);
+    }
+    kept.push(item);
 }
 
 /// Middleware: passes the request on and keeps the exchange.

@@ -178,7 +178,7 @@ async fn consent(
         "type": "auth", "status": "success", "user": user_view(&rec),
         "message": "User has successfully authenticated",
     });
-    deliver_made(&sim, &event).await;
+    deliver_made(&sim, &event, false).await;
     let Ok(mut to) = url::Url::parse(rec["success"].as_str().unwrap_or_default()) else {
         return (StatusCode::BAD_REQUEST, "no valid success URL").into_response();
     };
@@ -234,7 +234,7 @@ async fn deauthenticate(
     sim.stats.revocations.fetch_add(1, SeqCst);
     let event = json!({ "type": "deauth", "user": user_view(&rec), "status": "success",
         "message": "User has deauthenticated" });
-    deliver_made(&sim, &event).await;
+    deliver_made(&sim, &event, false).await;
     json_response(StatusCode::OK, json!({ "status": "success" }))
 }
 
@@ -370,9 +370,9 @@ pub async fn deliver(sim: &VendorSim, event: &Value, forge: bool) -> u16 {
 }
 
 /// [`deliver`] of an event the simulator made, kept for the conformance check.
-async fn deliver_made(sim: &VendorSim, event: &Value) -> u16 {
+async fn deliver_made(sim: &VendorSim, event: &Value, forge: bool) -> u16 {
     sim.recorder.delivered(event.to_string().as_bytes());
-    deliver(sim, event, false).await
+    deliver(sim, event, forge).await
 }
 
 /// A `daily` event for `user` on `date`, as Terra pushes it.
@@ -399,7 +399,6 @@ async fn send_webhook(
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
     };
     let forge = q.get("forge").is_some_and(|v| v == "1");
-    sim.recorder.delivered(event.to_string().as_bytes());
-    let status = deliver(&sim, &event, forge).await;
+    let status = deliver_made(&sim, &event, forge).await;
     json_response(StatusCode::OK, json!({ "status": status }))
 }

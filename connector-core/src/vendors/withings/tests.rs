@@ -337,12 +337,15 @@ fn measure_values_scale_by_their_unit() {
 /// objects made of their fields' examples, in the units its texts state.
 #[test]
 fn golden_values_from_withings_own_examples() {
-    use crate::vendors::described::{example_of, field_text, vendor_description};
+    use crate::vendors::described::{example_of, unstated_units, vendor_description};
     let Some(doc) = vendor_description("withings-data-api-openapi.yml") else {
         return;
     };
-    assert!(field_text(&doc, "measure_object", "unit").contains("value * 10^unit = real value"));
-    assert!(field_text(&doc, "activity_object", "totalcalories").contains("(in Kcal)"));
+    let units = [
+        ("measure_object", "unit", "value * 10^unit = real value"),
+        ("activity_object", "totalcalories", "(in Kcal)"),
+    ];
+    assert_eq!(unstated_units(&doc, &units), Vec::<String>::new());
     // 65750 × 10^-3: 65.75 kg, meastype 1 being the weight in kg.
     let measure: Measure = serde_json::from_value(example_of(&doc, "measure_object")).unwrap();
     assert_eq!((measure.kind, measure.real()), (1, 65.75));
