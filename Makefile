@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -65,6 +65,12 @@ fmt:
 # Print a dev JWT: make token SUB=alice
 token:
 	@$(CARGO) run -q -p connector-infra --bin connector-dev -- token $(or $(SUB),alice)
+
+# The API's OpenAPI description, generated from the handlers' annotations
+# into the file the api-docs function serves (a test fails when they differ).
+openapi:
+	$(CARGO) run -q -p connector-infra --bin connector-dev -- openapi > docs/openapi.json.new
+	mv docs/openapi.json.new docs/openapi.json
 
 # Stripped release size of every function binary (what Lambda runs).
 sizes:

@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The HTTP functions the gateway can invoke (by their cargo binary name).
-pub const HTTP_FUNCTIONS: [&str; 7] = [
+pub const HTTP_FUNCTIONS: [&str; 8] = [
     "account",
+    "api-docs",
     "providers",
     "connect",
     "oauth-callback",
@@ -154,6 +155,7 @@ async fn dispatch(
         "data" => data::handle(app, request).await,
         "health-push" => health_push::handle(app, request).await,
         "account" => account::handle(app, request).await,
+        "api-docs" => api_docs::handle(&request),
         other => {
             tracing::error!(
                 binary = other,

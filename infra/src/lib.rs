@@ -8,6 +8,7 @@ pub mod dev_jwt;
 pub mod gateway;
 pub mod lambda;
 pub mod mock_webhook;
+pub mod openapi;
 pub mod outage;
 pub mod provision;
 pub mod pump;

@@ -384,10 +384,14 @@ mod tests {
         );
         // What a heavy user's erasure leaves goes to the sync worker.
         assert_eq!(t.queues_of("account"), (v(&["SyncQueue"]), v(&[])));
-        for binary in ["providers", "health-push", "oauth-callback"] {
+        for binary in ["providers", "health-push", "oauth-callback", "api-docs"] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
         }
-        assert_eq!(t.functions().len(), 9, "a new function needs its line here");
+        assert_eq!(
+            t.functions().len(),
+            10,
+            "a new function needs its line here"
+        );
     }
 
     /// A flood at one vendor's webhook route cannot use up another's: each
@@ -423,12 +427,21 @@ mod tests {
                 .any(|r| r.method == "POST" && r.path == "/v1/webhooks/{vendor}"),
             "a POST route shared by every vendor shares one throttle"
         );
-        for id in ["WebhookFunction", "OAuthCallbackFunction"] {
-            let reserved = &t.doc["Resources"][id]["Properties"]["ReservedConcurrentExecutions"];
+        let mut public = Vec::new();
+        for (id, binary) in t.functions() {
+            let served: Vec<_> = routes.iter().filter(|r| r.binary == binary).collect();
+            if served.is_empty() || !served.iter().all(|r| r.public) {
+                continue;
+            }
+            let reserved =
+                &t.doc["Resources"][id.as_str()]["Properties"]["ReservedConcurrentExecutions"];
             assert!(
                 format!("{reserved:?}").contains("PublicFunctionConcurrency"),
                 "{id}: {reserved:?}"
             );
+            public.push(binary);
         }
+        public.sort();
+        assert_eq!(public, ["api-docs", "oauth-callback", "webhook"]);
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 10] = [
     "providers",
     "connect",
     "oauth-callback",
@@ -25,6 +25,7 @@ const FUNCTIONS: [&str; 9] = [
     "data",
     "health-push",
     "account",
+    "api-docs",
 ];
 
 /// The user the JWT events in events/ carry.
@@ -96,6 +97,14 @@ async fn every_event_file_through_its_function_binary() {
     let (status, body, _) = http(&invoke(f("providers"), "providers.json", &mut fed).await);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["providers"].as_array().unwrap().len(), 10);
+
+    let (status, body, content_type) =
+        http(&invoke(f("api-docs"), "api-docs.json", &mut fed).await);
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    assert_eq!(
+        body,
+        serde_json::from_str::<Value>(api_docs::DESCRIPTION).unwrap()
+    );
 
     let (status, body, _) = http(&invoke(f("connect"), "connect.json", &mut fed).await);
     assert_eq!(

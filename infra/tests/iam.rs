@@ -228,6 +228,8 @@ const CALLS: &[(&str, Calls)] = &[
             (SECRET, SECRET_READ),
         ],
     ),
+    // Serves the description and the docs compiled into it: no AWS call.
+    ("api-docs", &[]),
 ];
 
 #[derive(serde::Deserialize)]

@@ -50,7 +50,7 @@ impl TokenSet {
 }
 
 /// Where a stored connection stands; all but `Connected` and `Error` need a reconnect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     /// Connected and usable.

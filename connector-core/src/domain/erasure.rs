@@ -38,7 +38,7 @@ impl ErasureJob {
 }
 
 /// Where an erasure stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErasureStatus {
     /// Items are left; the sync worker deletes them page by page.
@@ -78,7 +78,7 @@ impl ErasureStatus {
 }
 
 /// The erasure of one user, as `GET /v1/me/erasure` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErasureRecord {
     /// Whose.
     pub user_id: String,

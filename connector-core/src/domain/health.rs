@@ -6,7 +6,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A kind of normalized health metric; each has one fixed unit (see `unit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricType {
     /// Heart rate, bpm.
@@ -246,7 +258,7 @@ pub fn source_rank(metric: MetricType, source: &str) -> u8 {
 
 /// One row of `GET /v1/reports`: a user-local day; `sources` names where
 /// each value came from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailySummary {
     /// The user-local day summarized.
     pub date: NaiveDate,

@@ -66,17 +66,46 @@ impl Scalar {
 }
 
 /// One workout from the phone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workout {
     /// The workout's type, as the phone names it (1 to 64 characters); `type` in JSON.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 64)]
     pub kind: String,
     /// Minutes.
+    #[schema(minimum = 0, maximum = 1440)]
     pub duration: f64,
     /// kcal.
+    #[schema(minimum = 0, maximum = 10000)]
     pub calories: f64,
-    /// When the workout started.
+    /// When the workout started: on the pushed date or a day next to it.
     pub start_time: DateTime<Utc>,
+}
+
+/// A push as the phone sends it. Unknown fields are ignored; a value
+/// left out is not stored.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PushBody {
+    /// The day the push summarizes, at most one day ahead of the server's.
+    date: NaiveDate,
+    /// When the phone generated the payload; orders pushes in a merge.
+    generated_at: DateTime<Utc>,
+    /// Step count.
+    #[schema(minimum = 0, maximum = 100000, multiple_of = 1)]
+    steps: Option<f64>,
+    /// Resting heart rate, bpm.
+    #[schema(minimum = 25, maximum = 220)]
+    resting_hr: Option<f64>,
+    /// Sleep, hours.
+    #[schema(minimum = 0, maximum = 24)]
+    sleep_hours: Option<f64>,
+    /// Heart-rate variability, ms.
+    #[schema(minimum = 1, maximum = 300)]
+    hrv: Option<f64>,
+    /// The day's workouts.
+    #[schema(max_items = 200)]
+    workouts: Option<Vec<Workout>>,
 }
 
 /// A validated push.
@@ -272,7 +301,7 @@ impl DayRecord {
 }
 
 /// What a merge did to the stored day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MergeResult {
     /// Nothing was stored for the day; the push made the record.
@@ -379,6 +408,85 @@ mod tests {
         let mut v: Value = serde_json::from_str(EXAMPLE).unwrap();
         v[key] = serde_json::from_str(value).unwrap();
         v.to_string()
+    }
+
+    fn schema_of<T: utoipa::PartialSchema>() -> Value {
+        serde_json::to_value(T::schema()).unwrap()
+    }
+
+    /// Every bound the API description states is the parser's: the limit
+    /// itself is accepted, one step past it is refused, for each field.
+    #[test]
+    fn the_described_bounds_are_the_parsers() {
+        let body = schema_of::<PushBody>();
+        for scalar in Scalar::ALL {
+            let field = scalar.field();
+            let described = &body["properties"][field];
+            let step = if described["multipleOf"] == 1 {
+                1.0
+            } else {
+                0.5
+            };
+            let (lo, hi) = (described["minimum"].as_f64(), described["maximum"].as_f64());
+            assert_eq!(
+                (lo, hi),
+                (Some(scalar.bounds().0), Some(scalar.bounds().1)),
+                "{field}"
+            );
+            let (lo, hi) = (lo.unwrap(), hi.unwrap());
+            for ok in [lo, hi] {
+                let push = Push::parse(with(field, &ok.to_string()).as_bytes(), today());
+                assert!(push.is_ok(), "{field} = {ok}");
+            }
+            for bad in [lo - step, hi + step] {
+                assert_eq!(field_of(&with(field, &bad.to_string())), field, "{bad}");
+            }
+        }
+        let workout = |duration: f64, calories: f64| {
+            format!(
+                r#"{{"type":"run","duration":{duration},"calories":{calories},"start_time":"2026-02-16T06:00:00Z"}}"#
+            )
+        };
+        let max_items = body["properties"]["workouts"]["maxItems"].as_u64().unwrap() as usize;
+        assert_eq!(max_items, MAX_WORKOUTS);
+        let many = |n: usize| format!("[{}]", vec![workout(1.0, 1.0); n].join(","));
+        assert!(Push::parse(with("workouts", &many(max_items)).as_bytes(), today()).is_ok());
+        assert_eq!(
+            field_of(&with("workouts", &many(max_items + 1))),
+            "workouts"
+        );
+
+        let described = schema_of::<Workout>();
+        let bound = |field: &str, key: &str| described["properties"][field][key].as_f64().unwrap();
+        let (d_lo, d_hi) = (bound("duration", "minimum"), bound("duration", "maximum"));
+        let (c_lo, c_hi) = (bound("calories", "minimum"), bound("calories", "maximum"));
+        for (duration, calories) in [(d_lo, c_lo), (d_hi, c_hi)] {
+            let one = format!("[{}]", workout(duration, calories));
+            assert!(Push::parse(with("workouts", &one).as_bytes(), today()).is_ok());
+        }
+        for (duration, calories, field) in [
+            (d_lo - 0.5, c_lo, "workouts[0].duration"),
+            (d_hi + 0.5, c_lo, "workouts[0].duration"),
+            (d_lo, c_lo - 0.5, "workouts[0].calories"),
+            (d_lo, c_hi + 0.5, "workouts[0].calories"),
+        ] {
+            let one = format!("[{}]", workout(duration, calories));
+            assert_eq!(field_of(&with("workouts", &one)), field);
+        }
+        let kind = &described["properties"]["type"];
+        let named = |kind: &str| {
+            with(
+                "workouts",
+                &format!(
+                    r#"[{{"type":"{kind}","duration":1,"calories":1,"start_time":"2026-02-16T06:00:00Z"}}]"#
+                ),
+            )
+        };
+        let longest = "r".repeat(kind["maxLength"].as_u64().unwrap() as usize);
+        assert!(Push::parse(named(&longest).as_bytes(), today()).is_ok());
+        assert_eq!(field_of(&named(&format!("{longest}r"))), "workouts[0].type");
+        assert_eq!(kind["minLength"], 1);
+        assert_eq!(field_of(&named("")), "workouts[0].type");
     }
 
     #[test]

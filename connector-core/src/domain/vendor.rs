@@ -11,7 +11,7 @@ use std::str::FromStr;
 macro_rules! vendors {
     ($($variant:ident: $name:literal, $env:literal;)+) => {
         /// A vendor the connector knows.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "lowercase")]
         pub enum Vendor {
             $(

@@ -17,7 +17,7 @@ use crate::flows::connect::revoke_at_vendor;
 use crate::flows::erasure;
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 /// What deleting a user did.
 pub struct Receipt {
     /// Whose.
@@ -32,7 +32,7 @@ pub struct Receipt {
     pub erasure: ErasureStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 /// One connection of the user and whether the vendor revoked its grant.
 pub struct RevokedConnection {
     /// The vendor.
@@ -44,7 +44,7 @@ pub struct RevokedConnection {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 /// How many items of each table went.
 pub struct Deleted {
     /// Connections (with their sealed tokens).

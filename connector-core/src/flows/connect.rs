@@ -534,7 +534,7 @@ fn pkce_binding(user_id: &str, vendor: Vendor) -> Binding<'_> {
 }
 
 /// A vendor as the app shows it to a user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Provider {
     /// The vendor.
     pub id: Vendor,
@@ -545,7 +545,7 @@ pub struct Provider {
     /// Whether the user's connection is connected.
     pub connected: bool,
     /// The connection's status, if the user has one.
-    pub status: Option<&'static str>,
+    pub status: Option<ConnectionStatus>,
     /// When it last synced (RFC 3339).
     pub last_sync_at: Option<String>,
     /// Why its last sync failed for good.
@@ -572,7 +572,7 @@ pub async fn providers(app: &App, user: &str) -> Result<Vec<Provider>> {
             name: registry::spec(vendor).display_name,
             supported: app.vendor_enabled(vendor) && supported.contains(&vendor),
             connected: conn.is_some_and(|c| c.status == ConnectionStatus::Connected),
-            status: conn.map(|c| c.status.as_str()),
+            status: conn.map(|c| c.status),
             last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),
             error: conn.and_then(|c| c.last_error.clone()),
         });

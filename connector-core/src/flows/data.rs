@@ -87,7 +87,7 @@ pub async fn reports(app: &App, user: &str, days: Option<u32>) -> Result<Reports
 }
 
 /// Daily summaries over `from..=to`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reports {
     /// The first day.
     pub from: NaiveDate,
@@ -112,7 +112,7 @@ pub struct MetricsQuery {
 }
 
 /// One page of series.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MetricsPage {
     /// The first day.
     pub since: NaiveDate,
@@ -125,7 +125,7 @@ pub struct MetricsPage {
 }
 
 /// One metric's points on a page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Series {
     /// The metric.
     #[serde(rename = "type")]
@@ -137,7 +137,7 @@ pub struct Series {
 }
 
 /// One sample as served.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Point {
     /// The user-local day.
     pub date: NaiveDate,

@@ -87,13 +87,41 @@ pub fn body_bytes_up_to(req: &Request, limit: usize) -> Result<&[u8], Error> {
     Ok(bytes)
 }
 
-/// Parses an optional JSON body; an empty body is `T::default()`.
+/// Parses an optional JSON object body; an empty body or `null` is
+/// `T::default()`. Anything but an object is refused, though serde would
+/// read a struct from an array too.
 pub fn json_body<T: serde::de::DeserializeOwned + Default>(req: &Request) -> Result<T, Error> {
     let bytes = body_bytes(req)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::BadRequest(format!("request body: {e}")))
+    let bad = |e: serde_json::Error| Error::BadRequest(format!("request body: {e}"));
+    match serde_json::from_slice(bytes).map_err(bad)? {
+        serde_json::Value::Null => Ok(T::default()),
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(bad),
+        _ => Err(Error::BadRequest(
+            "request body must be a JSON object".into(),
+        )),
+    }
+}
+
+/// Reads an optional whole number that JSON may write as `47` or `47.0`
+/// (the same number to a JSON Schema `integer`), for `deserialize_with`.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = match n.as_u64() {
+        Some(u) => u32::try_from(u).ok(),
+        None => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u32),
+    };
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number")))
 }
 
 /// A JSON response of `value` with `status`.
@@ -115,6 +143,33 @@ pub fn empty(status: u16) -> Response<Body> {
         .expect("valid response")
 }
 
+/// An RFC 9457 problem document: every error the connector answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what happened.
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub kind: &'static str,
+    /// The status's short title, e.g. `Bad request`.
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for a person; server-side failures get a fixed sentence.
+    pub detail: String,
+    /// The request field with a bad value (422 `Unprocessable content` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// API Gateway's own answer when it refuses a request before any function
+/// runs: a missing or invalid bearer token (401), or no such route (404).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayRefusal {
+    /// `Unauthorized` or `Not Found`.
+    pub message: String,
+}
+
 /// An RFC 9457 problem response. Server-side errors are logged in full and
 /// answered with a fixed sentence.
 pub fn problem(err: &Error) -> Response<Body> {
@@ -124,15 +179,16 @@ pub fn problem(err: &Error) -> Response<Body> {
     } else {
         tracing::info!(error = %err, status, "request refused");
     }
-    let mut body = serde_json::json!({
-        "type": "about:blank",
-        "title": err.title(),
-        "status": status,
-        "detail": err.public_detail(),
-    });
-    if let Error::InvalidField { field, .. } = err {
-        body["field"] = serde_json::Value::String(field.clone());
-    }
+    let body = Problem {
+        kind: "about:blank",
+        title: err.title(),
+        status,
+        detail: err.public_detail(),
+        field: match err {
+            Error::InvalidField { field, .. } => Some(field.clone()),
+            _ => None,
+        },
+    };
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/problem+json");
@@ -144,7 +200,9 @@ pub fn problem(err: &Error) -> Response<Body> {
         _ => {}
     }
     builder
-        .body(Body::Text(body.to_string()))
+        .body(Body::Text(
+            serde_json::to_string(&body).expect("a problem serializes"),
+        ))
         .expect("valid response")
 }
 
@@ -180,6 +238,48 @@ mod tests {
         });
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "7");
+    }
+
+    fn with_body(body: &str) -> Request {
+        let mut req = Request::default();
+        *req.body_mut() = Body::Text(body.into());
+        req
+    }
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ask {
+        #[serde(default, deserialize_with = "whole_number")]
+        days: Option<u32>,
+        vendor: Option<String>,
+    }
+
+    #[test]
+    fn a_body_is_an_object_or_nothing() {
+        for nothing in ["", "  \n", "null"] {
+            assert_eq!(
+                json_body::<Ask>(&with_body(nothing)).unwrap(),
+                Ask::default()
+            );
+        }
+        let ask: Ask = json_body(&with_body(r#"{"days": 3, "vendor": "mock"}"#)).unwrap();
+        assert_eq!((ask.days, ask.vendor.as_deref()), (Some(3), Some("mock")));
+        // serde alone reads a struct from an array of its fields.
+        for not_an_object in ["[null, null]", "[3, \"mock\"]", "3", "\"x\"", "true"] {
+            let err = json_body::<Ask>(&with_body(not_an_object)).unwrap_err();
+            assert_eq!(err.status(), 400, "{not_an_object}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_of_zero() {
+        let days = |body: &str| json_body::<Ask>(&with_body(body)).map(|a| a.days);
+        assert_eq!(days(r#"{"days": 47.0}"#).unwrap(), Some(47));
+        assert_eq!(days(r#"{"days": 47}"#).unwrap(), Some(47));
+        assert_eq!(days(r#"{"days": null}"#).unwrap(), None);
+        for bad in ["47.5", "-1", "4294967296", "1e10", "\"3\""] {
+            assert!(days(&format!(r#"{{"days": {bad}}}"#)).is_err(), "{bad}");
+        }
     }
 
     #[test]

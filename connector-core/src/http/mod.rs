@@ -4,4 +4,5 @@
 //! `http` feature, so the SQS and schedule functions do not link it.
 
 pub mod api;
+pub mod openapi;
 pub mod runtime;

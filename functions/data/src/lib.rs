@@ -4,11 +4,14 @@
 
 use chrono::NaiveDate;
 use connector_core::domain::health::MetricType;
-use connector_core::flows::data::{self, MetricsQuery};
-use connector_core::http::api::{json, json_body, query_param, respond, route, user_id};
+use connector_core::flows::data::{self, MetricsPage, MetricsQuery, Reports};
+use connector_core::http::api::{
+    json, json_body, query_param, respond, route, user_id, whole_number,
+};
+use connector_core::http::openapi::{BadRequest, TooManyRequests, Unauthorized, Unavailable};
 use connector_core::{App, Error, Result, Vendor};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(dispatch(app, &req).await)
@@ -18,26 +21,62 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
     let user = user_id(req)?;
     match route(req).as_str() {
         "POST /v1/sync" => sync(app, req, &user).await,
-        "GET /v1/reports" => {
-            let reports = data::reports(app, &user, parse_u32(req, "days")?).await?;
-            Ok(json(200, &reports))
-        }
-        "GET /v1/metrics" => {
-            let page = data::metrics(app, &user, metrics_query(req)?).await?;
-            Ok(json(200, &page))
-        }
+        "GET /v1/reports" => reports(app, req, &user).await,
+        "GET /v1/metrics" => metrics(app, req, &user).await,
         other => Err(Error::NotFound(format!("route {other:?}"))),
     }
 }
 
-#[derive(Default, Deserialize)]
+/// What to pull.
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SyncBody {
+pub struct SyncBody {
+    /// The vendor to pull from.
+    #[schema(value_type = Vendor, required = true)]
     vendor: Option<String>,
+    /// How many of the last days to pull (default 3).
+    #[schema(minimum = 1, maximum = 90)]
+    #[serde(default, deserialize_with = "whole_number")]
     days: Option<u32>,
 }
 
-async fn sync(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+/// The pull queued (or the job already waiting that now includes these days).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SyncQueued {
+    /// The waiting job that will run the pull.
+    pub job_id: String,
+    /// The vendor.
+    pub vendor: Vendor,
+    /// The first day pulled.
+    pub from: NaiveDate,
+    /// The last day pulled.
+    pub to: NaiveDate,
+}
+
+/// Pull the caller's last days from one vendor now.
+///
+/// At most one live job waits per user and vendor: while one waits, a new
+/// request only adds its days to it, and `job_id` is that job's. Manual
+/// pulls at one vendor start at least `CONNECTOR_MANUAL_SYNC_GAP_SECS` apart;
+/// past `CONNECTOR_MANUAL_SYNCS_PER_HOUR` an hour, 429.
+#[utoipa::path(
+    post,
+    path = "/v1/sync",
+    tag = "data",
+    request_body = SyncBody,
+    responses(
+        (status = 202, body = SyncQueued),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = connector_core::http::openapi::NotFound),
+        (status = 409, response = connector_core::http::openapi::Conflict),
+        (status = 413, response = connector_core::http::openapi::PayloadTooLarge),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn sync(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
     let body: SyncBody = json_body(req)?;
     let vendor: Vendor = body
         .vendor
@@ -48,8 +87,70 @@ async fn sync(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
     let job = data::queue_sync(app, user, vendor, body.days).await?;
     Ok(json(
         202,
-        &serde_json::json!({ "job_id": job.job_id, "vendor": vendor, "from": job.from, "to": job.to }),
+        &SyncQueued {
+            job_id: job.job_id,
+            vendor,
+            from: job.from,
+            to: job.to,
+        },
     ))
+}
+
+/// The caller's daily summaries of the last days, newest first.
+///
+/// `sources` names each value's source. At most 90 rows, so one page.
+#[utoipa::path(
+    get,
+    path = "/v1/reports",
+    tag = "data",
+    params(
+        ("days" = Option<u32>, Query, minimum = 1, maximum = 90,
+            description = "How many of the last days (default 14)."),
+    ),
+    responses(
+        (status = 200, body = Reports),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn reports(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let reports = data::reports(app, user, parse_u32(req, "days")?).await?;
+    Ok(json(200, &reports))
+}
+
+/// Series of the caller's samples, with unit and source per point, a page at a time.
+///
+/// Pages hold at most `limit` points, filled series by series in the order
+/// asked; pass the returned `next_cursor` as `cursor` for the next page.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics",
+    tag = "data",
+    params(
+        ("types" = Vec<MetricType>, Query, style = Form, explode = false,
+            description = "The metrics, comma-separated, in the order the page fills them."),
+        ("since" = Option<NaiveDate>, Query,
+            description = "The first user-local day (default 13 days before `until`)."),
+        ("until" = Option<NaiveDate>, Query,
+            description = "The last user-local day (default today); at most 90 days after `since`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000,
+            description = "Most points on the page (default 1000)."),
+        ("cursor" = Option<String>, Query,
+            description = "The `next_cursor` of the page before, unchanged."),
+    ),
+    responses(
+        (status = 200, body = MetricsPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn metrics(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let page = data::metrics(app, user, metrics_query(req)?).await?;
+    Ok(json(200, &page))
 }
 
 fn metrics_query(req: &Request) -> Result<MetricsQuery> {

@@ -2,12 +2,18 @@
 //! accepted by `flows::push`, answered 201 when the day is new, and logged
 //! in one line per push.
 
+use chrono::NaiveDate;
 use chrono::Utc;
-use connector_core::domain::push::MergeResult;
+use connector_core::domain::push::{MergeResult, PushBody};
 use connector_core::flows::push::{self, PushLog};
 use connector_core::http::api::{json, respond, user_id};
+use connector_core::http::api::{GatewayRefusal, Problem};
+use connector_core::http::openapi::{
+    BadRequest, Conflict, PayloadTooLarge, TooManyRequests, Unavailable, Unprocessable,
+};
 use connector_core::{App, Result};
 use lambda_http::{Body, Request, Response};
+use serde::Serialize;
 use std::time::Instant;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -37,7 +43,43 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(result)
 }
 
-async fn accept(app: &App, req: &Request, log: &mut PushLog) -> Result<Response<Body>> {
+/// What the push did to the stored day.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PushAccepted {
+    pub result: MergeResult,
+    /// The day pushed.
+    pub date: NaiveDate,
+}
+
+/// The phone's signed HealthKit summary of one day.
+///
+/// Signed with the push secret over the timestamp and the raw body; the
+/// same timestamp and signature twice is a replay (401). Values merge with
+/// what earlier pushes of the day stored: the newer `generated_at` wins.
+#[utoipa::path(
+    post,
+    path = "/v1/health/push",
+    tag = "phone push",
+    request_body = PushBody,
+    responses(
+        (status = 201, description = "The day is new.", body = PushAccepted),
+        (status = 200, description = "The day was stored before: merged or unchanged.",
+            body = PushAccepted),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "The bearer JWT (API Gateway's answer), or the signature, \
+            its freshness, or a replay (a problem).", content(
+            (GatewayRefusal = "application/json"),
+            (Problem = "application/problem+json"),
+        )),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = [], "push_signature" = [], "push_timestamp" = []))
+)]
+pub async fn accept(app: &App, req: &Request, log: &mut PushLog) -> Result<Response<Body>> {
     let user = user_id(req)?;
     let (date, result) = push::accept(app, &user, req.headers(), req.body().as_ref(), log).await?;
     let status = if result == MergeResult::Created {
@@ -45,8 +87,5 @@ async fn accept(app: &App, req: &Request, log: &mut PushLog) -> Result<Response<
     } else {
         200
     };
-    Ok(json(
-        status,
-        &serde_json::json!({ "result": result, "date": date }),
-    ))
+    Ok(json(status, &PushAccepted { result, date }))
 }

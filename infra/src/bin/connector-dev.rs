@@ -10,6 +10,8 @@
 //!                                                   those expiring within N days (default 7); reads
 //!                                                   CONNECTOR_OURA_CLIENT_ID/_CLIENT_SECRET/_VERIFY_TOKEN
 //!                                                   (and _API_BASE) from the environment
+//!   connector-dev openapi                           print the API's OpenAPI description (what
+//!                                                   `make openapi` writes to docs/openapi.json)
 //!   connector-dev redrive-dlq [--endpoint URL] [--stack NAME]
 //!                                                   move the local stack's dead-lettered sync jobs
 //!                                                   back onto the sync queue (defaults: the
@@ -25,6 +27,7 @@ fn usage() -> ! {
     );
     eprintln!("       connector-dev sign-push <file>");
     eprintln!("       connector-dev oura-subscriptions <callback-url> [--renew-days N]");
+    eprintln!("       connector-dev openapi");
     eprintln!("       connector-dev redrive-dlq [--endpoint URL] [--stack NAME]");
     std::process::exit(2)
 }
@@ -39,6 +42,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match (args.first().map(String::as_str), args.get(1)) {
+        (Some("openapi"), None) => print!("{}", connector_infra::openapi::description()),
         (Some("redrive-dlq"), _) => {
             let endpoint =
                 flag(&args, "--endpoint").unwrap_or_else(|| "http://127.0.0.1:4566".into());
