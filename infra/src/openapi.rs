@@ -41,6 +41,7 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         api_docs::openapi_json,
         api_docs::docs,
         api_docs::docs_file,
+        status::health,
     ),
     components(responses(
         BadRequest,
@@ -60,7 +61,7 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         (name = "data", description = "The user's normalized data."),
         (name = "phone push", description = "Apple Health summaries the phone app pushes."),
         (name = "account", description = "Deleting a user and everything kept of them."),
-        (name = "service", description = "This description and the reference over it."),
+        (name = "service", description = "The connector's health, this description and the reference over it."),
         (name = "vendor webhooks", description = "Deliveries from the vendors; not for apps."),
     )
 )]

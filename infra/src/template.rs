@@ -384,12 +384,18 @@ mod tests {
         );
         // What a heavy user's erasure leaves goes to the sync worker.
         assert_eq!(t.queues_of("account"), (v(&["SyncQueue"]), v(&[])));
-        for binary in ["providers", "health-push", "oauth-callback", "api-docs"] {
+        for binary in [
+            "providers",
+            "health-push",
+            "oauth-callback",
+            "api-docs",
+            "status",
+        ] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
         }
         assert_eq!(
             t.functions().len(),
-            10,
+            11,
             "a new function needs its line here"
         );
     }
@@ -442,6 +448,6 @@ mod tests {
             public.push(binary);
         }
         public.sort();
-        assert_eq!(public, ["api-docs", "oauth-callback", "webhook"]);
+        assert_eq!(public, ["api-docs", "oauth-callback", "status", "webhook"]);
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 11] = [
     "providers",
     "connect",
     "oauth-callback",
@@ -26,6 +26,7 @@ const FUNCTIONS: [&str; 10] = [
     "health-push",
     "account",
     "api-docs",
+    "status",
 ];
 
 /// The user the JWT events in events/ carry.
@@ -105,6 +106,9 @@ async fn every_event_file_through_its_function_binary() {
         body,
         serde_json::from_str::<Value>(api_docs::DESCRIPTION).unwrap()
     );
+
+    let (status, body, _) = http(&invoke(f("status"), "status.json", &mut fed).await);
+    assert_eq!((status, &body["status"]), (200, &"ok".into()), "{body}");
 
     let (status, body, _) = http(&invoke(f("connect"), "connect.json", &mut fed).await);
     assert_eq!(

@@ -33,6 +33,7 @@ const MUST_SUCCEED: &[&str] = &[
     "GET /v1/webhooks/{vendor}",
     "GET /v1/docs",
     "GET /v1/docs/{file}",
+    "GET /v1/health",
 ];
 
 /// The described operation a request was for, e.g. "POST /v1/sync".

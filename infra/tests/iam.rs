@@ -230,6 +230,19 @@ const CALLS: &[(&str, Calls)] = &[
     ),
     // Serves the description and the docs compiled into it: no AWS call.
     ("api-docs", &[]),
+    // flows::status: one control-plane read of each table, queue and the
+    // key; no item.
+    (
+        "status",
+        &[
+            (CONNECTIONS, &["dynamodb:DescribeTable"]),
+            (HEALTH, &["dynamodb:DescribeTable"]),
+            (EPHEMERAL, &["dynamodb:DescribeTable"]),
+            (SYNC_QUEUE, &["sqs:GetQueueAttributes"]),
+            (BACKFILL_QUEUE, &["sqs:GetQueueAttributes"]),
+            (KEY, &["kms:DescribeKey"]),
+        ],
+    ),
 ];
 
 #[derive(serde::Deserialize)]

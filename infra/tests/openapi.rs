@@ -111,6 +111,15 @@ fn every_error_answer_is_a_problem_or_the_gateways_refusal() {
                 if status.starts_with('2') || status.starts_with('3') || method == "head" {
                     continue;
                 }
+                // A health route answers 503 with the same status document
+                // as its 200, which is what load balancers and deploy
+                // checks read.
+                if (method.as_str(), path.as_str(), status.as_str()) == ("get", "/v1/health", "503")
+                {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, "#/components/schemas/ServiceStatus");
+                    continue;
+                }
                 let response = match response["$ref"].as_str() {
                     Some(r) => &components[r.rsplit('/').next().unwrap()],
                     None => response,

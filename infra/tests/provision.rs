@@ -94,8 +94,9 @@ async fn resources_match_the_template() {
     // Every HTTP route is served by a function the gateway knows.
     let routes = template.routes();
     // Twelve user and handshake routes, the callback, one webhook POST for
-    // each of the nine vendors that send webhooks, and the three docs routes.
-    assert_eq!(routes.len(), 25);
+    // each of the nine vendors that send webhooks, the three docs routes
+    // and the health route.
+    assert_eq!(routes.len(), 26);
     for r in &routes {
         assert!(
             connector_infra::gateway::HTTP_FUNCTIONS.contains(&r.binary.as_str()),
@@ -105,11 +106,12 @@ async fn resources_match_the_template() {
             r.public,
             r.path.starts_with("/v1/oauth/")
                 || r.path.starts_with("/v1/webhooks/")
-                || r.binary == "api-docs",
+                || r.binary == "api-docs"
+                || r.binary == "status",
             "{r:?}"
         );
     }
-    assert_eq!(template.functions().len(), 10);
+    assert_eq!(template.functions().len(), 11);
 }
 
 #[tokio::test]

@@ -47,6 +47,8 @@ pub trait KeyService: Send + Sync {
     async fn generate_data_key(&self, context: &[(&str, &str)]) -> Result<(DataKey, Vec<u8>)>;
     /// Unwraps a data key; the context must be the one it was made with.
     async fn decrypt_data_key(&self, wrapped: &[u8], context: &[(&str, &str)]) -> Result<DataKey>;
+    /// Whether the key answers and may be used (for the health route).
+    async fn key_answers(&self) -> Result<()>;
 }
 
 /// AWS KMS (or the local emulator's KMS).
@@ -71,6 +73,23 @@ fn context_map(context: &[(&str, &str)]) -> HashMap<String, String> {
 
 #[async_trait]
 impl KeyService for KmsKeys {
+    async fn key_answers(&self) -> Result<()> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(|e| Error::Crypto(format!("DescribeKey: {}", sdk(e))))?;
+        match out.key_metadata() {
+            Some(key) if key.enabled() => Ok(()),
+            key => Err(Error::Crypto(format!(
+                "the key is {:?}",
+                key.and_then(|k| k.key_state())
+            ))),
+        }
+    }
+
     async fn generate_data_key(&self, context: &[(&str, &str)]) -> Result<(DataKey, Vec<u8>)> {
         let out = self
             .client
@@ -211,6 +230,11 @@ impl Envelope {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
+    }
+
+    /// Whether the key service and its key answer (for the health route).
+    pub async fn key_answers(&self) -> Result<()> {
+        self.keys.key_answers().await
     }
 
     /// Encrypts `plaintext`; the result is `v1.<wrapped key>.<nonce+ciphertext>`.
@@ -461,6 +485,10 @@ pub(crate) mod test_keys {
                 )
                 .map_err(|_| Error::Corrupt("InvalidCiphertextException".into()))?;
             DataKey::from_slice(&plain)
+        }
+
+        async fn key_answers(&self) -> Result<()> {
+            Ok(())
         }
     }
 }

@@ -27,6 +27,21 @@ impl JobQueue {
         }
     }
 
+    /// Whether every queue answers (for the health route): one
+    /// GetQueueAttributes each, asking for nothing but the queue's ARN.
+    pub async fn answers(&self) -> Result<()> {
+        for url in std::iter::once(&self.live_url).chain(&self.backfill_url) {
+            self.sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(|e| Error::Queue(format!("GetQueueAttributes: {}", sdk(e))))?;
+        }
+        Ok(())
+    }
+
     /// The queue a job of `reason` is sent to.
     pub fn url_for(&self, reason: JobReason) -> &str {
         match (reason, &self.backfill_url) {

@@ -44,6 +44,8 @@ pub struct App {
     pub quota: Arc<FleetQuota>,
     /// Webhook deliveries per vendor and source address, in this process.
     pub deliveries: Arc<DeliveryLimiter>,
+    /// The health route's last answer in this process.
+    pub status: Arc<crate::flows::status::StatusCache>,
 }
 
 impl App {
@@ -134,6 +136,7 @@ impl App {
             http: crate::vendors::token::http_client(),
             quota,
             deliveries: Arc::new(DeliveryLimiter::new(config.webhook_per_source_per_sec)),
+            status: Arc::default(),
             ephemeral,
             config,
         })

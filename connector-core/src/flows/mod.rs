@@ -1,8 +1,9 @@
 //! The use cases, one file each, and the only code that takes the `App`:
 //! connecting a vendor, accepting its webhooks, queueing and running sync jobs,
 //! refreshing tokens, the scheduled tick, the phone push, reading data,
-//! deleting an account and erasing what it stored. A function's `lib.rs`
-//! parses its event, calls one flow and shapes the answer.
+//! deleting an account and erasing what it stored, and the connector's own
+//! health. A function's `lib.rs` parses its event, calls one flow and shapes
+//! the answer.
 
 pub mod account;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod erasure;
 pub mod push;
 pub mod queueing;
 pub mod refresh;
+pub mod status;
 pub mod sync;
 pub mod tick;
 pub mod webhook;

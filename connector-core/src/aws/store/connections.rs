@@ -51,6 +51,11 @@ impl ConnectionStore {
         Self { db, table }
     }
 
+    /// Whether the table answers (for the health route).
+    pub async fn answers(&self) -> Result<()> {
+        super::table_answers(&self.db, &self.table).await
+    }
+
     fn key(user_id: &str, vendor: Vendor) -> Item {
         HashMap::from([
             ("user_id".to_string(), s(user_id)),

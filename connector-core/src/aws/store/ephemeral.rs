@@ -35,6 +35,11 @@ impl EphemeralStore {
         Self { db, table }
     }
 
+    /// Whether the table answers (for the health route).
+    pub async fn answers(&self) -> Result<()> {
+        super::table_answers(&self.db, &self.table).await
+    }
+
     /// Stores `attrs` under `pk` until `expires_at`, replacing any old item.
     async fn put(
         &self,

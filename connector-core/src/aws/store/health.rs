@@ -75,6 +75,11 @@ impl HealthStore {
         Self { db, table }
     }
 
+    /// Whether the table answers (for the health route).
+    pub async fn answers(&self) -> Result<()> {
+        super::table_answers(&self.db, &self.table).await
+    }
+
     /// Writes samples by natural key (user, metric, time, source): writing
     /// the same sample again overwrites it.
     pub async fn put_samples(&self, user_id: &str, samples: &[Sample]) -> Result<()> {
