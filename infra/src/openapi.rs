@@ -32,6 +32,7 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         data::sync,
         data::reports,
         data::metrics,
+        data::changes,
         health_push::accept,
         account::delete_me,
         account::erasure_status,

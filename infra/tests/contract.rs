@@ -27,6 +27,7 @@ const MUST_SUCCEED: &[&str] = &[
     "POST /v1/sync",
     "GET /v1/reports",
     "GET /v1/metrics",
+    "GET /v1/changes",
     "POST /v1/health/push",
     "DELETE /v1/me",
     "GET /v1/me/erasure",

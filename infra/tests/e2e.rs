@@ -438,6 +438,12 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     );
     let bob_now = connection(&stack, "bob", Vendor::Mock).await.unwrap();
     assert_eq!(bob_now.status, ConnectionStatus::Error);
+    let told = types_of(&feed(&c, "bob", 50).await);
+    assert_eq!(
+        told.iter().filter(|t| *t == "connection.error").count(),
+        1,
+        "{told:?}"
+    );
     assert!(
         bob_now
             .last_error

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 const CONNECTIONS: &str = "ConnectionsTable";
 const HEALTH: &str = "HealthDataTable";
 const EPHEMERAL: &str = "EphemeralTable";
+const EVENTS: &str = "EventsTable";
 const KEY: &str = "TokenKey";
 const SECRET: &str = "VendorCredentialsSecret";
 const PUSH_SECRET: &str = "PushSecret";
@@ -68,6 +69,7 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (BACKFILL_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
+            (EVENTS, &["dynamodb:PutItem"]),
         ],
     ),
     // flows::connect::callback: takes the state, parks the sealed consent.
@@ -91,6 +93,7 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
+            (EVENTS, &["dynamodb:PutItem"]),
         ],
     ),
     // flows::sync: the SQS event sources, retry times (visibility),
@@ -134,6 +137,14 @@ const CALLS: &[(&str, Calls)] = &[
                 ],
             ),
             (SECRET, SECRET_READ),
+            (
+                EVENTS,
+                &[
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:BatchWriteItem",
+                ],
+            ),
         ],
     ),
     // flows::tick: due refreshes, polls and the watchdog, vendor upkeep
@@ -154,6 +165,7 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
+            (EVENTS, &["dynamodb:PutItem"]),
         ],
     ),
     // flows::data: a manual sync (rate bucket, waiting job), reports, metrics.
@@ -171,6 +183,7 @@ const CALLS: &[(&str, Calls)] = &[
                 ],
             ),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
+            (EVENTS, &["dynamodb:Query"]),
         ],
     ),
     // flows::push: replay keys, the rate bucket, the day's records.
@@ -226,6 +239,14 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
+            (
+                EVENTS,
+                &[
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:BatchWriteItem",
+                ],
+            ),
         ],
     ),
     // Serves the description and the docs compiled into it: no AWS call.
@@ -238,6 +259,7 @@ const CALLS: &[(&str, Calls)] = &[
             (CONNECTIONS, &["dynamodb:DescribeTable"]),
             (HEALTH, &["dynamodb:DescribeTable"]),
             (EPHEMERAL, &["dynamodb:DescribeTable"]),
+            (EVENTS, &["dynamodb:DescribeTable"]),
             (SYNC_QUEUE, &["sqs:GetQueueAttributes"]),
             (BACKFILL_QUEUE, &["sqs:GetQueueAttributes"]),
             (KEY, &["kms:DescribeKey"]),

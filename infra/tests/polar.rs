@@ -238,6 +238,16 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
     let (_, providers) = c.get("/v1/providers", "paula").await;
     let p = entry(&providers);
     assert_eq!(p["status"], "refresh_failed", "{p}");
+    let told = feed(&c, "paula", 50).await;
+    let failed: Vec<_> = told
+        .iter()
+        .filter(|e| e["type"] == "connection.refresh_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{told:#?}");
+    assert!(failed[0]["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("reconnect"));
     assert!(p["error"].as_str().unwrap().contains("reconnect"), "{p}");
     let (status, _) = c.post("/v1/sync", "paula", r#"{"vendor":"polar"}"#).await;
     assert_eq!(status, 409);

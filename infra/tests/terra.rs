@@ -128,6 +128,13 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
         .unwrap()
         .clone();
     assert_eq!(entry["status"], "revoked", "{entry}");
+    // Terra sends it again: still one event for the app.
+    assert_eq!(deliver(&terra, &deauth, false).await, 200);
+    let revoked = types_of(&feed(&c, "carol", 50).await)
+        .into_iter()
+        .filter(|t| t == "connection.revoked")
+        .count();
+    assert_eq!(revoked, 1);
 
     let logs = captured_logs();
     assert!(!logs.contains(&terra.app.client_secret));

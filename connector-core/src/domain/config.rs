@@ -17,6 +17,8 @@ pub struct Config {
     pub connections_table: String,
     /// The Ephemeral table's name.
     pub ephemeral_table: String,
+    /// The Events table (the change feed).
+    pub events_table: String,
     /// The Health table's name.
     pub health_table: String,
     /// The URL of the live sync-job queue (and of history jobs without their own).
@@ -130,6 +132,7 @@ impl Config {
         Ok(Self {
             connections_table: required("CONNECTOR_CONNECTIONS_TABLE")?,
             ephemeral_table: required("CONNECTOR_EPHEMERAL_TABLE")?,
+            events_table: required("CONNECTOR_EVENTS_TABLE")?,
             health_table: required("CONNECTOR_HEALTH_TABLE")?,
             sync_queue_url: required("CONNECTOR_SYNC_QUEUE_URL")?,
             backfill_queue_url: env
@@ -234,6 +237,7 @@ mod tests {
         let mut m: HashMap<String, String> = [
             ("CONNECTOR_CONNECTIONS_TABLE", "c"),
             ("CONNECTOR_EPHEMERAL_TABLE", "e"),
+            ("CONNECTOR_EVENTS_TABLE", "ev"),
             ("CONNECTOR_HEALTH_TABLE", "h"),
             ("CONNECTOR_SYNC_QUEUE_URL", "http://q"),
             ("CONNECTOR_KMS_KEY_ID", "k"),

@@ -3,6 +3,7 @@
 //! operational metrics and configuration. No I/O, no AWS SDK, no
 //! lambda_http; imports nothing of the crate outside `domain`.
 
+pub mod app_event;
 pub mod config;
 pub mod connection;
 pub mod env;
@@ -13,4 +14,5 @@ pub mod health;
 pub mod job;
 pub mod metric;
 pub mod push;
+pub mod status;
 pub mod vendor;

@@ -4,7 +4,7 @@
 use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
 use crate::aws::queue::JobQueue;
 use crate::aws::secrets::Secrets;
-use crate::aws::store::{ConnectionStore, EphemeralStore, HealthStore};
+use crate::aws::store::{ConnectionStore, EphemeralStore, EventStore, HealthStore};
 use crate::domain::config::Config;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
@@ -28,6 +28,8 @@ pub struct App {
     pub health: HealthStore,
     /// The Ephemeral table.
     pub ephemeral: EphemeralStore,
+    /// The Events table: the change feed.
+    pub events: EventStore,
     /// Seals and opens tokens.
     pub envelope: Envelope,
     /// The sync and backfill queues.
@@ -45,7 +47,7 @@ pub struct App {
     /// Webhook deliveries per vendor and source address, in this process.
     pub deliveries: Arc<DeliveryLimiter>,
     /// The health route's last answer in this process.
-    pub status: Arc<crate::flows::status::StatusCache>,
+    pub status: Arc<crate::domain::status::StatusCache>,
 }
 
 impl App {
@@ -116,7 +118,8 @@ impl App {
         })?);
         Ok(Self {
             connections: ConnectionStore::new(dynamo.clone(), config.connections_table.clone()),
-            health: HealthStore::new(dynamo, config.health_table.clone()),
+            health: HealthStore::new(dynamo.clone(), config.health_table.clone()),
+            events: EventStore::new(dynamo, config.events_table.clone()),
             envelope: Envelope::new(
                 Box::new(KmsKeys::new(
                     aws_sdk_kms::Client::new(sdk),

@@ -9,6 +9,7 @@
 
 use crate::aws::kms::Binding;
 use crate::aws::store::ephemeral::Bucket;
+use crate::domain::app_event::EventType;
 use crate::domain::connection::{
     Connection, ConnectionStatus, ConsentFlow, ParkedConnect, PendingConnect, TokenSet,
 };
@@ -18,6 +19,7 @@ use crate::domain::vendor::Vendor;
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
 use crate::flows::erasure;
+use crate::flows::events;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::credentials::VendorCredentials;
@@ -60,7 +62,16 @@ pub async fn establish(
         )?)
         .await?;
     tracing::info!(user_id, %vendor, "connected");
-    Ok(())
+    let occurrence = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    events::connection_changed(
+        app,
+        EventType::Connected,
+        user_id,
+        vendor,
+        &occurrence,
+        None,
+    )
+    .await
 }
 
 /// Holds the vendor account for `user`: refused while another app user's
@@ -317,6 +328,15 @@ pub async fn disconnect(app: &App, user: &str, vendor: Vendor) -> Result<Revocat
         .await?;
     let revoked_at_vendor = revocation.revoked_at_vendor();
     tracing::info!(user_id = user, %vendor, revoked_at_vendor, "disconnected");
+    events::connection_changed(
+        app,
+        EventType::Disconnected,
+        user,
+        vendor,
+        &events::grant_of(&conn),
+        None,
+    )
+    .await?;
     Ok(revocation)
 }
 

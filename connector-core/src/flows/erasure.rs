@@ -95,7 +95,10 @@ async fn delete_for(app: &App, user: &str, budget: Duration) -> Result<Step> {
             return Ok(step);
         }
     }
-    step.ephemeral_items = app.ephemeral.delete_owned(user).await?;
+    // The user's change feed is short-lived like the Ephemeral items, and
+    // counted with them.
+    step.ephemeral_items = app.events.delete_all(user).await?;
+    step.ephemeral_items += app.ephemeral.delete_owned(user).await?;
     step.finished = true;
     Ok(step)
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod connect;
 pub mod data;
 pub mod erasure;
+pub mod events;
 pub mod push;
 pub mod queueing;
 pub mod refresh;

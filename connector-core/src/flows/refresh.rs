@@ -7,11 +7,13 @@
 //! holder tries again through a passing outage, and as a last resort keeps
 //! it sealed for the next refresh of the connection to put in place.
 
+use crate::domain::app_event::EventType;
 use crate::domain::connection::{Connection, ConnectionStatus, TokenSet};
 use crate::domain::error::{Error, Result};
 use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
+use crate::flows::events;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 
@@ -42,9 +44,19 @@ pub async fn open_tokens(app: &App, conn: &Connection) -> Result<TokenSet> {
                     &conn.user_id,
                     conn.vendor,
                     ConnectionStatus::Error,
-                    Some("the stored tokens do not open (integrity check failed); reconnect"),
+                    Some(TOKENS_DO_NOT_OPEN),
                 )
                 .await?;
+            let occurrence = format!("{}#{}#sealed", events::grant_of(conn), conn.token_version);
+            events::connection_changed(
+                app,
+                EventType::ConnectionError,
+                &conn.user_id,
+                conn.vendor,
+                &occurrence,
+                Some(TOKENS_DO_NOT_OPEN),
+            )
+            .await?;
             Err(Error::Corrupt(reason))
         }
         other => other,
@@ -129,9 +141,10 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
                 &conn.user_id,
                 vendor,
                 ConnectionStatus::RefreshFailed,
-                Some("the access token expired or was refused and the vendor issues no refresh token; reconnect"),
+                Some(NO_REFRESH_TOKEN),
             )
             .await?;
+        refresh_failed(app, conn, NO_REFRESH_TOKEN).await?;
         return Err(Error::Vendor {
             vendor,
             error: VendorError::Permanent(
@@ -156,13 +169,34 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
                     &conn.user_id,
                     vendor,
                     ConnectionStatus::RefreshFailed,
-                    Some("the vendor rejected the refresh token; reconnect"),
+                    Some(REFRESH_REJECTED),
                 )
                 .await?;
+            refresh_failed(app, conn, REFRESH_REJECTED).await?;
             Err(Error::vendor(vendor, VendorError::RefreshRejected))
         }
         Err(e) => Err(Error::vendor(vendor, e)),
     }
+}
+
+const TOKENS_DO_NOT_OPEN: &str =
+    "the stored tokens do not open (integrity check failed); reconnect";
+const NO_REFRESH_TOKEN: &str =
+    "the access token expired or was refused and the vendor issues no refresh token; reconnect";
+const REFRESH_REJECTED: &str = "the vendor rejected the refresh token; reconnect";
+
+/// Tells the app the grant `conn` held (at its token version) cannot be renewed.
+async fn refresh_failed(app: &App, conn: &Connection, reason: &str) -> Result<()> {
+    let occurrence = format!("{}#{}", events::grant_of(conn), conn.token_version);
+    events::connection_changed(
+        app,
+        EventType::RefreshFailed,
+        &conn.user_id,
+        conn.vendor,
+        &occurrence,
+        Some(reason),
+    )
+    .await
 }
 
 /// How often the lease holder tries to store a refreshed pair (pauses of

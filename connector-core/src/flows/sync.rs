@@ -19,6 +19,7 @@
 //! vendor's 429, as late as the vendor says; otherwise after a jittered
 //! exponential backoff.
 
+use crate::domain::app_event::{DataWritten, EventType};
 use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Disposition, Error, Result};
 use crate::domain::health::DailySummary;
@@ -26,6 +27,7 @@ use crate::domain::job::{JobReason, Priority, SyncJob};
 use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
+use crate::flows::events;
 use crate::flows::queueing;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::vendors::driver::FetchRequest;
@@ -45,12 +47,7 @@ pub const MAX_STALLS: u32 = 24;
 #[derive(Debug, PartialEq, Eq)]
 pub enum JobOutcome {
     /// Pulled and written.
-    Synced {
-        /// Samples written.
-        samples: usize,
-        /// Daily summaries written.
-        days: usize,
-    },
+    Synced(DataWritten),
     /// Nothing to do: the connection is gone or needs the user.
     Skipped(&'static str),
 }
@@ -184,10 +181,12 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
     app.connections
         .mark_synced(&job.user_id, vendor, Utc::now())
         .await?;
-    Ok(JobOutcome::Synced {
+    Ok(JobOutcome::Synced(DataWritten {
+        days: samples.iter().map(|s| s.date).collect(),
+        metric_types: samples.iter().map(|s| s.metric).collect(),
         samples: samples.len(),
-        days: summaries.len(),
-    })
+        summaries: summaries.len(),
+    }))
 }
 
 /// A failed refresh that left the connection `refresh_failed` ends the job
@@ -220,6 +219,15 @@ async fn unless_permanent(app: &App, job: &SyncJob, err: Error) -> Result<JobOut
             Some(&err.to_string()),
         )
         .await?;
+    events::connection_changed(
+        app,
+        EventType::ConnectionError,
+        &job.user_id,
+        job.vendor,
+        &job.job_id,
+        Some(&err.to_string()),
+    )
+    .await?;
     Ok(JobOutcome::Skipped(
         "vendor refused the job; recorded on the connection",
     ))
@@ -240,7 +248,7 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
     let windows = recent_first(job, queueing::windows_of(app, job).await?);
     let parts = parts_of(&windows, job.pull_days());
     let wait_until = deadline.checked_sub(FINISH_MARGIN).unwrap_or(deadline);
-    let (mut samples, mut days) = (0, 0);
+    let mut written = DataWritten::default();
     let mut skipped = None;
     for (i, &(from, to)) in parts.iter().enumerate() {
         let part = SyncJob {
@@ -249,13 +257,7 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
             ..job.clone()
         };
         match run_job(app, &part, wait_until).await {
-            Ok(JobOutcome::Synced {
-                samples: s,
-                days: d,
-            }) => {
-                samples += s;
-                days += d;
-            }
+            Ok(JobOutcome::Synced(part)) => written.add(part),
             Ok(skip) => {
                 skipped = Some(skip);
                 break;
@@ -271,11 +273,14 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
             }
             Err(e) => {
                 queueing::requeue_absorbed(app, job, &parts[i..]).await?;
+                // What the parts before wrote stays written: say so now.
+                events::data_updated(app, &job.user_id, job.vendor, &job.job_id, &written).await?;
                 return Err(e);
             }
         }
     }
-    let outcome = skipped.unwrap_or(JobOutcome::Synced { samples, days });
+    events::data_updated(app, &job.user_id, job.vendor, &job.job_id, &written).await?;
+    let outcome = skipped.unwrap_or(JobOutcome::Synced(written));
     let done_for = Utc::now() + chrono::Duration::hours(24);
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");

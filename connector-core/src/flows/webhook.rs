@@ -9,6 +9,7 @@
 //! refuses the user's grant. Nothing else waits on the vendor.
 
 use crate::aws::store::EphemeralStore;
+use crate::domain::app_event::EventType;
 use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
@@ -16,6 +17,7 @@ use crate::domain::job::{JobReason, SyncJob};
 use crate::domain::metric::{count, count_vendor, Metric};
 use crate::domain::vendor::{Vendor, VendorError};
 use crate::flows::app::App;
+use crate::flows::events;
 use crate::flows::queueing::{queue_live, Queued};
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
@@ -237,6 +239,15 @@ async fn deauthorize(
             Some("access was revoked at the vendor; reconnect"),
         )
         .await?;
+    events::connection_changed(
+        app,
+        EventType::Revoked,
+        &conn.user_id,
+        conn.vendor,
+        &events::grant_of(conn),
+        None,
+    )
+    .await?;
     Ok(true)
 }
 

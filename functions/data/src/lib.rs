@@ -1,10 +1,13 @@
 //! The data API, translated to `flows::data`: `POST /v1/sync` queues a
 //! pull, `GET /v1/reports` serves daily summaries, `GET /v1/metrics` serves
-//! series with units and sources.
+//! series with units and sources, `GET /v1/changes` the user's change feed
+//! (`flows::events`).
 
 use chrono::NaiveDate;
+use connector_core::domain::app_event::AppEvent;
 use connector_core::domain::health::MetricType;
 use connector_core::flows::data::{self, MetricsPage, MetricsQuery, Reports};
+use connector_core::flows::events;
 use connector_core::http::api::{
     json, json_body, query_param, respond, route, user_id, whole_number,
 };
@@ -23,6 +26,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
         "POST /v1/sync" => sync(app, req, &user).await,
         "GET /v1/reports" => reports(app, req, &user).await,
         "GET /v1/metrics" => metrics(app, req, &user).await,
+        "GET /v1/changes" => changes(app, req, &user).await,
         other => Err(Error::NotFound(format!("route {other:?}"))),
     }
 }
@@ -151,6 +155,59 @@ pub async fn reports(app: &App, req: &Request, user: &str) -> Result<Response<Bo
 pub async fn metrics(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
     let page = data::metrics(app, user, metrics_query(req)?).await?;
     Ok(json(200, &page))
+}
+
+/// A page of the change feed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChangesPage {
+    /// The caller's events after the cursor, oldest first.
+    pub events: Vec<AppEvent>,
+    /// Pass it as `cursor` for the events after these (also when `events` is
+    /// empty: the next call resumes here).
+    pub cursor: String,
+}
+
+/// The caller's events, oldest first, resumable with a cursor.
+///
+/// Events are kept 7 days and appear here 2 seconds after they happen (so
+/// a reader past one cannot miss another kept a moment before it). An
+/// event's `id` is the same every time the same occurrence is reported:
+/// dedupe on it. A cursor works until the events it points past expire.
+#[utoipa::path(
+    get,
+    path = "/v1/changes",
+    tag = "data",
+    params(
+        ("cursor" = Option<String>, Query,
+            description = "The `cursor` of the page before, unchanged; none for the oldest kept event."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500,
+            description = "Most events on the page (default 100)."),
+    ),
+    responses(
+        (status = 200, body = ChangesPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn changes(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let limit = parse_u32(req, "limit")?.unwrap_or(100);
+    if !(1..=events::MAX_PAGE as u32).contains(&limit) {
+        return Err(Error::BadRequest(format!(
+            "limit must be 1 to {}",
+            events::MAX_PAGE
+        )));
+    }
+    let cursor = query_param(req, "cursor");
+    let page = events::changes(app, user, cursor.as_deref(), limit as usize).await?;
+    Ok(json(
+        200,
+        &ChangesPage {
+            events: page.events,
+            cursor: page.cursor,
+        },
+    ))
 }
 
 fn metrics_query(req: &Request) -> Result<MetricsQuery> {

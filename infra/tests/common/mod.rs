@@ -525,3 +525,36 @@ pub async fn dead_letters(stack: &Stack) -> Vec<aws_sdk_sqs::types::Message> {
         .messages
         .unwrap_or_default()
 }
+
+/// Every event of `user`'s change feed, read page by page (`limit` a page)
+/// once what was kept so far has settled; each page's cursor is the next
+/// one's.
+pub async fn feed(client: &Client, user: &str, limit: usize) -> Vec<serde_json::Value> {
+    let settle = connector_core::flows::events::FEED_SETTLE.to_std().unwrap();
+    tokio::time::sleep(settle + std::time::Duration::from_millis(200)).await;
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/changes?limit={limit}"),
+            Some(c) => format!("/v1/changes?limit={limit}&cursor={c}"),
+        };
+        let (status, page) = client.get(&path, user).await;
+        assert_eq!(status, 200, "{page}");
+        let got = page["events"].as_array().unwrap().clone();
+        assert!(got.len() <= limit, "{page}");
+        cursor = Some(page["cursor"].as_str().unwrap().to_string());
+        if got.is_empty() {
+            return events;
+        }
+        events.extend(got);
+    }
+}
+
+/// The types of `events`, in order.
+pub fn types_of(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -53,7 +53,7 @@ impl ConnectionStore {
 
     /// Whether the table answers (for the health route).
     pub async fn answers(&self) -> Result<()> {
-        super::table_answers(&self.db, &self.table).await
+        super::table::table_answers(&self.db, &self.table).await
     }
 
     fn key(user_id: &str, vendor: Vendor) -> Item {

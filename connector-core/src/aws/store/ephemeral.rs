@@ -37,7 +37,7 @@ impl EphemeralStore {
 
     /// Whether the table answers (for the health route).
     pub async fn answers(&self) -> Result<()> {
-        super::table_answers(&self.db, &self.table).await
+        super::table::table_answers(&self.db, &self.table).await
     }
 
     /// Stores `attrs` under `pk` until `expires_at`, replacing any old item.

@@ -77,7 +77,7 @@ impl HealthStore {
 
     /// Whether the table answers (for the health route).
     pub async fn answers(&self) -> Result<()> {
-        super::table_answers(&self.db, &self.table).await
+        super::table::table_answers(&self.db, &self.table).await
     }
 
     /// Writes samples by natural key (user, metric, time, source): writing
@@ -149,33 +149,7 @@ impl HealthStore {
     }
 
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
-        for chunk in requests.chunks(25) {
-            let mut pending = chunk.to_vec();
-            for attempt in 0..8u32 {
-                let out = self
-                    .db
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| Error::storage("BatchWriteItem", sdk(e)))?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == 7 {
-                    return Err(Error::Storage(format!(
-                        "{} writes stayed unprocessed",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-            }
-        }
-        Ok(())
+        super::table::batch_write(&self.db, &self.table, requests).await
     }
 
     /// The update that records `summary`'s values, each under its source
@@ -502,29 +476,6 @@ impl HealthStore {
                     .build(),
             );
         }
-        match self
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-                let cancelled_by_condition = match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")),
-                    _ => false,
-                };
-                if cancelled_by_condition {
-                    Ok(false)
-                } else {
-                    Err(Error::storage("TransactWriteItems push", sdk(e)))
-                }
-            }
-        }
+        super::table::transact_if(&self.db, items, "push").await
     }
 }
