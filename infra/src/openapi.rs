@@ -33,6 +33,8 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         data::reports,
         data::metrics,
         data::changes,
+        data::latest,
+        data::workouts,
         health_push::accept,
         account::delete_me,
         account::erasure_status,

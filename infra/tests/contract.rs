@@ -28,6 +28,8 @@ const MUST_SUCCEED: &[&str] = &[
     "GET /v1/reports",
     "GET /v1/metrics",
     "GET /v1/changes",
+    "GET /v1/metrics/latest",
+    "GET /v1/workouts",
     "POST /v1/health/push",
     "DELETE /v1/me",
     "GET /v1/me/erasure",

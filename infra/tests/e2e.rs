@@ -522,6 +522,158 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
 }
 
 #[tokio::test]
+async fn the_latest_value_of_each_metric_is_the_newest_point_of_its_series() {
+    use connector_core::domain::health::MetricType;
+    let stack = stack("latest").await;
+    let c = Client::new(&stack);
+    let (status, body) = c.get("/v1/metrics/latest?types=hrv", "alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["latest"][0]["point"],
+        serde_json::Value::Null,
+        "{body}"
+    );
+
+    c.post("/v1/connections/mock", "alice", "").await;
+    drain(&stack).await;
+    let all: Vec<&str> = MetricType::ALL.iter().map(|m| m.as_str()).collect();
+    let asked = all[..20].join(",");
+    let (status, latest) = c
+        .get(&format!("/v1/metrics/latest?types={asked}"), "alice")
+        .await;
+    assert_eq!(status, 200, "{latest}");
+    let (since, until) = (days_ago(89), today());
+    let mut found = 0;
+    for (i, metric) in all[..20].iter().enumerate() {
+        let answer = &latest["latest"][i];
+        assert_eq!(answer["type"], *metric, "{answer}");
+        let (_, page) = c
+            .get(
+                &format!("/v1/metrics?types={metric}&since={since}&until={until}&limit=5000"),
+                "alice",
+            )
+            .await;
+        let points = page["series"][0]["points"].as_array().unwrap().clone();
+        let key = |p: &serde_json::Value| {
+            (
+                p["date"].as_str().unwrap().to_string(),
+                p["time"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        match points.iter().max_by_key(|p| key(p)) {
+            None => assert_eq!(answer["point"], serde_json::Value::Null, "{metric}"),
+            Some(newest) => {
+                found += 1;
+                assert_eq!(key(&answer["point"]), key(newest), "{metric}");
+                assert_eq!(answer["point"]["value"], newest["value"], "{metric}");
+                assert_eq!(answer["unit"], page["series"][0]["unit"], "{metric}");
+            }
+        }
+    }
+    assert!(
+        found >= 3,
+        "the Mock backfill has several metrics: {latest}"
+    );
+
+    let too_many = all[..21].join(",");
+    for bad in [
+        "/v1/metrics/latest".to_string(),
+        "/v1/metrics/latest?types=".to_string(),
+        "/v1/metrics/latest?types=hrv,nonsense".to_string(),
+        format!("/v1/metrics/latest?types={too_many}"),
+    ] {
+        let (status, body) = c.get(&bad, "alice").await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // Another user's values are not the caller's.
+    let (_, bobs) = c.get("/v1/metrics/latest?types=hrv", "bob").await;
+    assert_eq!(
+        bobs["latest"][0]["point"],
+        serde_json::Value::Null,
+        "{bobs}"
+    );
+}
+
+#[tokio::test]
+async fn workouts_join_a_vendors_samples_and_list_the_phones() {
+    use connector_core::domain::health::{MetricType, Sample};
+    let stack = stack("workouts").await;
+    let c = Client::new(&stack);
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let start = |h: u32| day.and_hms_opt(h, 0, 0).unwrap().and_utc();
+    let at = |metric, h, value: f64, sport: &str| {
+        Sample::at(metric, day, start(h), value, "strava").with_label(sport.to_string())
+    };
+    let samples = [
+        at(MetricType::WorkoutDuration, 7, 42.0, "run"),
+        at(MetricType::WorkoutDistance, 7, 8000.0, "run"),
+        at(MetricType::WorkoutCalories, 7, 500.0, "run"),
+        at(MetricType::WorkoutDuration, 18, 30.0, "yoga"),
+        at(MetricType::WorkoutCalories, 18, 120.0, "yoga"),
+        // Not a workout.
+        Sample::daily(MetricType::Steps, day, 9000.0, "strava"),
+    ];
+    stack
+        .app
+        .health
+        .put_samples("alice", &samples)
+        .await
+        .unwrap();
+    let push = serde_json::json!({
+        "date": day.to_string(), "generated_at": chrono::Utc::now(),
+        "workouts": [{"type": "swim", "duration": 25, "calories": 200, "start_time": start(12)}]
+    });
+    let (status, body) = c.push(&stack, "alice", &push.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, list) = c.get("/v1/workouts", "alice").await;
+    assert_eq!(status, 200, "{list}");
+    let w = list["workouts"].as_array().unwrap();
+    let brief: Vec<_> = w
+        .iter()
+        .map(|w| {
+            (
+                w["sport"].as_str().unwrap(),
+                w["source"].as_str().unwrap(),
+                w["duration_min"].as_f64(),
+                w["distance_m"].as_f64(),
+                w["calories_kcal"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            ("run", "strava", Some(42.0), Some(8000.0), Some(500.0)),
+            ("swim", "apple_health", Some(25.0), None, Some(200.0)),
+            ("yoga", "strava", Some(30.0), None, Some(120.0)),
+        ],
+        "{list}"
+    );
+    assert_eq!(
+        w[0]["start"].as_str().unwrap(),
+        start(7).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+
+    // Outside the window, nothing; another user, nothing; bad windows 400.
+    let old = (day - chrono::Duration::days(30)).to_string();
+    let (_, none) = c
+        .get(&format!("/v1/workouts?since={old}&until={old}"), "alice")
+        .await;
+    assert_eq!(none["workouts"], serde_json::json!([]), "{none}");
+    let (_, bobs) = c.get("/v1/workouts", "bob").await;
+    assert_eq!(bobs["workouts"], serde_json::json!([]), "{bobs}");
+    for bad in [
+        format!("/v1/workouts?since={}&until={old}", day),
+        "/v1/workouts?since=2026-01-01&until=2026-12-01".to_string(),
+        "/v1/workouts?since=yesterday".to_string(),
+    ] {
+        let (status, body) = c.get(&bad, "alice").await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_paginate_without_loss_or_overlap() {
     let stack = stack("pages").await;
     let c = Client::new(&stack);

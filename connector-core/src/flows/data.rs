@@ -5,7 +5,7 @@ use crate::aws::store::ephemeral::Bucket;
 use crate::domain::config::MAX_WINDOW_DAYS;
 use crate::domain::connection::ConnectionStatus;
 use crate::domain::error::{Error, Result};
-use crate::domain::health::{DailySummary, MetricType, Sample};
+use crate::domain::health::{DailySummary, MetricType, Sample, PHONE_SOURCE};
 use crate::domain::job::{last_days, JobReason, SyncJob};
 use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Days a manual sync pulls unless asked.
 pub const DEFAULT_SYNC_DAYS: u32 = 3;
@@ -164,16 +165,12 @@ impl From<Sample> for Point {
     }
 }
 
-/// A page of the user's series: filled one metric after another, at most
-/// `limit` points in all.
-pub async fn metrics(app: &App, user: &str, q: MetricsQuery) -> Result<MetricsPage> {
-    if q.metrics.is_empty() {
-        return Err(Error::BadRequest("types is required".into()));
-    }
-    let until = q.until.unwrap_or_else(|| last_days(1).1);
-    let since = q
-        .since
-        .unwrap_or_else(|| until - chrono::Duration::days(i64::from(DEFAULT_REPORT_DAYS) - 1));
+/// The days `since..=until` a request asks for: until defaults to today,
+/// since to [`DEFAULT_REPORT_DAYS`] before it; at most [`MAX_WINDOW_DAYS`].
+fn window(since: Option<NaiveDate>, until: Option<NaiveDate>) -> Result<(NaiveDate, NaiveDate)> {
+    let until = until.unwrap_or_else(|| last_days(1).1);
+    let since =
+        since.unwrap_or_else(|| until - chrono::Duration::days(i64::from(DEFAULT_REPORT_DAYS) - 1));
     if since > until {
         return Err(Error::BadRequest("since is after until".into()));
     }
@@ -182,6 +179,189 @@ pub async fn metrics(app: &App, user: &str, q: MetricsQuery) -> Result<MetricsPa
             "since..until spans more than {MAX_WINDOW_DAYS} days"
         )));
     }
+    Ok((since, until))
+}
+
+/// The user's workouts on a window of days.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Workouts {
+    /// The first user-local day.
+    pub since: NaiveDate,
+    /// The last user-local day.
+    pub until: NaiveDate,
+    /// Oldest first.
+    pub workouts: Vec<WorkoutEntry>,
+}
+
+/// One workout, from a vendor or the phone.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WorkoutEntry {
+    /// The user-local day.
+    pub date: NaiveDate,
+    /// When it started, where the source says.
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The sport, as the source names it.
+    pub sport: Option<String>,
+    /// Minutes.
+    pub duration_min: Option<f64>,
+    /// Metres.
+    pub distance_m: Option<f64>,
+    /// kcal.
+    pub calories_kcal: Option<f64>,
+    /// Who recorded it.
+    pub source: String,
+}
+
+/// What tells one workout from another: its day, start, source and sport.
+type WorkoutKey = (
+    NaiveDate,
+    Option<chrono::DateTime<chrono::Utc>>,
+    String,
+    Option<String>,
+);
+
+/// The metrics a vendor's workout is stored as, joined back into one entry.
+const WORKOUT_METRICS: [MetricType; 3] = [
+    MetricType::WorkoutDuration,
+    MetricType::WorkoutDistance,
+    MetricType::WorkoutCalories,
+];
+
+/// The user's workouts on `since..=until` (default the last 14 days; at
+/// most 90): each vendor workout's samples joined by source and start, and
+/// the phone's pushed workouts.
+pub async fn workouts(
+    app: &App,
+    user: &str,
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+) -> Result<Workouts> {
+    let (since, until) = window(since, until)?;
+    let mut joined: BTreeMap<WorkoutKey, WorkoutEntry> = BTreeMap::new();
+    for metric in WORKOUT_METRICS {
+        let mut after = None;
+        loop {
+            let (samples, more) = app
+                .health
+                .samples_page(user, metric, since, until, after.as_deref(), 1000)
+                .await?;
+            for s in samples {
+                let entry = joined
+                    .entry((s.date, s.time, s.source.clone(), s.label.clone()))
+                    .or_insert_with(|| WorkoutEntry {
+                        date: s.date,
+                        start: s.time,
+                        sport: s.label.clone(),
+                        duration_min: None,
+                        distance_m: None,
+                        calories_kcal: None,
+                        source: s.source.clone(),
+                    });
+                match metric {
+                    MetricType::WorkoutDuration => entry.duration_min = Some(s.value),
+                    MetricType::WorkoutDistance => entry.distance_m = Some(s.value),
+                    _ => entry.calories_kcal = Some(s.value),
+                }
+            }
+            match more {
+                Some(sk) => after = Some(sk),
+                None => break,
+            }
+        }
+    }
+    for record in app.health.push_days(user, since, until).await? {
+        for stored in record.workouts.into_values() {
+            let w = stored.workout;
+            let entry = WorkoutEntry {
+                date: record.date,
+                start: Some(w.start_time),
+                sport: Some(w.kind.clone()),
+                duration_min: Some(w.duration),
+                distance_m: None,
+                calories_kcal: Some(w.calories),
+                source: PHONE_SOURCE.into(),
+            };
+            joined.insert(
+                (
+                    record.date,
+                    Some(w.start_time),
+                    PHONE_SOURCE.into(),
+                    Some(w.kind),
+                ),
+                entry,
+            );
+        }
+    }
+    Ok(Workouts {
+        since,
+        until,
+        workouts: joined.into_values().collect(),
+    })
+}
+
+/// Most metric types one latest-values request may name.
+pub const MAX_LATEST_TYPES: usize = 20;
+
+/// Each metric's newest value.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LatestValues {
+    /// One per metric asked, in that order.
+    pub latest: Vec<LatestValue>,
+}
+
+/// A metric's newest value, if the user has one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LatestValue {
+    /// The metric.
+    #[serde(rename = "type")]
+    pub metric: MetricType,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The newest sample (by its day, then its time), from any source;
+    /// `null` when there is none.
+    pub point: Option<Point>,
+}
+
+/// The newest value of each of `metrics`, in the order asked (a metric
+/// named twice is answered once).
+pub async fn latest(app: &App, user: &str, metrics: Vec<MetricType>) -> Result<LatestValues> {
+    if metrics.is_empty() {
+        return Err(Error::BadRequest("types is required".into()));
+    }
+    let mut unique = Vec::new();
+    for m in metrics {
+        if !unique.contains(&m) {
+            unique.push(m);
+        }
+    }
+    if unique.len() > MAX_LATEST_TYPES {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_LATEST_TYPES} types"
+        )));
+    }
+    let mut latest = Vec::with_capacity(unique.len());
+    for metric in unique {
+        let point = app
+            .health
+            .latest_sample(user, metric)
+            .await?
+            .map(Point::from);
+        latest.push(LatestValue {
+            metric,
+            unit: metric.unit(),
+            point,
+        });
+    }
+    Ok(LatestValues { latest })
+}
+
+/// A page of the user's series: filled one metric after another, at most
+/// `limit` points in all.
+pub async fn metrics(app: &App, user: &str, q: MetricsQuery) -> Result<MetricsPage> {
+    if q.metrics.is_empty() {
+        return Err(Error::BadRequest("types is required".into()));
+    }
+    let (since, until) = window(q.since, q.until)?;
     let limit = match q.limit {
         None => DEFAULT_PAGE_POINTS,
         Some(l) if (1..=MAX_PAGE_POINTS).contains(&l) => l,

@@ -6,7 +6,9 @@
 use chrono::NaiveDate;
 use connector_core::domain::app_event::AppEvent;
 use connector_core::domain::health::MetricType;
-use connector_core::flows::data::{self, MetricsPage, MetricsQuery, Reports};
+use connector_core::flows::data::{
+    self, LatestValues, MetricsPage, MetricsQuery, Reports, Workouts,
+};
 use connector_core::flows::events;
 use connector_core::http::api::{
     json, json_body, query_param, respond, route, user_id, whole_number,
@@ -27,6 +29,8 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
         "GET /v1/reports" => reports(app, req, &user).await,
         "GET /v1/metrics" => metrics(app, req, &user).await,
         "GET /v1/changes" => changes(app, req, &user).await,
+        "GET /v1/metrics/latest" => latest(app, req, &user).await,
+        "GET /v1/workouts" => workouts(app, req, &user).await,
         other => Err(Error::NotFound(format!("route {other:?}"))),
     }
 }
@@ -210,10 +214,66 @@ pub async fn changes(app: &App, req: &Request, user: &str) -> Result<Response<Bo
     ))
 }
 
-fn metrics_query(req: &Request) -> Result<MetricsQuery> {
+/// The newest value of each metric asked, for an app's summary screen.
+///
+/// Each from any source, with its unit, day, time where it has one, and
+/// source; `point` is `null` for a metric the user has no value of.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/latest",
+    tag = "data",
+    params(
+        ("types" = Vec<MetricType>, Query, style = Form, explode = false, min_items = 1, max_items = 20,
+            description = "The metrics, comma-separated (at most 20)."),
+    ),
+    responses(
+        (status = 200, body = LatestValues),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn latest(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let values = data::latest(app, user, metric_types(req)?).await?;
+    Ok(json(200, &values))
+}
+
+/// The caller's workouts, oldest first: sport, start, duration, distance,
+/// calories and source.
+///
+/// A vendor's workout (its duration, distance and calories stored as
+/// metrics) is joined back by source and start; the phone's pushed
+/// workouts are listed as pushed. A value the source did not give is `null`.
+#[utoipa::path(
+    get,
+    path = "/v1/workouts",
+    tag = "data",
+    params(
+        ("since" = Option<NaiveDate>, Query,
+            description = "The first user-local day (default 13 days before `until`)."),
+        ("until" = Option<NaiveDate>, Query,
+            description = "The last user-local day (default today); at most 90 days after `since`."),
+    ),
+    responses(
+        (status = 200, body = Workouts),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("user_jwt" = []))
+)]
+pub async fn workouts(app: &App, req: &Request, user: &str) -> Result<Response<Body>> {
+    let since = parse_date(req, "since")?;
+    let until = parse_date(req, "until")?;
+    let list = data::workouts(app, user, since, until).await?;
+    Ok(json(200, &list))
+}
+
+fn metric_types(req: &Request) -> Result<Vec<MetricType>> {
     let types =
         query_param(req, "types").ok_or_else(|| Error::BadRequest("types is required".into()))?;
-    let metrics = types
+    types
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -221,9 +281,12 @@ fn metrics_query(req: &Request) -> Result<MetricsQuery> {
             MetricType::parse(t)
                 .ok_or_else(|| Error::BadRequest(format!("unknown metric type {t:?}")))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+fn metrics_query(req: &Request) -> Result<MetricsQuery> {
     Ok(MetricsQuery {
-        metrics,
+        metrics: metric_types(req)?,
         since: parse_date(req, "since")?,
         until: parse_date(req, "until")?,
         limit: parse_u32(req, "limit")?,

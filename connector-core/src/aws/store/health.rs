@@ -29,6 +29,27 @@ fn raw_key(vendor: Vendor, r: &RawRecord) -> String {
 }
 
 /// A sample's item, keyed by its natural key (user, metric, time, source).
+fn record_of(item: &Item) -> Result<DayRecord> {
+    item.get("record")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| Error::Corrupt("push item is malformed".into()))
+}
+
+fn sample_of(item: &Item, metric: MetricType) -> Result<Sample> {
+    let bad = || Error::Corrupt("sample item is malformed".into());
+    Ok(Sample {
+        metric,
+        date: get_s(item, "date")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or_else(bad)?,
+        time: get_time(item, "time"),
+        value: get_n(item, "value").ok_or_else(bad)?,
+        source: get_s(item, "source").ok_or_else(bad)?.to_string(),
+        label: get_s(item, "label").map(String::from),
+    })
+}
+
 fn sample_item(user_id: &str, sample: &Sample) -> Item {
     let mut item = HashMap::from([
         ("user_id".to_string(), s(user_id)),
@@ -320,19 +341,7 @@ impl HealthStore {
         let samples = page
             .items()
             .iter()
-            .map(|item| {
-                let bad = || Error::Corrupt("sample item is malformed".into());
-                Ok(Sample {
-                    metric,
-                    date: get_s(item, "date")
-                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                        .ok_or_else(bad)?,
-                    time: get_time(item, "time"),
-                    value: get_n(item, "value").ok_or_else(bad)?,
-                    source: get_s(item, "source").ok_or_else(bad)?.to_string(),
-                    label: get_s(item, "label").map(String::from),
-                })
-            })
+            .map(|item| sample_of(item, metric))
             .filter(|s| !matches!(s, Ok(x) if x.date < from || x.date > to))
             .collect::<Result<Vec<_>>>()?;
         let next = page
@@ -341,6 +350,37 @@ impl HealthStore {
             .and_then(|k| get_s(k, "sk"))
             .map(String::from);
         Ok((samples, next))
+    }
+
+    /// The phone's records of the days `from..=to`, oldest first.
+    pub async fn push_days(
+        &self,
+        user_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayRecord>> {
+        self.query_range(user_id, push_key(from), push_key(to))
+            .await?
+            .iter()
+            .map(record_of)
+            .collect()
+    }
+
+    /// The user's newest sample of `metric` (by its day, then its time of
+    /// day), from any source.
+    pub async fn latest_sample(&self, user_id: &str, metric: MetricType) -> Result<Option<Sample>> {
+        let prefix = format!("sample#{}#", metric.as_str());
+        let page = self
+            .range_query(user_id, (&prefix, &format!("{prefix}~")))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| Error::storage("Query latest sample", sdk(e)))?;
+        page.items()
+            .first()
+            .map(|item| sample_of(item, metric))
+            .transpose()
     }
 
     /// Deletes up to `limit` health items of a user, the first in key
@@ -411,12 +451,8 @@ impl HealthStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
+        let record = record_of(&item)?;
         let bad = || Error::Corrupt("push item is malformed".into());
-        let record: DayRecord = item
-            .get("record")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(bad)?;
         let version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
