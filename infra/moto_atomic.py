@@ -15,8 +15,9 @@ or the fake defaults below) may do anything; the local stack signs in as it
 to create the resources and a role per function, and runs each function with
 that role's credentials. moto checks the resource of a statement only for
 the services that tell it which resource a request acts on: SQS does, and
-this server adds DynamoDB (table or index), KMS (key) and Secrets Manager
-(secret), so a grant scoped to another table, key or secret is refused too.
+this server adds DynamoDB (table or index), KMS (key), Secrets Manager
+(secret) and EventBridge (event bus), so a grant scoped to another table,
+key, secret or bus is refused too.
 SQS batch calls need their single action's permission and a DynamoDB
 transaction each item's own, as in AWS.
 AWS managed policies (the ones SAM attaches) are loaded with their published
@@ -35,6 +36,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 from moto import settings  # noqa: E402
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+from moto.events.responses import EventsHandler  # noqa: E402
 from moto.iam.access_control import IAMRequestBase  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
 from moto.kms.responses import KmsResponse  # noqa: E402
@@ -85,6 +87,27 @@ def secret_resource(self) -> str:
     secret_id = self._get_param("SecretId")
     secret = self.backend.secrets.get(secret_id) if secret_id else None
     return secret.arn if secret is not None else "*"
+
+
+def event_bus_resource(self) -> str:
+    """The bus a request acts on: PutEvents is authorized on the bus its
+    entries name (the default bus when they name none), as in AWS."""
+    try:
+        body = self.body if isinstance(self.body, dict) else json.loads(self.body or "{}")
+    except ValueError:
+        return "*"
+    if "Entries" in body:
+        buses = {entry.get("EventBusName") or "default" for entry in body.get("Entries") or []}
+        if len(buses) != 1:
+            return "*"
+        bus = buses.pop()
+    else:
+        bus = body.get("EventBusName") or body.get("Name")
+    if not bus:
+        return "*"
+    if bus.startswith("arn:"):
+        return bus
+    return f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}"
 
 
 # SQS's batch calls are authorized by their single action's permission
@@ -146,6 +169,7 @@ def enforce_iam() -> None:
     DynamoHandler._determine_resource = dynamodb_resource
     KmsResponse._determine_resource = kms_resource
     SecretsManagerResponse._determine_resource = secret_resource
+    EventsHandler._determine_resource = event_bus_resource
     iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
     iam.create_user("us-east-1", ADMIN_USER)
     iam.put_user_policy(

@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod dev_jwt;
+pub mod events_tail;
 pub mod gateway;
 pub mod lambda;
 pub mod mock_webhook;

@@ -1,6 +1,6 @@
 //! Creates, in the AWS emulator, the resources template.yaml declares
 //! (DynamoDB tables with their keys, indexes and TTL; SQS queues with their
-//! redrive policy; the KMS key; the secret) and resolves the functions'
+//! redrive policy; the KMS key; the secrets; the EventBridge bus) and resolves the functions'
 //! environment the way CloudFormation would. Idempotent: existing resources
 //! are reused, so restarting against a running emulator keeps its data.
 
@@ -73,6 +73,7 @@ pub async fn provision(
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let kms = aws_sdk_kms::Client::new(sdk);
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
     let mut out = Provisioned::default();
     let resources = template.resources();
 
@@ -105,6 +106,11 @@ pub async fn provision(
             "AWS::SecretsManager::Secret" => {
                 let arn = create_secret(&secrets, id, &name).await?;
                 out.refs.insert(id.clone(), arn.clone());
+                out.arns.insert(id.clone(), arn);
+            }
+            "AWS::Events::EventBus" => {
+                let arn = create_bus(&events, id, &name).await?;
+                out.refs.insert(id.clone(), name.clone());
                 out.arns.insert(id.clone(), arn);
             }
             other => out.skipped.push(format!("{id} ({other})")),
@@ -305,4 +311,24 @@ async fn create_secret(
         .map_err(|e| err(id, sdk(e)))?
         .arn
         .ok_or_else(|| err(id, "CreateSecret returned no ARN"))
+}
+
+async fn create_bus(
+    events: &aws_sdk_eventbridge::Client,
+    id: &str,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    if let Ok(found) = events.describe_event_bus().name(name).send().await {
+        if let Some(arn) = found.arn {
+            return Ok(arn);
+        }
+    }
+    events
+        .create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| err(id, sdk(e)))?
+        .event_bus_arn
+        .ok_or_else(|| err(id, "CreateEventBus returned no ARN"))
 }

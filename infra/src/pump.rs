@@ -1,7 +1,8 @@
-//! The local SQS event sources: receives from the sync queues, invokes the
-//! sync worker with a real SQS event, and deletes only the messages that did
-//! not come back in `batchItemFailures` (the rest reappear after their
-//! visibility timeout and, after maxReceiveCount, land in the DLQ).
+//! The local SQS event sources: receives from the sync queues (or the
+//! AppEvents queue), invokes the sync worker (or app-events) with a real SQS
+//! event, and deletes only the messages that did not come back in
+//! `batchItemFailures` (the rest reappear after their visibility timeout
+//! and, after maxReceiveCount, land in the DLQ).
 //!
 //! `make run` pumps each queue in its own task, as AWS runs one event source
 //! per queue; a single round (`once`, used by tests) takes the live queue
@@ -20,8 +21,28 @@ pub struct PumpQueue {
     pub arn: String,
 }
 
+/// The function a pump's queues feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// `sync-worker`: the sync and backfill queues.
+    SyncWorker,
+    /// `app-events`: the AppEvents queue.
+    AppEvents,
+}
+
+impl Consumer {
+    /// The function's binary.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Consumer::SyncWorker => "sync-worker",
+            Consumer::AppEvents => "app-events",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Pump {
+    pub consumer: Consumer,
     pub sqs: aws_sdk_sqs::Client,
     /// In priority order: live first.
     pub queues: Vec<PumpQueue>,
@@ -50,11 +71,20 @@ impl Pump {
         self.queues
             .iter()
             .map(|q| Pump {
+                consumer: self.consumer,
                 sqs: self.sqs.clone(),
                 queues: vec![q.clone()],
                 time_limit: self.time_limit,
             })
             .collect()
+    }
+
+    /// The most messages one invocation takes: the event source's BatchSize.
+    fn batch_size(&self) -> i32 {
+        match self.consumer {
+            Consumer::SyncWorker => 10,
+            Consumer::AppEvents => 5,
+        }
     }
 
     /// The live queue's URL (where webhook, manual and poll jobs go).
@@ -63,7 +93,7 @@ impl Pump {
     }
 
     /// One receive → invoke → delete round on the first queue that has
-    /// messages; when none has, waits up to `wait_secs` on the live queue.
+    /// messages; when none has, waits up to `wait_secs` on the first queue.
     pub async fn once(&self, app: &App, wait_secs: i32) -> Result<PumpStats, String> {
         self.once_via(Worker::InProcess(app), wait_secs).await
     }
@@ -92,7 +122,7 @@ impl Pump {
             .sqs
             .receive_message()
             .queue_url(&queue.url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(self.batch_size())
             .wait_time_seconds(wait_secs)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
@@ -127,10 +157,13 @@ impl Pump {
         let event: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))
             .map_err(|e| format!("building SQS event: {e}"))?;
         let response = match worker {
-            Worker::InProcess(app) => {
-                let deadline = std::time::Instant::now() + self.time_limit;
-                sync_worker::handle(app, event, deadline).await
-            }
+            Worker::InProcess(app) => match self.consumer {
+                Consumer::SyncWorker => {
+                    let deadline = std::time::Instant::now() + self.time_limit;
+                    sync_worker::handle(app, event, deadline).await
+                }
+                Consumer::AppEvents => app_events::handle(app, event).await,
+            },
             Worker::Binary(process) => {
                 let event = serde_json::to_value(&event).map_err(|e| e.to_string())?;
                 let answer = process

@@ -1,6 +1,8 @@
-//! Moves the sync queues' dead letters back onto their queues, for the local
-//! stack (in AWS: `aws sqs start-message-move-task --source-arn <DLQ ARN>`,
-//! which returns each message to the queue it came from; see the README).
+//! Moves the sync queues' dead letters back onto their queues, and the
+//! undelivered events to the app back onto the AppEvents queue, for the
+//! local stack (in AWS: `aws sqs start-message-move-task --source-arn <DLQ
+//! ARN>`, which returns each message to the queue it came from; see the
+//! README).
 //! Each message is sent before it is deleted from the DLQ, so a failure
 //! half-way duplicates at worst (jobs are idempotent) and never loses one.
 
@@ -14,6 +16,8 @@ pub struct LocalQueues {
     pub live: String,
     pub backfill: String,
     pub dead: String,
+    pub events: String,
+    pub events_dead: String,
 }
 
 impl LocalQueues {
@@ -27,13 +31,27 @@ impl LocalQueues {
     }
 }
 
-/// Moves every message of the DLQ back to its queue; returns how many.
+/// Moves every message of the sync DLQ back to its queue; returns how many.
 pub async fn redrive(sqs: &Client, queues: &LocalQueues) -> Result<usize, String> {
+    move_all(sqs, &queues.dead, |body| queues.home_of(body)).await
+}
+
+/// Moves every undelivered event of the AppEvents DLQ back onto the
+/// AppEvents queue, for another round of tries; returns how many.
+pub async fn redrive_events(sqs: &Client, queues: &LocalQueues) -> Result<usize, String> {
+    move_all(sqs, &queues.events_dead, |_| &queues.events).await
+}
+
+async fn move_all<'q>(
+    sqs: &Client,
+    dead: &str,
+    home: impl Fn(&str) -> &'q str,
+) -> Result<usize, String> {
     let mut moved = 0;
     loop {
         let out = sqs
             .receive_message()
-            .queue_url(&queues.dead)
+            .queue_url(dead)
             .max_number_of_messages(10)
             .wait_time_seconds(0)
             .send()
@@ -48,13 +66,13 @@ pub async fn redrive(sqs: &Client, queues: &LocalQueues) -> Result<usize, String
                 continue;
             };
             sqs.send_message()
-                .queue_url(queues.home_of(body))
+                .queue_url(home(body))
                 .message_body(body)
                 .send()
                 .await
                 .map_err(|e| format!("SendMessage: {}", sdk(e)))?;
             sqs.delete_message()
-                .queue_url(&queues.dead)
+                .queue_url(dead)
                 .receipt_handle(receipt)
                 .send()
                 .await
@@ -79,5 +97,7 @@ pub async fn local_queues(sqs: &Client, stack: &str) -> Result<LocalQueues, Stri
         live: url(format!("{stack}-SyncQueue")).await?,
         backfill: url(format!("{stack}-BackfillQueue")).await?,
         dead: url(format!("{stack}-SyncDeadLetterQueue")).await?,
+        events: url(format!("{stack}-AppEventsQueue")).await?,
+        events_dead: url(format!("{stack}-AppEventsDeadLetterQueue")).await?,
     })
 }

@@ -5,7 +5,7 @@
 use crate::gateway::{router, Gateway, HTTP_FUNCTIONS};
 use crate::lambda::LambdaProcess;
 use crate::provision::{provision, Provisioned};
-use crate::pump::{Pump, PumpQueue, Worker};
+use crate::pump::{Consumer, Pump, PumpQueue, Worker};
 use crate::roles::{create_roles, function_sdk};
 use crate::template::{Template, ValueSource};
 use connector_core::domain::env::Env;
@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 
 pub const LOCAL_MOCK_WEBHOOK_SECRET: &str = "local-mock-webhook-secret";
 pub const LOCAL_PUSH_SECRET: &str = "local-push-secret";
+/// The local stack's app webhook signing secret (a fake key, in the
+/// `whsec_` base64 form an app's Standard Webhooks verifier takes).
+pub const LOCAL_APP_WEBHOOK_SECRET: &str = "whsec_ZmFrZS1sb2NhbC1hcHAtd2ViaG9vay1rZXkhIQ==";
 
 pub struct StackOptions {
     pub endpoint: String,
@@ -70,6 +73,8 @@ pub struct Stack {
     pub provisioned: Provisioned,
     pub sdk: aws_config::SdkConfig,
     pub pump: Arc<Pump>,
+    /// The AppEvents queue's event source (app-events).
+    pub event_pump: Arc<Pump>,
     pub env: HashMap<String, String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -192,6 +197,11 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
         "CONNECTOR_PUSH_SECRET",
         LOCAL_PUSH_SECRET.to_string(),
     );
+    set_default(
+        &mut env,
+        "CONNECTOR_APP_WEBHOOK_SECRET",
+        LOCAL_APP_WEBHOOK_SECRET.to_string(),
+    );
     env.insert("CONNECTOR_AWS_ENDPOINT".into(), opts.endpoint.clone());
     env.extend(opts.extra_env.clone());
 
@@ -216,6 +226,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
     connector_core::flows::tick::publish_supported(&refresher, chrono::Utc::now()).await?;
     // Lambda's SQS event source polls with the worker's role.
     let pump = Arc::new(Pump {
+        consumer: Consumer::SyncWorker,
         sqs: aws_sdk_sqs::Client::new(&function_sdks["sync-worker"]),
         queues: ["SyncQueue", "BackfillQueue"]
             .into_iter()
@@ -227,9 +238,21 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
             .collect(),
         time_limit: template.timeout_of("sync-worker")?,
     });
+    let event_pump = Arc::new(Pump {
+        consumer: Consumer::AppEvents,
+        sqs: aws_sdk_sqs::Client::new(&function_sdks["app-events"]),
+        queues: vec![PumpQueue {
+            url: provisioned.refs["AppEventsQueue"].clone(),
+            arn: provisioned.arns["AppEventsQueue"].clone(),
+        }],
+        time_limit: template.timeout_of("app-events")?,
+    });
     let mut binaries = HashMap::new();
     if opts.binaries {
-        for binary in HTTP_FUNCTIONS.iter().chain(["sync-worker"].iter()) {
+        for binary in HTTP_FUNCTIONS
+            .iter()
+            .chain(["sync-worker", "app-events"].iter())
+        {
             let process = start_binary(&env, &function_sdks[*binary], binary).await?;
             binaries.insert(binary.to_string(), Arc::new(process));
         }
@@ -246,9 +269,14 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
         }
     })];
     if opts.pump {
-        for p in pump.per_queue() {
-            let a = worker.clone();
-            let b = binaries.get("sync-worker").cloned();
+        let delivery = (event_pump.as_ref().clone(), function("app-events")?);
+        for (p, a) in pump
+            .per_queue()
+            .into_iter()
+            .map(|p| (p, worker.clone()))
+            .chain([delivery])
+        {
+            let b = binaries.get(p.consumer.binary()).cloned();
             tasks.push(tokio::spawn(async move {
                 match &b {
                     Some(process) => p.run_via(Worker::Binary(process)).await,
@@ -273,6 +301,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
         provisioned,
         sdk,
         pump,
+        event_pump,
         env,
         tasks,
     })

@@ -367,23 +367,38 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let t = Template::load(&path).unwrap();
         let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        // flows::connect::establish queues the backfill (on completion).
-        assert_eq!(t.queues_of("connect"), (v(&["BackfillQueue"]), v(&[])));
-        // Webhook jobs, manual syncs (data), poll and watchdog jobs (token-refresher).
-        for binary in ["webhook", "data", "token-refresher"] {
-            assert_eq!(t.queues_of(binary), (v(&["SyncQueue"]), v(&[])), "{binary}");
+        // flows::connect::establish queues the backfill (on completion);
+        // every writer of events to the app queues them for delivery.
+        assert_eq!(
+            t.queues_of("connect"),
+            (v(&["AppEventsQueue", "BackfillQueue"]), v(&[]))
+        );
+        // Webhook jobs, poll and watchdog jobs (token-refresher); manual
+        // syncs (data), which tell the app nothing.
+        for binary in ["webhook", "token-refresher"] {
+            assert_eq!(
+                t.queues_of(binary),
+                (v(&["AppEventsQueue", "SyncQueue"]), v(&[])),
+                "{binary}"
+            );
         }
+        assert_eq!(t.queues_of("data"), (v(&["SyncQueue"]), v(&[])));
         // A failed live job queues the days it had absorbed again; a job
         // held by a quota hands its days on in its own queue.
         assert_eq!(
             t.queues_of("sync-worker"),
             (
-                v(&["BackfillQueue", "SyncQueue"]),
+                v(&["AppEventsQueue", "BackfillQueue", "SyncQueue"]),
                 v(&["BackfillQueue", "SyncQueue"])
             )
         );
         // What a heavy user's erasure leaves goes to the sync worker.
-        assert_eq!(t.queues_of("account"), (v(&["SyncQueue"]), v(&[])));
+        assert_eq!(
+            t.queues_of("account"),
+            (v(&["AppEventsQueue", "SyncQueue"]), v(&[]))
+        );
+        // Delivery only retries its own messages; it sends none.
+        assert_eq!(t.queues_of("app-events"), (v(&[]), v(&["AppEventsQueue"])));
         for binary in [
             "providers",
             "health-push",
@@ -395,7 +410,7 @@ mod tests {
         }
         assert_eq!(
             t.functions().len(),
-            11,
+            12,
             "a new function needs its line here"
         );
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-const FUNCTIONS: [&str; 11] = [
+const FUNCTIONS: [&str; 12] = [
     "providers",
     "connect",
     "oauth-callback",
@@ -27,6 +27,7 @@ const FUNCTIONS: [&str; 11] = [
     "account",
     "api-docs",
     "status",
+    "app-events",
 ];
 
 /// The user the JWT events in events/ carry.
@@ -115,6 +116,17 @@ async fn every_event_file_through_its_function_binary() {
         (status, &body["status"]),
         (200, &"connected".into()),
         "{body}"
+    );
+
+    // Deliveries of events to the app: the bus takes the event, the
+    // unreadable body alone comes back.
+    let batch = event("app-events.json");
+    let unreadable = batch["Records"][1]["messageId"].clone();
+    let answer = invoke(f("app-events"), "app-events.json", &mut fed).await;
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": unreadable }]),
+        "{answer}"
     );
 
     // The SQS batch of a good job and a malformed body: only the malformed
@@ -285,6 +297,8 @@ async fn every_event_file_through_its_function_binary() {
     // The event's job, the backfill and the manual sync.
     assert_eq!(worker("JobsDone", &["mock"]), 3, "{counted:?}");
     assert!(worker("SamplesWritten", &["mock"]) > 0, "{counted:?}");
+    assert_eq!(of("app-events", "EventsDelivered", &["bus"]), 1);
+    assert_eq!(of("app-events", "EventsRetried", &["unreadable"]), 1);
 }
 
 /// The counts of one EMF document, checked against the declared metrics:

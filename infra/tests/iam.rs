@@ -18,6 +18,17 @@ const SECRET: &str = "VendorCredentialsSecret";
 const PUSH_SECRET: &str = "PushSecret";
 const SYNC_QUEUE: &str = "SyncQueue";
 const BACKFILL_QUEUE: &str = "BackfillQueue";
+const APP_EVENTS_QUEUE: &str = "AppEventsQueue";
+const APP_EVENT_BUS: &str = "AppEventBus";
+const APP_WEBHOOK_SECRET: &str = "AppWebhookSecret";
+/// Keeping an event (flows::events::tell): its marker and feed item, whether
+/// it was queued, then queueing it for delivery.
+const KEEP: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+];
+const QUEUE_EVENT: (&str, &[&str]) = (APP_EVENTS_QUEUE, &["sqs:SendMessage"]);
 
 /// Reading and writing single items (claims, buckets, waiting jobs, the
 /// fleet quota's schedules), and the by-owner index.
@@ -69,7 +80,8 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (BACKFILL_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
-            (EVENTS, &["dynamodb:PutItem"]),
+            (EVENTS, KEEP),
+            QUEUE_EVENT,
         ],
     ),
     // flows::connect::callback: takes the state, parks the sealed consent.
@@ -93,7 +105,8 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
-            (EVENTS, &["dynamodb:PutItem"]),
+            (EVENTS, KEEP),
+            QUEUE_EVENT,
         ],
     ),
     // flows::sync: the SQS event sources, retry times (visibility),
@@ -141,10 +154,13 @@ const CALLS: &[(&str, Calls)] = &[
                 EVENTS,
                 &[
                     "dynamodb:PutItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
                     "dynamodb:Query",
                     "dynamodb:BatchWriteItem",
                 ],
             ),
+            QUEUE_EVENT,
         ],
     ),
     // flows::tick: due refreshes, polls and the watchdog, vendor upkeep
@@ -165,7 +181,8 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, SEAL_AND_OPEN),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
-            (EVENTS, &["dynamodb:PutItem"]),
+            (EVENTS, KEEP),
+            QUEUE_EVENT,
         ],
     ),
     // flows::data: a manual sync (rate bucket, waiting job), reports, metrics.
@@ -243,10 +260,31 @@ const CALLS: &[(&str, Calls)] = &[
                 EVENTS,
                 &[
                     "dynamodb:PutItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
                     "dynamodb:Query",
                     "dynamodb:BatchWriteItem",
                 ],
             ),
+            QUEUE_EVENT,
+        ],
+    ),
+    // flows::deliver: the AppEvents queue's event source, retry times, the
+    // bus, the webhook signing secret.
+    (
+        "app-events",
+        &[
+            (
+                APP_EVENTS_QUEUE,
+                &[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
+            ),
+            (APP_EVENT_BUS, &["events:PutEvents"]),
+            (APP_WEBHOOK_SECRET, SECRET_READ),
         ],
     ),
     // Serves the description and the docs compiled into it: no AWS call.
@@ -460,6 +498,29 @@ async fn the_emulator_checks_who_signs_and_which_resource_a_grant_names() {
         access_denied(&refused, "dynamodb:ConditionCheckItem"),
         "{refused}"
     );
+    // A bus: app-events puts on the stack's bus, not on another, and a
+    // function whose role names no bus puts on none.
+    let put = |binary: &str, bus: &str| {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source("wearable-connector")
+            .detail_type("connection.connected")
+            .detail("{}")
+            .build();
+        aws_sdk_eventbridge::Client::new(stack.function_sdk(binary))
+            .put_events()
+            .entries(entry)
+            .send()
+    };
+    let bus = &stack.provisioned.refs[APP_EVENT_BUS];
+    put("app-events", bus).await.unwrap();
+    for (binary, bus) in [("app-events", "default"), ("sync-worker", bus.as_str())] {
+        let refused = connector_core::aws::sdk(put(binary, bus).await.unwrap_err());
+        assert!(
+            access_denied(&refused, "events:PutEvents"),
+            "{binary} on {bus}: {refused}"
+        );
+    }
     // Credentials the emulator does not know.
     let stranger = stack
         .sdk

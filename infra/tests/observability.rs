@@ -217,7 +217,8 @@ fn the_dashboard_draws_every_declared_metric_by_its_dimensions() {
 fn the_worker_knows_the_queues_max_receives() {
     let t = template();
     let env = &t["Globals"]["Function"]["Environment"]["Variables"];
-    let max = env["CONNECTOR_JOB_MAX_RECEIVES"].as_u64().unwrap();
+    let jobs = env["CONNECTOR_JOB_MAX_RECEIVES"].as_u64().unwrap();
+    let deliveries = env["CONNECTOR_APP_EVENT_MAX_RECEIVES"].as_u64().unwrap();
     let mut queues_with_dlq = 0;
     for (id, queue) in resources(&t, "AWS::SQS::Queue") {
         let redrive = &queue["RedrivePolicy"];
@@ -225,9 +226,14 @@ fn the_worker_knows_the_queues_max_receives() {
             continue;
         }
         queues_with_dlq += 1;
+        let max = if id == "AppEventsQueue" {
+            deliveries
+        } else {
+            jobs
+        };
         assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(max), "{id}");
     }
-    assert_eq!(queues_with_dlq, 2);
+    assert_eq!(queues_with_dlq, 3);
     assert_eq!(
         sub_text(&env["CONNECTOR_METRICS_NAMESPACE"]),
         "MetricsNamespace"

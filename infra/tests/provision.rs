@@ -73,6 +73,36 @@ async fn resources_match_the_template() {
         );
         assert_eq!(redrive["maxReceiveCount"].to_string(), "5");
     }
+    // Events to the app: their queue dead-letters after 12 tries, onto
+    // their own DLQ; the bus exists under the name the functions get.
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&p.refs["AppEventsQueue"])
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let redrive: serde_json::Value =
+        serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        p.arns["AppEventsDeadLetterQueue"]
+    );
+    assert_eq!(redrive["maxReceiveCount"].to_string(), "12");
+    let bus = aws_sdk_eventbridge::Client::new(&stack.sdk)
+        .describe_event_bus()
+        .name(&p.refs["AppEventBus"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bus.arn(), Some(p.arns["AppEventBus"].as_str()));
+    assert_eq!(stack.env["CONNECTOR_APP_EVENT_BUS"], p.refs["AppEventBus"]);
+    assert_eq!(
+        stack.env["CONNECTOR_APP_EVENTS_QUEUE_URL"],
+        p.refs["AppEventsQueue"]
+    );
 
     // Every function variable of the template is resolved to what was made.
     let template =
@@ -111,7 +141,7 @@ async fn resources_match_the_template() {
             "{r:?}"
         );
     }
-    assert_eq!(template.functions().len(), 11);
+    assert_eq!(template.functions().len(), 12);
 }
 
 #[tokio::test]

@@ -341,14 +341,15 @@ async fn a_backfill_finishes_under_a_quota_slower_than_its_invocations() {
     .await;
     let strava = sim.sim(Vendor::Strava).clone();
     let c = Client::new(&stack);
-    let offset = connector_infra::simulator::strava::UTC_OFFSET_MINUTES;
-    let tz = chrono::FixedOffset::east_opt(offset * 60).unwrap();
-    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
-    let days: Vec<_> = (0..7).map(|n| today - chrono::Duration::days(n)).collect();
+    // The days the backfill asks (the connector's last 7 days), as the
+    // athlete's local dates; in the athlete's own time zone.
+    let (first, today) = connector_core::domain::job::last_days(7);
+    let days: Vec<_> = first.iter_days().take_while(|d| *d <= today).collect();
     // The week's workouts Strava lists: those that have ended (today's
     // morning run is not there before then).
     let listed = |athlete: &str| -> Vec<_> {
         let now = chrono::Utc::now();
+        let offset = strava.ensure_user(athlete).utc_offset_minutes;
         days.iter()
             .filter_map(|d| connector_infra::simulator::strava::activity(athlete, offset, *d))
             .filter(|a| a.start + chrono::Duration::seconds(a.elapsed_s) <= now)
@@ -403,10 +404,7 @@ async fn a_backfill_finishes_under_a_quota_slower_than_its_invocations() {
     );
     let (status, m) = c
         .get(
-            &format!(
-                "/v1/metrics?types=workout_duration&since={}&until={today}",
-                days[6]
-            ),
+            &format!("/v1/metrics?types=workout_duration&since={first}&until={today}"),
             "bob",
         )
         .await;

@@ -3,6 +3,7 @@
 
 pub mod kms;
 pub mod metrics;
+pub mod outbox;
 pub mod queue;
 pub mod secrets;
 pub mod store;

@@ -68,15 +68,7 @@ impl JobQueue {
         receipt_handle: &str,
         secs: u64,
     ) -> Result<()> {
-        self.sqs
-            .change_message_visibility()
-            .queue_url(queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| Error::queue("ChangeMessageVisibility", sdk(e)))?;
-        Ok(())
+        visible_after(&self.sqs, queue_url, receipt_handle, secs).await
     }
 
     /// Sends `job` as JSON to the queue for its reason.
@@ -110,6 +102,24 @@ impl JobQueue {
             .map_err(|e| Error::queue("SendMessage", sdk(e)))?;
         Ok(())
     }
+}
+
+/// Makes the message `receipt_handle` of `queue_url` visible again after
+/// `secs` (SQS's visibility timeout; at most 12 hours).
+pub(crate) async fn visible_after(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    secs: u64,
+) -> Result<()> {
+    sqs.change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+        .send()
+        .await
+        .map_err(|e| Error::queue("ChangeMessageVisibility", sdk(e)))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -165,6 +165,36 @@ impl AppEvent {
     }
 }
 
+/// Where an event is delivered: each channel gets its own queued delivery,
+/// so one that fails is retried without repeating the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// The EventBridge bus of the stack (`CONNECTOR_APP_EVENT_BUS`).
+    Bus,
+    /// The app's HTTP endpoint (`CONNECTOR_APP_WEBHOOK_URL`).
+    Webhook,
+}
+
+impl Channel {
+    /// The channel's name on the wire and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Bus => "bus",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// One event for one channel: the body of an AppEvents queue message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Where it goes.
+    pub channel: Channel,
+    /// What it says.
+    pub event: AppEvent,
+}
+
 /// What a sync wrote, summed over its parts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DataWritten {

@@ -76,6 +76,21 @@ pub struct Config {
     /// The queues' maxReceiveCount: a job failing on this receive goes to
     /// the dead-letter queue (counted as dead-lettered, not retried).
     pub job_max_receives: u32,
+    /// The AppEvents queue: every event to the app is queued there once
+    /// per channel. Unset: events are only kept in the change feed.
+    pub app_events_queue_url: Option<String>,
+    /// The EventBridge bus events go to (a channel when set).
+    pub app_event_bus: Option<String>,
+    /// The app's HTTP endpoint for signed events (a channel when set).
+    pub app_webhook_url: Option<Url>,
+    /// Secrets Manager secret holding `CONNECTOR_APP_WEBHOOK_SECRET`, which
+    /// only the app-events function may read. Unset locally: the env's.
+    pub app_webhook_secret_arn: Option<String>,
+    /// The AppEvents queue's maxReceiveCount: a delivery failing on this
+    /// receive goes to its dead-letter queue.
+    pub app_event_max_receives: u32,
+    /// The longest wait between two tries of a failed delivery, in seconds.
+    pub app_event_backoff_cap_secs: u64,
 }
 
 /// `name` parsed and within `lo..=hi`; `default` when unset.
@@ -96,7 +111,34 @@ pub(crate) fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Co
     }
 }
 
+/// The app's webhook URL: http(s) with a host. The error never repeats the
+/// URL (it may carry a credential of the app's).
+fn webhook_url(text: &str) -> Result<Url> {
+    let url = Url::parse(text.trim())
+        .map_err(|e| Error::Config(format!("CONNECTOR_APP_WEBHOOK_URL is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(Error::Config(
+            "CONNECTOR_APP_WEBHOOK_URL must be an http(s) URL with a host".into(),
+        ));
+    }
+    Ok(url)
+}
+
 impl Config {
+    /// The channels every event is delivered to: the bus and the webhook,
+    /// each when configured.
+    pub fn app_event_channels(&self) -> Vec<crate::domain::app_event::Channel> {
+        use crate::domain::app_event::Channel;
+        let mut channels = Vec::new();
+        if self.app_event_bus.is_some() {
+            channels.push(Channel::Bus);
+        }
+        if self.app_webhook_url.is_some() {
+            channels.push(Channel::Webhook);
+        }
+        channels
+    }
+
     /// Reads and checks the configuration; a missing required name is an error.
     pub fn from_env(env: &Env) -> Result<Self> {
         let required = |name: &str| {
@@ -187,6 +229,21 @@ impl Config {
                 5000,
             )?,
             job_max_receives: bounded(env, "CONNECTOR_JOB_MAX_RECEIVES", 5, 1, 1000)?,
+            app_events_queue_url: env.get("CONNECTOR_APP_EVENTS_QUEUE_URL"),
+            app_event_bus: env.get("CONNECTOR_APP_EVENT_BUS"),
+            app_webhook_url: env
+                .get("CONNECTOR_APP_WEBHOOK_URL")
+                .map(|u| webhook_url(&u))
+                .transpose()?,
+            app_webhook_secret_arn: env.get("CONNECTOR_APP_WEBHOOK_SECRET_ARN"),
+            app_event_max_receives: bounded(env, "CONNECTOR_APP_EVENT_MAX_RECEIVES", 12, 1, 1000)?,
+            app_event_backoff_cap_secs: bounded(
+                env,
+                "CONNECTOR_APP_EVENT_BACKOFF_CAP_SECS",
+                900,
+                1,
+                43_200,
+            )?,
         })
     }
 
@@ -253,6 +310,31 @@ mod tests {
             m.insert(k.to_string(), v.to_string());
         }
         Env::with_overrides(m)
+    }
+
+    #[test]
+    fn events_go_to_the_channels_configured_and_a_bad_webhook_url_is_refused_unrepeated() {
+        use crate::domain::app_event::Channel;
+        let none = Config::from_env(&env(&[("CONNECTOR_APP_WEBHOOK_URL", " ")])).unwrap();
+        assert!(none.app_event_channels().is_empty());
+        let both = Config::from_env(&env(&[
+            ("CONNECTOR_APP_EVENT_BUS", "bus"),
+            ("CONNECTOR_APP_WEBHOOK_URL", "https://app.example.com/hooks"),
+        ]))
+        .unwrap();
+        assert_eq!(both.app_event_channels(), [Channel::Bus, Channel::Webhook]);
+        for bad in [
+            "ftp://app.example.com/x",
+            "https://",
+            "not a url?token=fake-s3cret",
+        ] {
+            let err = Config::from_env(&env(&[("CONNECTOR_APP_WEBHOOK_URL", bad)])).unwrap_err();
+            assert!(
+                err.to_string().contains("CONNECTOR_APP_WEBHOOK_URL"),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("fake-s3cret"), "{err}");
+        }
     }
 
     #[test]

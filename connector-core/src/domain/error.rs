@@ -58,6 +58,10 @@ pub enum Error {
     /// not an outage to wait out.
     #[error("stored data: {0}")]
     Corrupt(String),
+    /// Delivering an event to the app failed: its webhook refused or did
+    /// not answer, or the event bus refused (502).
+    #[error("event delivery: {0}")]
+    Delivery(String),
     /// A vendor call failed (502).
     #[error("vendor {vendor}: {error}")]
     Vendor {
@@ -96,7 +100,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::RateLimited { .. } => 429,
             Error::Config(_) | Error::Crypto(_) | Error::Corrupt(_) => 500,
-            Error::Vendor { .. } => 502,
+            Error::Vendor { .. } | Error::Delivery(_) => 502,
             Error::Storage(_) | Error::Queue(_) => 503,
         }
     }
@@ -116,6 +120,7 @@ impl Error {
             Error::Crypto(_) => "Encryption failure",
             Error::Corrupt(_) => "Stored data unreadable",
             Error::Vendor { .. } => "Vendor request failed",
+            Error::Delivery(_) => "Event delivery failed",
             Error::Storage(_) => "Storage unavailable",
             Error::Queue(_) => "Queue unavailable",
         }
@@ -125,7 +130,7 @@ impl Error {
     /// their details go to the log, never into a response body.
     pub fn public_detail(&self) -> String {
         match self {
-            Error::Config(_) | Error::Crypto(_) | Error::Corrupt(_) => {
+            Error::Config(_) | Error::Crypto(_) | Error::Corrupt(_) | Error::Delivery(_) => {
                 "the connector could not complete the request; see the server log".into()
             }
             Error::Storage(_) | Error::Queue(_) => {

@@ -17,6 +17,8 @@ pub enum Dimension {
     Reason,
     /// What became of a phone push: `created`, `merged`, `unchanged`, or a refusal reason.
     Result,
+    /// Where an event to the app went: `bus`, `webhook`, or `unreadable`.
+    Channel,
 }
 
 impl Dimension {
@@ -26,6 +28,7 @@ impl Dimension {
             Dimension::Vendor => "Vendor",
             Dimension::Reason => "Reason",
             Dimension::Result => "Result",
+            Dimension::Channel => "Channel",
         }
     }
 }
@@ -84,6 +87,9 @@ metrics! {
     RefreshesFailed [Vendor] "OAuth token refreshes that failed (the vendor refused, or a call failed).";
     WatchdogPolls [Vendor] "Syncs queued because a connection went quiet past its vendor's limit (webhooks stopped; Dexcom's regular poll).";
     PhonePushes [Result] "Phone (HealthKit) pushes, by result.";
+    EventsDelivered [Channel] "Events to the app delivered (put on the bus, or answered 2xx by the app's webhook).";
+    EventsRetried [Channel] "Deliveries of events to the app that failed and go back to the queue for a later try.";
+    EventsDeadLettered [Channel] "Deliveries of events to the app that failed their last try and go to the dead-letter queue.";
     PreviousSecretAccepted [Vendor] "Deliveries authenticated with a secret's previous value while it is rotated (Vendor `push` for phone pushes); remove the `_PREVIOUS` value once this stays at zero.";
 }
 
@@ -131,6 +137,7 @@ impl Error {
             | Error::Queue(_)
             | Error::Crypto(_)
             | Error::Corrupt(_)
+            | Error::Delivery(_)
             | Error::Vendor { .. } => "internal_error",
         }
     }

@@ -2,6 +2,7 @@
 //! shared by reference across invocations.
 
 use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
+use crate::aws::outbox::{EventBus, Outbox};
 use crate::aws::queue::JobQueue;
 use crate::aws::secrets::Secrets;
 use crate::aws::store::{ConnectionStore, EphemeralStore, EventStore, HealthStore};
@@ -34,6 +35,12 @@ pub struct App {
     pub envelope: Envelope,
     /// The sync and backfill queues.
     pub queue: JobQueue,
+    /// Where events to the app are queued for delivery.
+    pub outbox: Outbox,
+    /// The EventBridge bus events are put on (the app-events function).
+    pub bus: Option<EventBus>,
+    /// The app's webhook signing secret, in a secret of its own.
+    pub app_webhook_secret: Secrets,
     /// Vendor credentials.
     pub credentials: Secrets,
     /// The phone-push signing secret, in a secret of its own.
@@ -112,7 +119,12 @@ impl App {
         let push_secret = config
             .push_secret_arn
             .clone()
+            .map(|arn| (secrets_manager.clone(), arn));
+        let app_webhook_secret = config
+            .app_webhook_secret_arn
+            .clone()
             .map(|arn| (secrets_manager, arn));
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env, |v| {
             registry::spec(v).quota
         })?);
@@ -129,10 +141,20 @@ impl App {
                 CacheLimits::default(),
             ),
             queue: JobQueue::new(
-                aws_sdk_sqs::Client::new(sdk),
+                sqs.clone(),
                 config.sync_queue_url.clone(),
                 config.backfill_queue_url.clone(),
             ),
+            outbox: Outbox::new(
+                sqs,
+                config.app_events_queue_url.clone(),
+                config.app_event_channels(),
+            ),
+            bus: config
+                .app_event_bus
+                .clone()
+                .map(|name| EventBus::new(aws_sdk_eventbridge::Client::new(sdk), name)),
+            app_webhook_secret: Secrets::new(env.clone(), app_webhook_secret),
             push_secret: Secrets::new(env.clone(), push_secret),
             credentials: Secrets::new(env, secrets),
             vendors,

@@ -328,16 +328,17 @@ pub async fn latest(app: &App, user: &str, metrics: Vec<MetricType>) -> Result<L
     if metrics.is_empty() {
         return Err(Error::BadRequest("types is required".into()));
     }
+    // Counted as named, as the description's maxItems counts them.
+    if metrics.len() > MAX_LATEST_TYPES {
+        return Err(Error::BadRequest(format!(
+            "types: at most {MAX_LATEST_TYPES} names"
+        )));
+    }
     let mut unique = Vec::new();
     for m in metrics {
         if !unique.contains(&m) {
             unique.push(m);
         }
-    }
-    if unique.len() > MAX_LATEST_TYPES {
-        return Err(Error::BadRequest(format!(
-            "at most {MAX_LATEST_TYPES} types"
-        )));
     }
     let mut latest = Vec::with_capacity(unique.len());
     for metric in unique {

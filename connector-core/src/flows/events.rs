@@ -1,8 +1,10 @@
 //! Telling the app what happened: each event is kept once per occurrence
 //! in the user's change feed (`GET /v1/changes`), read page by page with a
-//! resumable cursor. An event is kept after the change it reports, and a
-//! failure to keep it fails the flow, so its retry reports it again (at
-//! least once; the event's id makes the second one a no-op).
+//! resumable cursor, and queued once for delivery to the bus and the app's
+//! webhook (`flows::deliver`). An event is kept and queued after the change
+//! it reports, and a failure to do either fails the flow, so its retry
+//! reports it again (at least once; the event's id makes the second one a
+//! no-op unless the first was kept but not queued).
 
 use crate::aws::store::events::FeedPosition;
 use crate::domain::app_event::{AppEvent, DataWritten, EventType};
@@ -22,14 +24,21 @@ pub const FEED_SETTLE: chrono::Duration = chrono::Duration::seconds(2);
 /// Most events one page of the feed holds.
 pub const MAX_PAGE: usize = 500;
 
-/// Keeps `event` unless it was kept before.
+/// Keeps `event` unless it was kept before, and queues it for delivery
+/// unless it was queued before.
 pub async fn tell(app: &App, event: &AppEvent) -> Result<()> {
     let kept = app.events.keep(event, Utc::now()).await?;
+    let queued = app.outbox.is_on() && (kept || !app.events.was_queued(event).await?);
+    if queued {
+        app.outbox.send(event).await?;
+        app.events.mark_queued(event).await?;
+    }
     tracing::info!(
         event_id = %event.id,
         event_type = event.kind.as_str(),
         user_id = event.user_id(),
         kept,
+        queued,
         "app event"
     );
     Ok(())

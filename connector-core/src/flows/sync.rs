@@ -371,16 +371,27 @@ pub const BACKOFF_CAP_SECS: u64 = 900;
 /// Seconds until the message should be visible again, given the error and
 /// how many times the message has been received (1 on the first try).
 pub fn visibility_after(err: &Error, receive_count: u32, rng: &mut impl Rng) -> u64 {
+    retry_delay(err, receive_count, BACKOFF_BASE_SECS, BACKOFF_CAP_SECS, rng)
+}
+
+/// Seconds until a message that failed with `err` on its
+/// `receive_count`th receive is tried again: when the vendor (or the app)
+/// said; at once for a message that can never succeed, so the redrive
+/// policy moves it to the DLQ without delay; else full jitter below a
+/// ceiling doubling from `base_secs` per receive up to `cap_secs`.
+pub fn retry_delay(
+    err: &Error,
+    receive_count: u32,
+    base_secs: u64,
+    cap_secs: u64,
+    rng: &mut impl Rng,
+) -> u64 {
     match err.disposition() {
         Disposition::RetryAfter(secs) => secs.clamp(1, MAX_VISIBILITY_SECS),
-        // A malformed job never succeeds: let it use up its receives at once
-        // so the redrive policy moves it to the DLQ without delay.
         Disposition::DeadLetter => 0,
         Disposition::BackOff | Disposition::RecordOnConnection => {
             let exp = receive_count.saturating_sub(1).min(16);
-            let ceiling = BACKOFF_BASE_SECS
-                .saturating_mul(1 << exp)
-                .min(BACKOFF_CAP_SECS);
+            let ceiling = base_secs.saturating_mul(1 << exp).min(cap_secs).max(1);
             // Full jitter: anywhere in [1, ceiling], so retries of a burst spread out.
             rng.gen_range(1..=ceiling)
         }

@@ -12,10 +12,15 @@
 //!                                                   (and _API_BASE) from the environment
 //!   connector-dev openapi                           print the API's OpenAPI description (what
 //!                                                   `make openapi` writes to docs/openapi.json)
-//!   connector-dev redrive-dlq [--endpoint URL] [--stack NAME]
+//!   connector-dev redrive-dlq [--events] [--endpoint URL] [--stack NAME]
 //!                                                   move the local stack's dead-lettered sync jobs
-//!                                                   back onto the sync queue (defaults: the
-//!                                                   emulator of `make run`, stack connector-local)
+//!                                                   back onto the sync queue (--events: the
+//!                                                   undelivered events to the app back onto the
+//!                                                   AppEvents queue) (defaults: the emulator of
+//!                                                   `make run`, stack connector-local)
+//!   connector-dev events-tail <sub> [--url URL] [--from-start]
+//!                                                   print user <sub>'s events to the app as they
+//!                                                   come, one JSON line each, from the change feed
 
 use connector_infra::stack::{LOCAL_MOCK_WEBHOOK_SECRET, LOCAL_PUSH_SECRET};
 use connector_infra::{dev_jwt, mock_webhook, push_signer};
@@ -28,7 +33,8 @@ fn usage() -> ! {
     eprintln!("       connector-dev sign-push <file>");
     eprintln!("       connector-dev oura-subscriptions <callback-url> [--renew-days N]");
     eprintln!("       connector-dev openapi");
-    eprintln!("       connector-dev redrive-dlq [--endpoint URL] [--stack NAME]");
+    eprintln!("       connector-dev redrive-dlq [--events] [--endpoint URL] [--stack NAME]");
+    eprintln!("       connector-dev events-tail <sub> [--url URL] [--from-start]");
     std::process::exit(2)
 }
 
@@ -49,16 +55,32 @@ async fn main() {
             let stack = flag(&args, "--stack").unwrap_or_else(|| "connector-local".into());
             let sdk = connector_core::aws::aws_config(Some(&endpoint)).await;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let events = args.iter().any(|a| a == "--events");
             let moved = async {
                 let queues = connector_infra::redrive::local_queues(&sqs, &stack).await?;
-                connector_infra::redrive::redrive(&sqs, &queues).await
+                if events {
+                    connector_infra::redrive::redrive_events(&sqs, &queues).await
+                } else {
+                    connector_infra::redrive::redrive(&sqs, &queues).await
+                }
             }
             .await
             .unwrap_or_else(|e| {
                 eprintln!("redrive failed: {e}");
                 std::process::exit(1)
             });
-            println!("moved {moved} message(s) from the dead-letter queue back to the sync queue");
+            let queue = if events { "AppEvents" } else { "sync" };
+            println!(
+                "moved {moved} message(s) from the dead-letter queue back to the {queue} queue"
+            );
+        }
+        (Some("events-tail"), Some(sub)) => {
+            let url = flag(&args, "--url").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+            let from_start = args.iter().any(|a| a == "--from-start");
+            if let Err(e) = connector_infra::events_tail::tail(&url, sub, from_start).await {
+                eprintln!("events-tail: {e}");
+                std::process::exit(1)
+            }
         }
         (Some("token"), Some(sub)) => {
             let ttl = flag(&args, "--ttl")

@@ -3,7 +3,9 @@
 //!
 //! Items of a user (`user_id`): `t#<unix ms, 13 digits>#<event id>` carries
 //! the event; `id#<event id>` marks the id as kept, so the same occurrence
-//! reported again is not kept twice (both written in one transaction).
+//! reported again is not kept twice (both written in one transaction); the
+//! marker's `queued` says the event was handed to the outbox, so an event
+//! kept by a try that failed before queueing it is queued by the retry.
 
 use super::item::{get_n, get_s, n, s, Item};
 use crate::aws::sdk;
@@ -99,6 +101,44 @@ impl EventStore {
             .map(|put| TransactWriteItem::builder().put(put).build())
             .collect();
         super::table::transact_if(&self.db, items, "event").await
+    }
+
+    /// Whether `event` was handed to the outbox (false when it was never
+    /// kept, too).
+    pub async fn was_queued(&self, event: &AppEvent) -> Result<bool> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("user_id", s(event.user_id()))
+            .key("sk", s(format!("id#{}", event.id)))
+            .projection_expression("queued")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::storage("GetItem event marker", sdk(e)))?;
+        Ok(out
+            .item()
+            .and_then(|item| item.get("queued"))
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Records that `event` was handed to the outbox.
+    pub async fn mark_queued(&self, event: &AppEvent) -> Result<()> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .key("user_id", s(event.user_id()))
+            .key("sk", s(format!("id#{}", event.id)))
+            .update_expression("SET queued = :t")
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":t", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem event marker", sdk(e)))?;
+        Ok(())
     }
 
     /// At most `limit` of `user_id`'s events kept after `after` and before
