@@ -25,6 +25,7 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
     ),
     paths(
         providers::list,
+        providers::list_connections,
         connect::start,
         connect::complete,
         connect::disconnect,

@@ -22,6 +22,7 @@ const EXAMPLES: u32 = 50;
 /// `GET /v1/openapi.json` is what schemathesis loads the description from.)
 const MUST_SUCCEED: &[&str] = &[
     "GET /v1/providers",
+    "GET /v1/connections",
     "POST /v1/connections/{vendor}",
     "DELETE /v1/connections/{vendor}",
     "POST /v1/sync",

@@ -251,6 +251,7 @@ async fn every_event_reaches_the_bus_and_the_webhook_once_signed_the_standard_wa
         [
             "connection.connected",
             "data.updated",
+            "backfill.completed",
             "data.updated",
             "connection.disconnected"
         ]

@@ -40,6 +40,7 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
         [
             "connection.connected",
             "data.updated",
+            "backfill.completed",
             "data.updated",
             "connection.disconnected"
         ],
@@ -47,7 +48,7 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
     );
     let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     ids.dedup();
-    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.len(), 5);
     let times: Vec<&str> = events
         .iter()
         .map(|e| e["timestamp"].as_str().unwrap())
@@ -72,7 +73,7 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
             .contains(&"hrv".into()),
         "{backfill}"
     );
-    let storm = &events[2]["data"];
+    let storm = &events[3]["data"];
     assert!(
         storm["days"].as_array().unwrap().contains(&today().into()),
         "{storm}"
@@ -105,9 +106,9 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
             .unwrap();
     }
     let after = feed(&c, "alice", 3).await;
-    assert_eq!(after.len(), 5);
-    assert_eq!(after[..4], events[..]);
-    assert_eq!(after[4]["id"], again.id.as_str());
+    assert_eq!(after.len(), 6);
+    assert_eq!(after[..5], events[..]);
+    assert_eq!(after[5]["id"], again.id.as_str());
 
     // A cursor resumes after its page: nothing is seen twice.
     let (_, first) = c.get("/v1/changes?limit=4", "alice").await;
@@ -144,4 +145,113 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
     assert!(status == 200 || status == 202, "{body}");
     drain(&stack).await;
     assert_eq!(feed(&c, "alice", 10).await, Vec::<serde_json::Value>::new());
+}
+
+#[tokio::test]
+async fn a_backfill_is_queued_runs_and_completes_once_and_a_failed_one_says_why() {
+    let stack = stack("backfill-status").await;
+    let c = Client::new(&stack);
+    let asked = stack.app.config.backfill_days;
+
+    let (status, _) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(status, 200);
+    let (status, listed) = c.get("/v1/connections", "alice").await;
+    assert_eq!(status, 200, "{listed}");
+    let conns = listed["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{listed}");
+    assert_eq!(conns[0]["vendor"], "mock");
+    assert_eq!(
+        conns[0]["backfill"],
+        serde_json::json!({"state": "queued", "days_asked": asked, "days_done": 0})
+    );
+
+    assert_eq!(drain(&stack).await.1, 0);
+    let (_, listed) = c.get("/v1/connections", "alice").await;
+    assert_eq!(
+        listed["connections"][0]["backfill"],
+        serde_json::json!({"state": "done", "days_asked": asked, "days_done": asked}),
+        "{listed}"
+    );
+    let (_, providers) = c.get("/v1/providers", "alice").await;
+    let mock = providers["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "mock")
+        .unwrap()
+        .clone();
+    assert_eq!(mock["backfill"], listed["connections"][0]["backfill"]);
+
+    // The backfill job delivered again (a duplicate, a retry) ends nothing
+    // again: one backfill.completed, after the data it wrote.
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = connector_core::domain::job::last_days(asked);
+    let again = connector_core::domain::job::SyncJob::new(
+        "alice",
+        Vendor::Mock,
+        from,
+        to,
+        connector_core::domain::job::JobReason::Backfill,
+    )
+    .unwrap();
+    stack.app.queue.send(&again).await.unwrap();
+    assert_eq!(drain(&stack).await, (1, 0));
+    let events = feed(&c, "alice", 100).await;
+    let types = types_of(&events);
+    assert_eq!(
+        types.iter().filter(|t| *t == "backfill.completed").count(),
+        1,
+        "{types:?}"
+    );
+    let done = types
+        .iter()
+        .position(|t| t == "backfill.completed")
+        .unwrap();
+    assert_eq!(types[..done], ["connection.connected", "data.updated"]);
+    assert_eq!(
+        events[done]["data"],
+        serde_json::json!({"user_id": "alice", "vendor": "mock",
+            "days_asked": asked, "days_done": asked})
+    );
+
+    // Bob's backfill fails for good (its job used its last receive): the
+    // connection says why, the app is told once, and a late part does not
+    // bring it back.
+    c.post("/v1/connections/mock", "bob", "").await;
+    let bobs = connector_core::domain::job::SyncJob::new(
+        "bob",
+        Vendor::Mock,
+        today,
+        today,
+        connector_core::domain::job::JobReason::Backfill,
+    )
+    .unwrap();
+    let err = connector_core::Error::Storage("UpdateItem: throttled".into());
+    for _ in 0..2 {
+        connector_core::flows::sync::gave_up(&stack.app, &bobs, &err, 5)
+            .await
+            .unwrap();
+    }
+    assert_eq!(drain(&stack).await.1, 0);
+    let (_, listed) = c.get("/v1/connections", "bob").await;
+    let backfill = &listed["connections"][0]["backfill"];
+    assert_eq!(backfill["state"], "failed", "{listed}");
+    assert!(
+        backfill["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 5 tries"),
+        "{backfill}"
+    );
+    let events = feed(&c, "bob", 100).await;
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "backfill.failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert_eq!(failed[0]["data"]["reason"], backfill["reason"]);
+    assert!(
+        !types_of(&events).contains(&"backfill.completed".to_string()),
+        "{events:#?}"
+    );
 }

@@ -123,10 +123,10 @@ async fn resources_match_the_template() {
 
     // Every HTTP route is served by a function the gateway knows.
     let routes = template.routes();
-    // Fifteen user and handshake routes, the callback, one webhook POST for
+    // Sixteen user and handshake routes, the callback, one webhook POST for
     // each of the nine vendors that send webhooks, the three docs routes
     // and the health route.
-    assert_eq!(routes.len(), 29);
+    assert_eq!(routes.len(), 30);
     for r in &routes {
         assert!(
             connector_infra::gateway::HTTP_FUNCTIONS.contains(&r.binary.as_str()),

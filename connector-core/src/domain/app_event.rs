@@ -4,7 +4,7 @@
 //! event is kept once and an app can dedupe on it. An event names users,
 //! vendors, days, metric types and counts: never a token or a value.
 
-use crate::domain::connection::ConnectionStatus;
+use crate::domain::connection::{Backfill, BackfillState, ConnectionStatus};
 use crate::domain::health::MetricType;
 use crate::domain::vendor::Vendor;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -36,17 +36,29 @@ pub enum EventType {
     /// The vendor refused a sync for good.
     #[serde(rename = "connection.error")]
     ConnectionError,
+    /// The history pulled on connect is complete.
+    #[serde(rename = "backfill.completed")]
+    BackfillCompleted,
+    /// The history pulled on connect stopped for good.
+    #[serde(rename = "backfill.failed")]
+    BackfillFailed,
+    /// Everything the connector stored of a user is erased.
+    #[serde(rename = "user.deleted")]
+    UserDeleted,
 }
 
 impl EventType {
     /// Every type, in declaration order.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 9] = [
         EventType::DataUpdated,
         EventType::Connected,
         EventType::Disconnected,
         EventType::Revoked,
         EventType::RefreshFailed,
         EventType::ConnectionError,
+        EventType::BackfillCompleted,
+        EventType::BackfillFailed,
+        EventType::UserDeleted,
     ];
 
     /// The type's name on the wire, e.g. `data.updated`.
@@ -58,6 +70,9 @@ impl EventType {
             EventType::Revoked => "connection.revoked",
             EventType::RefreshFailed => "connection.refresh_failed",
             EventType::ConnectionError => "connection.error",
+            EventType::BackfillCompleted => "backfill.completed",
+            EventType::BackfillFailed => "backfill.failed",
+            EventType::UserDeleted => "user.deleted",
         }
     }
 
@@ -83,10 +98,11 @@ pub struct AppEvent {
     pub kind: EventType,
     /// When it happened.
     pub timestamp: DateTime<Utc>,
-    /// What the event is about: always `user_id`; `vendor` for connection
-    /// and data events; `reason` when a connection failed; for
-    /// `data.updated`, the user-local `days`, the `metric_types` and the
-    /// counts of `samples` and `summaries` written.
+    /// What the event is about: always `user_id`; `vendor` for connection,
+    /// data and backfill events; `reason` when a connection or backfill
+    /// failed; for `data.updated`, the user-local `days`, the
+    /// `metric_types` and the counts of `samples` and `summaries` written;
+    /// for backfill events, `days_asked` and `days_done`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
@@ -130,6 +146,47 @@ impl AppEvent {
             kind,
             timestamp: at,
             data,
+        }
+    }
+
+    /// The backfill of the grant `grant` of `user_id` at `vendor` ended:
+    /// completed (`reason` None) or failed for `reason`.
+    pub fn backfill_ended(
+        user_id: &str,
+        vendor: Vendor,
+        grant: &str,
+        backfill: &Backfill,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let kind = match backfill.state {
+            BackfillState::Failed => EventType::BackfillFailed,
+            _ => EventType::BackfillCompleted,
+        };
+        let mut data = serde_json::json!({
+            "user_id": user_id,
+            "vendor": vendor,
+            "days_asked": backfill.days_asked,
+            "days_done": backfill.days_done,
+        });
+        if let Some(reason) = &backfill.reason {
+            data["reason"] = reason.as_str().into();
+        }
+        Self {
+            id: event_id(kind, &[user_id, vendor.as_str(), grant]),
+            kind,
+            timestamp: at,
+            data,
+        }
+    }
+
+    /// Everything stored of `user_id` is erased (the erasure that started
+    /// at `started`).
+    pub fn user_deleted(user_id: &str, started: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: event_id(EventType::UserDeleted, &[user_id, started]),
+            kind: EventType::UserDeleted,
+            timestamp: at,
+            data: serde_json::json!({"user_id": user_id}),
         }
     }
 

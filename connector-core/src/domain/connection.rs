@@ -156,6 +156,66 @@ pub struct Connection {
     pub sealed_access_token: String,
     /// The refresh token, sealed, if there is one.
     pub sealed_refresh_token: Option<String>,
+    /// How the history pulled on connect stands; None for a connection
+    /// made before backfills were tracked.
+    pub backfill: Option<Backfill>,
+}
+
+/// Where a connection's first backfill stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillState {
+    /// Queued, no part pulled yet.
+    Queued,
+    /// Pulling: some days done.
+    Running,
+    /// Every day asked was pulled.
+    Done,
+    /// Stopped for good: `reason` says why.
+    Failed,
+}
+
+impl BackfillState {
+    /// The state's name as stored and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackfillState::Queued => "queued",
+            BackfillState::Running => "running",
+            BackfillState::Done => "done",
+            BackfillState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored state.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            BackfillState::Queued,
+            BackfillState::Running,
+            BackfillState::Done,
+            BackfillState::Failed,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+    }
+
+    /// Whether the backfill has ended (done or failed).
+    pub fn is_final(self) -> bool {
+        matches!(self, BackfillState::Done | BackfillState::Failed)
+    }
+}
+
+/// The history pulled when a connection was made: its state and progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Backfill {
+    /// Queued, running, done or failed.
+    pub state: BackfillState,
+    /// Days of history asked (`CONNECTOR_BACKFILL_DAYS` when connected).
+    pub days_asked: u32,
+    /// Days pulled so far.
+    pub days_done: u32,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Name of the access-token field, bound into its seal.

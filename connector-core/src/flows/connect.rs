@@ -11,7 +11,7 @@ use crate::aws::kms::Binding;
 use crate::aws::store::ephemeral::Bucket;
 use crate::domain::app_event::EventType;
 use crate::domain::connection::{
-    Connection, ConnectionStatus, ConsentFlow, ParkedConnect, PendingConnect, TokenSet,
+    Backfill, Connection, ConnectionStatus, ConsentFlow, ParkedConnect, PendingConnect, TokenSet,
 };
 use crate::domain::error::{Error, Result};
 use crate::domain::job::{last_days, JobReason, SyncJob};
@@ -49,6 +49,7 @@ pub async fn establish(
             &tokens.scopes,
             tokens.expires_at,
             &sealed,
+            app.config.backfill_days,
         )
         .await?;
     let (from, to) = last_days(app.config.backfill_days);
@@ -570,6 +571,45 @@ pub struct Provider {
     pub last_sync_at: Option<String>,
     /// Why its last sync failed for good.
     pub error: Option<String>,
+    /// The history pulled when it was connected, if the user has a
+    /// connection (and it was made since backfills are tracked).
+    pub backfill: Option<Backfill>,
+}
+
+/// One of the user's connections, as `GET /v1/connections` lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionSummary {
+    /// The vendor.
+    pub vendor: Vendor,
+    /// The connection's status.
+    pub status: ConnectionStatus,
+    /// When it was (last) connected (RFC 3339).
+    pub connected_at: String,
+    /// When it last synced (RFC 3339).
+    pub last_sync_at: Option<String>,
+    /// Why its last sync failed for good.
+    pub error: Option<String>,
+    /// The history pulled on connect: queued, running (days done of days
+    /// asked), done, or failed with why; absent for a connection made
+    /// before backfills were tracked.
+    pub backfill: Option<Backfill>,
+}
+
+/// `user`'s connections, in vendor order.
+pub async fn connections(app: &App, user: &str) -> Result<Vec<ConnectionSummary>> {
+    let mut list = app.connections.list(user).await?;
+    list.sort_by_key(|c| Vendor::ALL.iter().position(|v| *v == c.vendor));
+    Ok(list
+        .into_iter()
+        .map(|c| ConnectionSummary {
+            vendor: c.vendor,
+            status: c.status,
+            connected_at: c.connected_at.to_rfc3339(),
+            last_sync_at: c.last_sync_at.map(|t| t.to_rfc3339()),
+            error: c.last_error,
+            backfill: c.backfill,
+        })
+        .collect())
 }
 
 /// Every vendor, whether it is configured here (as the tick last published:
@@ -595,6 +635,7 @@ pub async fn providers(app: &App, user: &str) -> Result<Vec<Provider>> {
             status: conn.map(|c| c.status),
             last_sync_at: conn.and_then(|c| c.last_sync_at).map(|t| t.to_rfc3339()),
             error: conn.and_then(|c| c.last_error.clone()),
+            backfill: conn.and_then(|c| c.backfill.clone()),
         });
     }
     Ok(out)

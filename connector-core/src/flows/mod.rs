@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod app;
+pub mod backfill;
 pub mod connect;
 pub mod data;
 pub mod deliver;

@@ -27,6 +27,7 @@ use crate::domain::job::{JobReason, Priority, SyncJob};
 use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
+use crate::flows::backfill;
 use crate::flows::events;
 use crate::flows::queueing;
 use crate::flows::refresh::{open_tokens, refresh_connection};
@@ -248,8 +249,13 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
     let windows = recent_first(job, queueing::windows_of(app, job).await?);
     let parts = parts_of(&windows, job.pull_days());
     let wait_until = deadline.checked_sub(FINISH_MARGIN).unwrap_or(deadline);
+    let tracked = backfill::tracks(job);
+    if tracked {
+        backfill::started(app, job).await?;
+    }
     let mut written = DataWritten::default();
     let mut skipped = None;
+    let mut completed = None;
     for (i, &(from, to)) in parts.iter().enumerate() {
         let part = SyncJob {
             from,
@@ -257,7 +263,12 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
             ..job.clone()
         };
         match run_job(app, &part, wait_until).await {
-            Ok(JobOutcome::Synced(part)) => written.add(part),
+            Ok(JobOutcome::Synced(part)) => {
+                written.add(part);
+                if tracked {
+                    completed = backfill::pulled(app, job, from, to).await?.or(completed);
+                }
+            }
             Ok(skip) => {
                 skipped = Some(skip);
                 break;
@@ -280,11 +291,36 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
         }
     }
     events::data_updated(app, &job.user_id, job.vendor, &job.job_id, &written).await?;
+    if let Some(conn) = &completed {
+        backfill::tell_ended(app, conn).await?;
+    }
+    match &skipped {
+        Some(JobOutcome::Skipped(why)) if tracked && ends_backfill(why) => {
+            backfill::failed(app, job, why).await?
+        }
+        _ => {}
+    }
     let outcome = skipped.unwrap_or(JobOutcome::Synced(written));
     let done_for = Utc::now() + chrono::Duration::hours(24);
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");
     Ok(())
+}
+
+/// Whether a job skipped for `why` ends its backfill: the connection needs
+/// the user, or the vendor refused; not when it was handed on or is gone.
+fn ends_backfill(why: &str) -> bool {
+    !matches!(why, "handed on" | "no connection")
+}
+
+/// A job that failed on its last receive: its backfill (if it is one) has
+/// failed too, for `err`.
+pub async fn gave_up(app: &App, job: &SyncJob, err: &Error, receives: u32) -> Result<()> {
+    if !backfill::tracks(job) {
+        return Ok(());
+    }
+    let why = format!("gave up after {receives} tries: {}", err.public_detail());
+    backfill::failed(app, job, &why).await
 }
 
 /// `windows` in pulls of at most `days` days, each window's newest first.

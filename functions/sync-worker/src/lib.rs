@@ -9,7 +9,7 @@ use connector_core::domain::erasure::ErasureJob;
 use connector_core::domain::job::SyncJob;
 use connector_core::domain::metric::{count, Metric};
 use connector_core::flows::erasure;
-use connector_core::flows::sync::{run_once, schedule_retry};
+use connector_core::flows::sync::{gave_up, run_once, schedule_retry};
 use connector_core::App;
 use std::time::{Duration, Instant};
 
@@ -27,18 +27,28 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
+        let mut sync_job = None;
         let (kind, result) = if let Ok(step) = ErasureJob::parse(body) {
             ("erasure", erasure::run_step(app, &step).await.map(|_| ()))
         } else {
             match SyncJob::parse(body) {
-                Ok(job) => (
-                    job.vendor.as_str(),
-                    run_once(app, &job, &id, deadline).await,
-                ),
+                Ok(job) => {
+                    let result = run_once(app, &job, &id, deadline).await;
+                    let kind = job.vendor.as_str();
+                    sync_job = Some(job);
+                    (kind, result)
+                }
                 Err(e) => ("unreadable", Err(e)),
             }
         };
         let receives = receives_of(&record);
+        if let (Err(e), Some(job)) = (&result, &sync_job) {
+            if receives >= app.config.job_max_receives {
+                if let Err(failed) = gave_up(app, job, e, receives).await {
+                    tracing::warn!(job_id = %job.job_id, error = %failed, "could not record the backfill's failure");
+                }
+            }
+        }
         let counted = match &result {
             Ok(()) => Metric::JobsDone,
             Err(_) if receives >= app.config.job_max_receives => Metric::JobsDeadLettered,

@@ -4,7 +4,9 @@
 
 use super::item::{conditional, get_n, get_s, get_time, n, s, Item};
 use crate::aws::sdk;
-use crate::domain::connection::{Connection, ConnectionStatus, SealedTokens};
+use crate::domain::connection::{
+    Backfill, BackfillState, Connection, ConnectionStatus, SealedTokens,
+};
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -94,11 +96,30 @@ impl ConnectionStore {
             token_version: get_n(item, "token_version").unwrap_or(0),
             sealed_access_token: get_s(item, "access_token").unwrap_or_default().to_string(),
             sealed_refresh_token: get_s(item, "refresh_token").map(String::from),
+            backfill: Self::backfill_of(item),
         })
     }
 
-    /// Stores a new or renewed connection; bumps the token version so that
-    /// any refresh in flight for the old grant loses its conditional write.
+    /// The backfill attributes: `bf_state`, `bf_asked`, `bf_days` (the set
+    /// of days pulled, so a part pulled twice counts once), `bf_reason`.
+    fn backfill_of(item: &Item) -> Option<Backfill> {
+        let state = get_s(item, "bf_state").and_then(BackfillState::parse)?;
+        let days_done = item
+            .get("bf_days")
+            .and_then(|v| v.as_ss().ok())
+            .map_or(0, |days| days.len() as u32);
+        Some(Backfill {
+            state,
+            days_asked: get_n(item, "bf_asked").unwrap_or(0),
+            days_done,
+            reason: get_s(item, "bf_reason").map(String::from),
+        })
+    }
+
+    /// Stores a new or renewed connection, its backfill of `backfill_days`
+    /// queued; bumps the token version so that any refresh in flight for
+    /// the old grant loses its conditional write.
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         &self,
         user_id: &str,
@@ -107,6 +128,7 @@ impl ConnectionStore {
         scopes: &[String],
         expires_at: Option<DateTime<Utc>>,
         tokens: &SealedTokens,
+        backfill_days: u32,
     ) -> Result<()> {
         let names = HashMap::from([("#s".to_string(), "status".to_string())]);
         let mut values = HashMap::from([
@@ -122,6 +144,8 @@ impl ConnectionStore {
             (":zero".to_string(), n(0)),
             (":one".to_string(), n(1)),
             (":sh".to_string(), s(schedule_shard(user_id, vendor))),
+            (":bq".to_string(), s(BackfillState::Queued.as_str())),
+            (":ba".to_string(), n(backfill_days)),
         ]);
         let mut set = vec![
             "#s = :st",
@@ -133,8 +157,10 @@ impl ConnectionStore {
             "connected_at = :now",
             "access_token = :at",
             "token_version = if_not_exists(token_version, :zero) + :one",
+            "bf_state = :bq",
+            "bf_asked = :ba",
         ];
-        let mut remove = vec!["last_error"];
+        let mut remove = vec!["last_error", "bf_days", "bf_reason"];
         match expires_at {
             Some(t) => {
                 values.insert(":ex".into(), n(t.timestamp()));
@@ -381,6 +407,85 @@ impl ConnectionStore {
             .send()
             .await;
         conditional(res, "UpdateItem last_sync_at").map(|_| ())
+    }
+
+    /// Marks the backfill running, when it is still queued.
+    pub async fn backfill_started(&self, user_id: &str, vendor: Vendor) -> Result<()> {
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .condition_expression("bf_state = :q")
+            .update_expression("SET bf_state = :r")
+            .expression_attribute_values(":q", s(BackfillState::Queued.as_str()))
+            .expression_attribute_values(":r", s(BackfillState::Running.as_str()))
+            .send()
+            .await;
+        conditional(res, "UpdateItem backfill state").map(|_| ())
+    }
+
+    /// Adds `days` to the days the backfill pulled; the connection as it
+    /// is now, or None when it is gone or tracks no backfill.
+    pub async fn backfill_pulled(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        days: &[chrono::NaiveDate],
+    ) -> Result<Option<Connection>> {
+        if days.is_empty() {
+            return self.get(user_id, vendor).await;
+        }
+        let days = aws_sdk_dynamodb::types::AttributeValue::Ss(
+            days.iter().map(|d| d.to_string()).collect(),
+        );
+        let res = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .condition_expression("attribute_exists(bf_asked)")
+            .update_expression("ADD bf_days :d")
+            .expression_attribute_values(":d", days)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match conditional(res, "UpdateItem backfill days")? {
+            Some(out) => out.attributes.as_ref().map(Self::from_item).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the backfill as `state` (done, or failed for `reason`) unless
+    /// it has ended already; the connection as it is now when this call
+    /// ended it.
+    pub async fn backfill_ended(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        state: BackfillState,
+        reason: Option<&str>,
+    ) -> Result<Option<Connection>> {
+        let mut req = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_id, vendor)))
+            .condition_expression("bf_state IN (:q, :r)")
+            .expression_attribute_values(":q", s(BackfillState::Queued.as_str()))
+            .expression_attribute_values(":r", s(BackfillState::Running.as_str()))
+            .expression_attribute_values(":st", s(state.as_str()))
+            .return_values(ReturnValue::AllNew);
+        req = match reason {
+            Some(why) => req
+                .update_expression("SET bf_state = :st, bf_reason = :why")
+                .expression_attribute_values(":why", s(why)),
+            None => req.update_expression("SET bf_state = :st"),
+        };
+        match conditional(req.send().await, "UpdateItem backfill end")? {
+            Some(out) => out.attributes.as_ref().map(Self::from_item).transpose(),
+            None => Ok(None),
+        }
     }
 
     /// Deletes the connection; true when there was one.
