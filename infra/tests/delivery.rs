@@ -408,3 +408,44 @@ async fn a_failing_webhook_is_retried_with_backoff_then_dead_lettered_and_redriv
         "not on the bus again"
     );
 }
+
+#[tokio::test]
+async fn an_erased_user_is_told_to_the_app_but_kept_nowhere() {
+    let hook = Receiver::start().await;
+    let stack = stack_with_webhook(
+        "user-deleted",
+        &hook,
+        &[("CONNECTOR_ERASURE_SWEEP_DELAY_SECS", "0")],
+    )
+    .await;
+    let c = Client::new(&stack);
+    let (status, _) = c.post("/v1/connections/mock", "dora", "").await;
+    assert_eq!(status, 200);
+    drain(&stack).await;
+    deliver_all(&stack).await;
+    let before = hook.got().len();
+
+    let (status, body) = c.call("DELETE", "/v1/me", Some("dora"), None).await;
+    assert!(status == 200 || status == 202, "{body}");
+    drain(&stack).await;
+    let (status, erasure) = c.get("/v1/me/erasure", "dora").await;
+    assert_eq!(
+        (status, &erasure["status"]),
+        (200, &"done".into()),
+        "{erasure}"
+    );
+    deliver_all(&stack).await;
+
+    let told: Vec<Received> = hook.got()[before..]
+        .iter()
+        .filter(|r| r.body.contains("user.deleted"))
+        .cloned()
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let body: serde_json::Value = serde_json::from_str(&told[0].body).unwrap();
+    assert_eq!(body["type"], "user.deleted");
+    assert_eq!(body["data"], serde_json::json!({"user_id": "dora"}));
+    assert!(verified(LOCAL_APP_WEBHOOK_SECRET, &told[0]));
+    // The erased user's feed stays empty: the event is not kept.
+    assert_eq!(feed(&c, "dora", 10).await, Vec::<serde_json::Value>::new());
+}

@@ -128,5 +128,12 @@ async fn follow_up(app: &App, user: &str, pass: ErasurePass, step: Step) -> Resu
     app.ephemeral
         .advance_erasure(user, status, step.health_items, step.ephemeral_items)
         .await?;
+    if status == ErasureStatus::Done {
+        let started_at = match app.ephemeral.erasure(user).await? {
+            Some(record) => record.started_at,
+            None => String::new(),
+        };
+        crate::flows::events::user_deleted(app, user, &started_at).await?;
+    }
     Ok(status)
 }

@@ -58,6 +58,22 @@ pub async fn connection_changed(
     tell(app, &event).await
 }
 
+/// `user_id`'s erasure (started at `started_at`) is done: the app is told
+/// on the bus and the webhook, not in the feed, which was erased with the
+/// user. A retried sweep tells it again under the same id.
+pub async fn user_deleted(app: &App, user_id: &str, started_at: &str) -> Result<()> {
+    let event = AppEvent::user_deleted(user_id, started_at, Utc::now());
+    app.outbox.send(&event).await?;
+    tracing::info!(
+        event_id = %event.id,
+        event_type = event.kind.as_str(),
+        user_id,
+        queued = app.outbox.is_on(),
+        "app event (not kept: the user is erased)"
+    );
+    Ok(())
+}
+
 /// What a grant's events tell apart: when it was connected.
 pub fn grant_of(conn: &Connection) -> String {
     conn.connected_at.to_rfc3339()
