@@ -300,6 +300,7 @@ const CALLS: &[(&str, Calls)] = &[
             (EVENTS, &["dynamodb:DescribeTable"]),
             (SYNC_QUEUE, &["sqs:GetQueueAttributes"]),
             (BACKFILL_QUEUE, &["sqs:GetQueueAttributes"]),
+            (APP_EVENTS_QUEUE, &["sqs:GetQueueAttributes"]),
             (KEY, &["kms:DescribeKey"]),
         ],
     ),

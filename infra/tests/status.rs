@@ -1,8 +1,8 @@
 //! `GET /v1/health` against the emulator, through the status function's own
 //! role: every check answers on a fresh stack; a disabled key and a deleted
-//! queue each turn the answer into a 503 that names the failing part and
-//! nothing more, once the few seconds a round of checks answers for have
-//! passed.
+//! queue (a job queue or the one events leave by) each turn the answer into
+//! a 503 that names the failing part and nothing more, once the few seconds
+//! a round of checks answers for have passed.
 
 mod common;
 
@@ -77,7 +77,32 @@ async fn health_names_the_part_that_fails_and_only_that() {
     let checked = Instant::now();
     let (code, body, _) = health(&client).await;
     assert_eq!(code, 200, "{body}");
+
+    // The queue events leave by goes away: the queues check fails; made
+    // again under its name, healthy again.
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let events_queue = &stack.provisioned.refs["AppEventsQueue"];
+    sqs.delete_queue()
+        .queue_url(events_queue)
+        .send()
+        .await
+        .unwrap();
+    after_the_cached_round(checked).await;
+    let checked = Instant::now();
+    let (code, body, _) = health(&client).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body["checks"],
+        serde_json::json!({"tables": "ok", "queues": "failing", "key": "ok"})
+    );
+    let name = events_queue.rsplit('/').next().unwrap();
+    let made = sqs.create_queue().queue_name(name).send().await.unwrap();
+    assert_eq!(made.queue_url(), Some(events_queue.as_str()));
+    after_the_cached_round(checked).await;
+    let checked = Instant::now();
+    let (code, body, _) = health(&client).await;
+    assert_eq!(code, 200, "{body}");
+
     sqs.delete_queue()
         .queue_url(&stack.provisioned.refs["BackfillQueue"])
         .send()

@@ -45,6 +45,15 @@ impl Outbox {
         self.queue_url.as_deref()
     }
 
+    /// Whether the AppEvents queue answers (for the health route); nothing
+    /// to check when events are not queued at all.
+    pub async fn answers(&self) -> Result<()> {
+        match self.queue_url.as_deref() {
+            Some(url) => crate::aws::queue::queue_answers(&self.sqs, url).await,
+            None => Ok(()),
+        }
+    }
+
     /// Queues `event` for each channel, in one call.
     pub async fn send(&self, event: &AppEvent) -> Result<()> {
         let Some(url) = self.queue_url.as_deref().filter(|_| self.is_on()) else {

@@ -17,6 +17,18 @@ pub struct JobQueue {
     backfill_url: Option<String>,
 }
 
+/// Whether the queue at `url` answers: one GetQueueAttributes asking for
+/// nothing but its ARN.
+pub(crate) async fn queue_answers(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<()> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::queue("GetQueueAttributes", sdk(e)))?;
+    Ok(())
+}
+
 impl JobQueue {
     /// Without a backfill queue, history shares the live one.
     pub fn new(sqs: aws_sdk_sqs::Client, live_url: String, backfill_url: Option<String>) -> Self {
@@ -31,13 +43,7 @@ impl JobQueue {
     /// GetQueueAttributes each, asking for nothing but the queue's ARN.
     pub async fn answers(&self) -> Result<()> {
         for url in std::iter::once(&self.live_url).chain(&self.backfill_url) {
-            self.sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .map_err(|e| Error::Queue(format!("GetQueueAttributes: {}", sdk(e))))?;
+            queue_answers(&self.sqs, url).await?;
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ pub enum Check {
 pub struct Checks {
     /// The four DynamoDB tables.
     pub tables: Check,
-    /// The sync and backfill queues.
+    /// The sync, backfill and AppEvents queues.
     pub queues: Check,
     /// The KMS key that seals tokens: it exists and is enabled.
     pub key: Check,

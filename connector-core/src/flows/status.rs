@@ -33,9 +33,13 @@ async fn check_all(app: &App) -> ServiceStatus {
         );
         connections.and(health).and(ephemeral).and(events)
     };
+    let queues = async {
+        let (jobs, events) = tokio::join!(app.queue.answers(), app.outbox.answers());
+        jobs.and(events)
+    };
     let (tables, queues, key) = tokio::join!(
         outcome("tables", CHECK_TIMEOUT, tables),
-        outcome("queues", CHECK_TIMEOUT, app.queue.answers()),
+        outcome("queues", CHECK_TIMEOUT, queues),
         outcome("key", CHECK_TIMEOUT, app.envelope.key_answers()),
     );
     let checks = Checks {
