@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test browser vendor-check vendor-update lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -36,6 +36,18 @@ $(MOTO): $(VENV_OK)
 	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(abspath $(VENV))/bin/python" "$(abspath infra/moto_atomic.py)" > $@
 	chmod +x $@
 
+# Headless Chromium for the browser tests: Debian's packages, installed
+# once (as root, or through sudo) when the machine has none.
+CHROMIUM  ?= /usr/bin/chromium
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "no $(CHROMIUM): install Chromium and ChromeDriver, or set CHROMIUM to one"; exit 1; }
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+browser: $(CHROMIUM)
+
 run: $(MOTO)
 	CONNECTOR_MOTO_SERVER=$(abspath $(MOTO)) $(CARGO) run -p connector-infra --bin local-stack
 
@@ -44,14 +56,14 @@ run: $(MOTO)
 run-sim: $(MOTO)
 	CONNECTOR_SIMULATOR=1 CONNECTOR_MOTO_SERVER=$(abspath $(MOTO)) $(CARGO) run -p connector-infra --bin local-stack
 
-test: $(MOTO)
+test: $(MOTO) $(CHROMIUM)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p connector-core --no-deps --features http --locked
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_VALIDATE)
 	@[ -d "$${CONNECTOR_VENDOR_SPECS:-../shared/vendor-specs}" ] || echo "vendor conformance will not run: no ../shared/vendor-specs nor CONNECTOR_VENDOR_SPECS (the vendors' published API descriptions; sources in README, Vendor conformance)"
-	$(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
+	CONNECTOR_CHROMIUM=$(CHROMIUM) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) test --workspace --locked
 	$(MAKE) fuzz-lint fuzz-smoke
 
 lint: $(VENV_OK)
@@ -73,9 +85,10 @@ openapi:
 	mv docs/openapi.json.new docs/openapi.json
 
 # Stripped release size of every function binary (what Lambda runs).
+FUNCTIONS := providers connect oauth-callback webhook sync-worker token-refresher data health-push account api-docs status app-events pages
 sizes:
-	$(CARGO) build --release -p providers -p connect -p oauth-callback -p webhook -p sync-worker -p token-refresher -p data -p health-push -p account
-	@for f in providers connect oauth-callback webhook sync-worker token-refresher data health-push account; do \
+	$(CARGO) build --release $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
 		printf '%-16s %s\n' $$f "$$(du -h target/release/$$f | cut -f1)"; done
 
 # `sam build` as a deploy runs it (rust-cargolambda: cargo-lambda with zig,
@@ -91,6 +104,19 @@ sam-build: $(SAM_BUILD_OK)
 	PATH="$(abspath $(VENV))/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= $(VENV)/bin/sam build --template template.yaml
 	@for f in .aws-sam/build/*/bootstrap; do \
 		printf '%-26s %s bytes, %s\n' "$$(basename $$(dirname $$f))" "$$(stat -c %s $$f)" "$$(file -b $$f | cut -d, -f1-2)"; done
+
+# The pages' charting library, vendored from npm (functions/pages/assets/vendor):
+# vendor-check compares the files with the registry's package, vendor-update
+# copies them from it.
+UPLOT        := uplot@1.6.32
+UPLOT_VENDOR := $(abspath functions/pages/assets/vendor)
+UPLOT_FILES  := uPlot.iife.min.js uPlot.min.css
+vendor-check vendor-update:
+	@set -e; tmp=$$(mktemp -d); cd $$tmp; npm pack --silent $(UPLOT) >/dev/null; tar xzf *.tgz; \
+	for f in $(UPLOT_FILES); do \
+		if [ $@ = vendor-update ]; then cp package/dist/$$f $(UPLOT_VENDOR)/$$f; cp package/LICENSE $(UPLOT_VENDOR)/LICENSE-uPlot; fi; \
+		cmp package/dist/$$f $(UPLOT_VENDOR)/$$f; sha256sum $(UPLOT_VENDOR)/$$f | sed "s|$(UPLOT_VENDOR)/||"; \
+	done; rm -rf $$tmp; echo "vendored files are $(UPLOT)'s"
 
 clean-venv:
 	rm -rf $(VENV)

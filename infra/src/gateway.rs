@@ -17,9 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The HTTP functions the gateway can invoke (by their cargo binary name).
-pub const HTTP_FUNCTIONS: [&str; 9] = [
+pub const HTTP_FUNCTIONS: [&str; 10] = [
     "account",
     "api-docs",
+    "pages",
     "status",
     "providers",
     "connect",
@@ -157,6 +158,7 @@ async fn dispatch(
         "health-push" => health_push::handle(app, request).await,
         "account" => account::handle(app, request).await,
         "api-docs" => api_docs::handle(&request),
+        "pages" => pages::handle(&request),
         "status" => status::handle(app, request).await,
         other => {
             tracing::error!(

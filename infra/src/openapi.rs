@@ -45,6 +45,9 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         api_docs::openapi_json,
         api_docs::docs,
         api_docs::docs_file,
+        pages::connect_page,
+        pages::dashboard_page,
+        pages::page_file,
         status::health,
     ),
     components(responses(
@@ -65,6 +68,7 @@ pub const CHECKED_IN: &str = "docs/openapi.json";
         (name = "data", description = "The user's normalized data."),
         (name = "phone push", description = "Apple Health summaries the phone app pushes."),
         (name = "account", description = "Deleting a user and everything kept of them."),
+        (name = "pages", description = "The connect and data pages for the app's users, opened with the user's JWT in the URL fragment."),
         (name = "service", description = "The connector's health, this description and the reference over it."),
         (name = "vendor webhooks", description = "Deliveries from the vendors; not for apps."),
     )

@@ -404,13 +404,14 @@ mod tests {
             "health-push",
             "oauth-callback",
             "api-docs",
+            "pages",
             "status",
         ] {
             assert_eq!(t.queues_of(binary), (v(&[]), v(&[])), "{binary}");
         }
         assert_eq!(
             t.functions().len(),
-            12,
+            13,
             "a new function needs its line here"
         );
     }
@@ -463,6 +464,9 @@ mod tests {
             public.push(binary);
         }
         public.sort();
-        assert_eq!(public, ["api-docs", "oauth-callback", "status", "webhook"]);
+        assert_eq!(
+            public,
+            ["api-docs", "oauth-callback", "pages", "status", "webhook"]
+        );
     }
 }

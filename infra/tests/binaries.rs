@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-const FUNCTIONS: [&str; 12] = [
+const FUNCTIONS: [&str; 13] = [
     "providers",
     "connect",
     "oauth-callback",
@@ -28,6 +28,7 @@ const FUNCTIONS: [&str; 12] = [
     "api-docs",
     "status",
     "app-events",
+    "pages",
 ];
 
 /// The user the JWT events in events/ carry.
@@ -107,6 +108,15 @@ async fn every_event_file_through_its_function_binary() {
         body,
         serde_json::from_str::<Value>(api_docs::DESCRIPTION).unwrap()
     );
+
+    let page = invoke(f("pages"), "pages.json", &mut fed).await;
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert_eq!(page["headers"]["content-type"], "text/html; charset=utf-8");
+    assert!(page["body"].as_str().unwrap().contains("pages/connect.js"));
+    assert!(page["headers"]["content-security-policy"]
+        .as_str()
+        .unwrap()
+        .contains("script-src 'self'"));
 
     let (status, body, _) = http(&invoke(f("status"), "status.json", &mut fed).await);
     assert_eq!((status, &body["status"]), (200, &"ok".into()), "{body}");

@@ -38,6 +38,9 @@ const MUST_SUCCEED: &[&str] = &[
     "GET /v1/docs",
     "GET /v1/docs/{file}",
     "GET /v1/health",
+    "GET /v1/connect",
+    "GET /v1/dashboard",
+    "GET /v1/pages/{file}",
 ];
 
 /// The described operation a request was for, e.g. "POST /v1/sync".

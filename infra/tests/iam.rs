@@ -289,6 +289,8 @@ const CALLS: &[(&str, Calls)] = &[
     ),
     // Serves the description and the docs compiled into it: no AWS call.
     ("api-docs", &[]),
+    // Serves the pages' files compiled into it: no AWS call.
+    ("pages", &[]),
     // flows::status: one control-plane read of each table, queue and the
     // key; no item.
     (

@@ -124,9 +124,9 @@ async fn resources_match_the_template() {
     // Every HTTP route is served by a function the gateway knows.
     let routes = template.routes();
     // Sixteen user and handshake routes, the callback, one webhook POST for
-    // each of the nine vendors that send webhooks, the three docs routes
-    // and the health route.
-    assert_eq!(routes.len(), 30);
+    // each of the nine vendors that send webhooks, the three docs routes,
+    // the health route and the three page routes.
+    assert_eq!(routes.len(), 33);
     for r in &routes {
         assert!(
             connector_infra::gateway::HTTP_FUNCTIONS.contains(&r.binary.as_str()),
@@ -137,11 +137,12 @@ async fn resources_match_the_template() {
             r.path.starts_with("/v1/oauth/")
                 || r.path.starts_with("/v1/webhooks/")
                 || r.binary == "api-docs"
+                || r.binary == "pages"
                 || r.binary == "status",
             "{r:?}"
         );
     }
-    assert_eq!(template.functions().len(), 12);
+    assert_eq!(template.functions().len(), 13);
 }
 
 #[tokio::test]

@@ -247,19 +247,22 @@ impl Config {
         })
     }
 
-    /// The configured return URL that `requested` names, or the default one.
-    /// Anything not configured is refused: no open redirects.
-    pub fn return_url(&self, requested: Option<&str>) -> Result<Url> {
-        match requested {
-            None => Ok(self.return_urls[0].clone()),
-            Some(r) => self
-                .return_urls
-                .iter()
-                .find(|u| u.as_str() == r || u.as_str().trim_end_matches('/') == r)
-                .cloned()
-                .ok_or_else(|| {
-                    Error::BadRequest("return_url is not a configured return URL".into())
-                }),
+    /// The configured return URL that `requested` names, or the default one;
+    /// the connector's own connect page (`/v1/connect` on the public origin)
+    /// is always one. Anything else is refused: no open redirects.
+    pub fn return_url(&self, requested: Option<&str>, request_domain: Option<&str>) -> Result<Url> {
+        let Some(r) = requested else {
+            return Ok(self.return_urls[0].clone());
+        };
+        let same = |u: &Url| u.as_str() == r || u.as_str().trim_end_matches('/') == r;
+        if let Some(u) = self.return_urls.iter().find(|u| same(u)) {
+            return Ok(u.clone());
+        }
+        match self.public_url(CONNECT_PAGE_PATH, request_domain) {
+            Ok(page) if same(&page) => Ok(page),
+            _ => Err(Error::BadRequest(
+                "return_url is not a configured return URL".into(),
+            )),
         }
     }
 
@@ -270,6 +273,15 @@ impl Config {
         vendor: crate::domain::vendor::Vendor,
         request_domain: Option<&str>,
     ) -> Result<Url> {
+        self.public_url(
+            &format!("/v1/oauth/{}/callback", vendor.as_str()),
+            request_domain,
+        )
+    }
+
+    /// `path` on the configured public origin, else on the domain the
+    /// request came in on.
+    fn public_url(&self, path: &str, request_domain: Option<&str>) -> Result<Url> {
         let mut url = match (&self.public_base_url, request_domain) {
             (Some(base), _) => base.clone(),
             (None, Some(domain)) => Url::parse(&format!("https://{domain}"))
@@ -280,10 +292,14 @@ impl Config {
                 ))
             }
         };
-        url.set_path(&format!("/v1/oauth/{}/callback", vendor.as_str()));
+        url.set_path(path);
         Ok(url)
     }
 }
+
+/// Where the connector serves its own connect page, which is always a
+/// return URL.
+pub const CONNECT_PAGE_PATH: &str = "/v1/connect";
 
 #[cfg(test)]
 mod tests {
@@ -347,16 +363,55 @@ mod tests {
     fn return_url_only_from_configured_list() {
         let c = Config::from_env(&env(&[])).unwrap();
         assert_eq!(
-            c.return_url(None).unwrap().as_str(),
+            c.return_url(None, None).unwrap().as_str(),
             "https://app.example.com/done"
         );
         assert_eq!(
-            c.return_url(Some("https://other.example.com/x"))
+            c.return_url(Some("https://other.example.com/x"), None)
                 .unwrap()
                 .as_str(),
             "https://other.example.com/x"
         );
-        assert!(c.return_url(Some("https://evil.example.com/")).is_err());
+        assert!(c
+            .return_url(Some("https://evil.example.com/"), None)
+            .is_err());
+    }
+
+    #[test]
+    fn the_connect_page_on_the_public_origin_is_a_return_url_and_no_other_origins_is() {
+        let behind = Config::from_env(&env(&[(
+            "CONNECTOR_PUBLIC_BASE_URL",
+            "https://api.example.com",
+        )]))
+        .unwrap();
+        let page = "https://api.example.com/v1/connect";
+        assert_eq!(behind.return_url(Some(page), None).unwrap().as_str(), page);
+        // The request's own domain does not count when a public origin is set.
+        for other in [
+            "https://evil.example.com/v1/connect",
+            "https://api.example.com/v1/connect/x",
+            "https://api.example.com/v1/dashboard",
+            "http://api.example.com/v1/connect",
+        ] {
+            assert!(
+                behind
+                    .return_url(Some(other), Some("evil.example.com"))
+                    .is_err(),
+                "{other}"
+            );
+        }
+        let derived = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(
+            derived
+                .return_url(
+                    Some("https://abc.execute-api.us-east-1.amazonaws.com/v1/connect"),
+                    Some("abc.execute-api.us-east-1.amazonaws.com")
+                )
+                .unwrap()
+                .as_str(),
+            "https://abc.execute-api.us-east-1.amazonaws.com/v1/connect"
+        );
+        assert!(derived.return_url(Some(page), None).is_err());
     }
 
     #[test]

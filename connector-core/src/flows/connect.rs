@@ -222,7 +222,8 @@ pub const STATE_TTL_SECS: i64 = 600;
 /// What the app asked for when it started a connection.
 #[derive(Default)]
 pub struct ConnectAsk<'a> {
-    /// Where the browser returns; a configured return URL (default: the first).
+    /// Where the browser returns; a configured return URL (default: the
+    /// first) or the connector's own connect page.
     pub return_url: Option<&'a str>,
     /// For an aggregator (Terra): the wearable to connect through it.
     pub provider: Option<&'a str>,
@@ -262,7 +263,7 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
     if !ctx.creds.supported() {
         return Err(Error::VendorNotConfigured(vendor));
     }
-    let return_url = app.config.return_url(ask.return_url)?;
+    let return_url = app.config.return_url(ask.return_url, ask.request_domain)?;
     let redirect_uri = app.config.callback_url(vendor, ask.request_domain)?;
     if let Some(p) = ask.provider {
         if p.is_empty() || p.len() > 32 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

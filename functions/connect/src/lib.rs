@@ -35,7 +35,8 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>> {
 #[serde(deny_unknown_fields)]
 pub struct ConnectBody {
     /// Where the browser goes after the vendor's consent page: one of the
-    /// configured return URLs (default: the first).
+    /// configured return URLs (default: the first), or the connector's own
+    /// connect page (`/v1/connect` on its public origin).
     return_url: Option<String>,
     /// For an aggregator (Terra): the wearable to connect through it, e.g. "GARMIN".
     provider: Option<String>,

@@ -69,6 +69,11 @@ async fn main() -> Result<(), BoxError> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(3001);
         let sim = Simulator::start(([127, 0, 0, 1], sim_port).into()).await?;
+        // CONNECTOR_SIM_CONSENT_PAGES=1: the vendors ask (Allow or Deny)
+        // instead of consenting at once.
+        if std::env::var("CONNECTOR_SIM_CONSENT_PAGES").is_ok_and(|v| v == "1") {
+            sim.show_consent_pages();
+        }
         opts.extra_env.extend(sim.env());
         Some(sim)
     } else {
@@ -87,6 +92,16 @@ async fn main() -> Result<(), BoxError> {
     }
     println!();
     println!("  Wearable connector running at {url}   (AWS emulator: {endpoint})");
+    println!();
+    // The pages, opened as an app opens them: alice's JWT in the fragment
+    // (a day long, for this machine only).
+    let alice = connector_infra::dev_jwt::mint(
+        &connector_infra::dev_jwt::secret_from_env(),
+        "alice",
+        86_400,
+    );
+    println!("  Connect page: {url}/v1/connect#token={alice}");
+    println!("  Data page:    {url}/v1/dashboard#token={alice}");
     println!();
     println!("  Dev token:   TOKEN=$(cargo run -q -p connector-infra --bin connector-dev -- token alice)");
     println!("  Providers:   curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/providers");

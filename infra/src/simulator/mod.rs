@@ -101,6 +101,9 @@ pub struct VendorSim {
     next_user: AtomicU32,
     /// Where the vendor delivers webhooks (its app-level endpoint setting).
     pub webhook_target: Mutex<Option<String>>,
+    /// The authorize endpoint shows a consent page with Allow and Deny
+    /// (what a person sees) instead of consenting at once.
+    pub consent_page: std::sync::atomic::AtomicBool,
     /// Injected 5xx, dropped connections and slowness (reliability tests).
     pub faults: faults::Faults,
     /// What the vendor was asked and answered (conformance checks).
@@ -135,6 +138,7 @@ impl VendorSim {
             new_user_id,
             next_user: AtomicU32::new(1),
             webhook_target: Mutex::new(None),
+            consent_page: std::sync::atomic::AtomicBool::new(false),
             faults: faults::Faults::default(),
             recorder: record::Recorder::default(),
             after_refresh: Mutex::new(None),
@@ -401,6 +405,15 @@ impl Simulator {
         }
         problems.sort();
         problems
+    }
+
+    /// Every OAuth vendor's authorize endpoint asks the person (Allow or
+    /// Deny) instead of consenting at once.
+    pub fn show_consent_pages(&self) {
+        for sim in self.vendors.0.values() {
+            sim.consent_page
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn base(&self, vendor: Vendor) -> String {

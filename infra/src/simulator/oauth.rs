@@ -152,6 +152,19 @@ pub async fn authorize(
         }
         (None, _) => None,
     };
+    if sim.consent_page.load(std::sync::atomic::Ordering::Relaxed) {
+        match get("decision") {
+            "allow" => {}
+            "deny" => {
+                let mut to = redirect;
+                to.query_pairs_mut()
+                    .append_pair("error", "access_denied")
+                    .append_pair("state", state);
+                return (StatusCode::FOUND, [("location", to.to_string())]).into_response();
+            }
+            _ => return consent_page(sim.vendor, &q),
+        }
+    }
     let user = q
         .get("login")
         .cloned()
@@ -173,6 +186,48 @@ pub async fn authorize(
         .append_pair("code", &code)
         .append_pair("state", state);
     (StatusCode::FOUND, [("location", to.to_string())]).into_response()
+}
+
+/// The page a person consents on: the request's parameters again, and
+/// Allow or Deny (`decision`).
+fn consent_page(vendor: connector_core::Vendor, q: &HashMap<String, String>) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let hidden: String = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != "decision")
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect();
+    let name = escape(vendor.env_name());
+    let html = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{name} (simulated): allow access?</title></head>
+<body><main><h1>{name} (simulated)</h1>
+<p>An app asks to read your {name} data ({scope}).</p>
+<form method="get">{hidden}
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form></main></body></html>"#,
+        scope = escape(q.get("scope").map(String::as_str).unwrap_or("no scope")),
+    );
+    (
+        StatusCode::OK,
+        [("content-type", "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
 }
 
 /// The client credentials of a token request, as the vendor expects them.
