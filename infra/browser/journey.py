@@ -44,10 +44,35 @@ SLOW = 90_000
 problems = []
 
 
-def api(token, path):
-    req = urllib.request.Request(BASE + path, headers={"authorization": "Bearer " + token})
+def api(token, path, body=None):
+    headers = {"authorization": "Bearer " + token}
+    data = None
+    if body is not None:
+        headers["content-type"] = "application/json"
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
+
+
+def sim(path):
+    """A control of the vendor simulator (what a person does at the vendor)."""
+    req = urllib.request.Request(SIM + path, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status
+
+
+def on_the_connect_page(page):
+    page.wait_for_url(re.compile(re.escape(BASE) + r"/v1/connect(\?.*)?$"))
+
+
+def consent(page, decision):
+    """At the vendor's consent page: the account signed in, then Allow or Deny."""
+    page.wait_for_url(lambda url: url.startswith(SIM))
+    account = page.locator("#account").text_content()
+    page.get_by_role("button", name=decision).click()
+    on_the_connect_page(page)
+    return account
 
 
 def origin(url):
@@ -229,22 +254,21 @@ def steps(page, kind, token):
     expect(mock).to_have_attribute("data-state", "disconnected")
     expect(page.locator("li.vendor")).to_have_count(len(api(token, "/v1/providers")["providers"]))
     accessible(page, kind, "connect")
-    shot("1-connect")
+    shot("01-connect")
 
     # Mock connects at once; its backfill is shown until done.
     mock.get_by_role("button", name="Connect Mock").click()
     expect(mock).to_have_attribute("data-state", "connected")
     expect(mock.locator("[data-backfill]")).to_have_attribute("data-backfill", "done", timeout=SLOW)
     expect(mock.locator(".progress")).to_contain_text("History pulled")
-    shot("2-mock-connected")
+    shot("02-mock-connected")
 
     # WHOOP through the simulator's consent page and back; the page
     # completes the connection with the user's JWT.
     whoop.get_by_role("button", name="Connect WHOOP").click()
     page.wait_for_url(lambda url: url.startswith(SIM))
-    shot("3-whoop-consent")
-    page.get_by_role("button", name="Allow").click()
-    page.wait_for_url(re.compile(re.escape(BASE) + r"/v1/connect(\?.*)?$"))
+    shot("03-whoop-consent")
+    account = consent(page, "Allow")
     expect(page.locator("#notice")).to_contain_text("WHOOP is connected")
     expect(whoop).to_have_attribute("data-state", "connected")
     assert "completion" not in page.url, page.url
@@ -252,7 +276,31 @@ def steps(page, kind, token):
     backfill = next(c for c in api(token, "/v1/connections")["connections"] if c["vendor"] == "whoop")["backfill"]
     expect(whoop.locator(".progress")).to_contain_text(f"{backfill['days_done']} of {backfill['days_asked']} days")
     accessible(page, kind, "connected")
-    shot("4-whoop-connected")
+    shot("04-whoop-connected")
+
+    # The person removes the app at WHOOP; the next sync finds out. The
+    # page says so in plain words and offers Reconnect.
+    sim(f"/whoop/_sim/remove-app?user={urllib.parse.quote(account)}")
+    api(token, "/v1/sync", {"vendor": "whoop"})
+    for _ in range(60):
+        page.reload()
+        if whoop.get_attribute("data-state") != "connected":
+            break
+        page.wait_for_timeout(1000)
+    state = whoop.get_attribute("data-state")
+    words = {
+        "refresh_failed": "WHOOP ended the connection when it was renewed. Reconnect to go on syncing.",
+        "revoked": "Access was removed at WHOOP. Reconnect to go on syncing.",
+    }
+    assert state in words, f"after the app was removed at WHOOP: {state}"
+    assert state == next(p for p in api(token, "/v1/providers")["providers"] if p["id"] == "whoop")["status"]
+    expect(whoop.locator(".state")).to_have_text(words[state])
+    accessible(page, kind, "needs reconnect")
+    shot("05-whoop-needs-reconnect")
+    whoop.get_by_role("button", name="Reconnect WHOOP").click()
+    consent(page, "Allow")
+    expect(whoop).to_have_attribute("data-state", "connected")
+    shot("06-whoop-reconnected")
 
     # Disconnect, with the keyboard.
     whoop.get_by_role("button", name="Disconnect WHOOP").focus()
@@ -260,19 +308,26 @@ def steps(page, kind, token):
     expect(whoop).to_have_attribute("data-state", "disconnected")
     expect(page.locator("#notice")).to_contain_text("WHOOP is disconnected")
     assert not any(c["vendor"] == "whoop" for c in api(token, "/v1/connections")["connections"])
-    shot("5-whoop-disconnected")
+    shot("07-whoop-disconnected")
 
     # The person refuses at WHOOP: a sentence, a retry, nothing connected.
     whoop.get_by_role("button", name="Connect WHOOP").click()
-    page.wait_for_url(lambda url: url.startswith(SIM))
-    page.get_by_role("button", name="Deny").click()
-    page.wait_for_url(re.compile(re.escape(BASE) + r"/v1/connect(\?.*)?$"))
+    consent(page, "Deny")
     notice = page.locator("#notice")
     expect(notice).to_contain_text("You did not allow access at WHOOP, so nothing was connected.")
     expect(notice.get_by_role("button", name="Try again")).to_be_visible()
     expect(whoop).to_have_attribute("data-state", "disconnected")
     accessible(page, kind, "refused")
-    shot("6-consent-refused")
+    shot("08-consent-refused")
+
+    # Terra asks which wearable to connect through it.
+    terra = page.locator('li[data-vendor="terra"]')
+    terra.get_by_label("Wearable").select_option("OURA")
+    terra.get_by_role("button", name="Connect Terra").click()
+    on_the_connect_page(page)
+    expect(terra).to_have_attribute("data-state", "connected")
+    expect(terra.locator("[data-backfill]")).to_have_attribute("data-backfill", "done", timeout=SLOW)
+    shot("09-terra-connected")
 
     # The data page: the API's numbers, point by point.
     page.get_by_role("link", name="See your data").click()
@@ -288,12 +343,12 @@ def steps(page, kind, token):
     page.keyboard.press("ArrowLeft")
     expect(hover).to_contain_text(" from ")
     accessible(page, kind, "dashboard")
-    shot("7-dashboard")
+    shot("10-dashboard")
     page.get_by_role("button", name="30 days").click()
     expect(page.get_by_role("button", name="30 days")).to_have_attribute("aria-pressed", "true")
     expect(charts).to_have_attribute("aria-busy", "false")
     counted += numbers_match_the_api(page, token, 30)
-    shot("8-dashboard-30-days")
+    shot("11-dashboard-30-days")
     return counted
 
 

@@ -3,8 +3,10 @@
 //! the local stack with the vendor simulator showing its consent pages. At a
 //! phone width and a desktop width, one user each: open the connect page
 //! with a dev JWT, connect Mock, connect WHOOP through the consent page and
-//! back, watch each backfill finish, disconnect, refuse consent and read the
-//! sentence, then check every number on the data page against the API.
+//! back, watch each backfill finish, see WHOOP need a reconnect after the
+//! person removed the app there and reconnect, disconnect, refuse consent
+//! and read the sentence, connect Terra through the wearable it asks for,
+//! then check every number on the data page against the API.
 //! Any console error, failed request, 4xx/5xx answer or request to another
 //! origin fails it; each step's screenshot is kept in
 //! target/browser-screenshots.
@@ -15,15 +17,18 @@ use common::*;
 use connector_infra::simulator::Simulator;
 use connector_infra::stack::workspace_root;
 
-const STEPS: [&str; 8] = [
-    "1-connect",
-    "2-mock-connected",
-    "3-whoop-consent",
-    "4-whoop-connected",
-    "5-whoop-disconnected",
-    "6-consent-refused",
-    "7-dashboard",
-    "8-dashboard-30-days",
+const STEPS: [&str; 11] = [
+    "01-connect",
+    "02-mock-connected",
+    "03-whoop-consent",
+    "04-whoop-connected",
+    "05-whoop-needs-reconnect",
+    "06-whoop-reconnected",
+    "07-whoop-disconnected",
+    "08-consent-refused",
+    "09-terra-connected",
+    "10-dashboard",
+    "11-dashboard-30-days",
 ];
 
 #[tokio::test]
@@ -45,6 +50,7 @@ async fn a_person_connects_watches_the_backfill_disconnects_and_reads_their_numb
     opts.pump = true;
     opts.extra_env.extend(sim.env());
     let stack = connector_infra::stack::start(opts).await.unwrap();
+    sim.deliver_webhooks_to(&stack.url());
 
     let shots = workspace_root().join("target/browser-screenshots");
     let _ = std::fs::remove_dir_all(&shots);

@@ -262,6 +262,20 @@ pub async fn deliver(req: reqwest::RequestBuilder) -> (u16, String) {
     }
 }
 
+/// The user removes the app at the vendor: `POST /<vendor>/_sim/remove-app?user=`.
+async fn remove_app(
+    axum::extract::State(sim): axum::extract::State<Arc<VendorSim>>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    match q.get("user") {
+        Some(user) => {
+            sim.user_removes_app(user);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => (StatusCode::BAD_REQUEST, "user is required").into_response(),
+    }
+}
+
 pub fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
     (
         status,
@@ -337,6 +351,10 @@ impl Simulator {
         for (vendor, sim) in &vendors.0 {
             // Faults wrap the recorder: it keeps the vendor's own answers.
             let routes = (sim.router)(sim.clone())
+                .route(
+                    "/_sim/remove-app",
+                    axum::routing::post(remove_app).with_state(sim.clone()),
+                )
                 .layer(axum::middleware::from_fn_with_state(
                     sim.clone(),
                     record::record,

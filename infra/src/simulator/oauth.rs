@@ -162,7 +162,14 @@ pub async fn authorize(
                     .append_pair("state", state);
                 return (StatusCode::FOUND, [("location", to.to_string())]).into_response();
             }
-            _ => return consent_page(sim.vendor, &q),
+            _ => {
+                // The account the person is signed in to at the vendor.
+                let login = q
+                    .get("login")
+                    .cloned()
+                    .unwrap_or_else(|| (sim.new_user_id)(&sim));
+                return consent_page(sim.vendor, &login, &q);
+            }
         }
     }
     let user = q
@@ -190,7 +197,11 @@ pub async fn authorize(
 
 /// The page a person consents on: the request's parameters again, and
 /// Allow or Deny (`decision`).
-fn consent_page(vendor: connector_core::Vendor, q: &HashMap<String, String>) -> Response {
+fn consent_page(
+    vendor: connector_core::Vendor,
+    login: &str,
+    q: &HashMap<String, String>,
+) -> Response {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -199,7 +210,8 @@ fn consent_page(vendor: connector_core::Vendor, q: &HashMap<String, String>) -> 
     };
     let hidden: String = q
         .iter()
-        .filter(|(k, _)| k.as_str() != "decision")
+        .filter(|(k, _)| k.as_str() != "decision" && k.as_str() != "login")
+        .chain(std::iter::once((&"login".to_string(), &login.to_string())))
         .map(|(k, v)| {
             format!(
                 r#"<input type="hidden" name="{}" value="{}">"#,
@@ -215,12 +227,14 @@ fn consent_page(vendor: connector_core::Vendor, q: &HashMap<String, String>) -> 
 <link rel="icon" href="data:,">
 <title>{name} (simulated): allow access?</title></head>
 <body><main><h1>{name} (simulated)</h1>
+<p>Signed in as <span id="account">{account}</span>.</p>
 <p>An app asks to read your {name} data ({scope}).</p>
 <form method="get">{hidden}
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form></main></body></html>"#,
         scope = escape(q.get("scope").map(String::as_str).unwrap_or("no scope")),
+        account = escape(login),
     );
     (
         StatusCode::OK,
