@@ -27,6 +27,7 @@ VIEWPORTS = {
     "desktop": {"width": 1280, "height": 900},
 }
 DAILY = ["hrv", "resting_hr", "sleep_score", "steps", "calories", "stress"]
+POINTS = ["sleep_duration", "glucose"]
 SUMMED = {"steps", "calories"}
 # What the Debian Chromium needs on these machines: no sandbox as root, and
 # none of the background traffic a closed network refuses.
@@ -184,7 +185,7 @@ def metrics(token, types, since, until):
 def numbers_match_the_api(page, token, days):
     """Every value the data page shows is the API's, with its source."""
     report = api(token, f"/v1/reports?days={days}")
-    series = metrics(token, DAILY + ["glucose"], report["from"], report["to"])
+    series = metrics(token, DAILY + POINTS, report["from"], report["to"])
     checked = 0
     for metric in DAILY:
         want = [
@@ -211,17 +212,23 @@ def numbers_match_the_api(page, token, days):
         expected = disagreeing_days(series[metric], metric) & {d for d, _, _ in want}
         assert marked == expected, f"{metric}: marked {sorted(marked)} != {sorted(expected)}"
         checked += len(got)
-    glucose = series["glucose"]
-    rows = page.locator('figure[data-metric="glucose"] tbody tr')
-    assert rows.count() == len(glucose), f"glucose: {rows.count()} rows, API {len(glucose)}"
-    shown = sorted(float(rows.nth(i).locator("td.value").get_attribute("data-value")) for i in range(rows.count()))
-    assert shown == sorted(p["value"] for p in glucose), "glucose values differ from the API's"
+    for metric in POINTS:
+        points = series[metric]
+        rows = page.locator(f'figure[data-metric="{metric}"] tbody tr')
+        assert rows.count() == len(points), f"{metric}: {rows.count()} rows, API {len(points)}"
+        shown = sorted(
+            (rows.nth(i).get_attribute("data-date"), float(rows.nth(i).locator("td.value").get_attribute("data-value")),
+             rows.nth(i).locator("td.source").text_content())
+            for i in range(rows.count())
+        )
+        assert shown == sorted((p["date"], p["value"], p["source"]) for p in points), f"{metric} differs from the API"
+        checked += len(points)
     workouts = api(token, f"/v1/workouts?since={report['from']}&until={report['to']}")["workouts"]
     assert page.locator("#workouts li[data-date]").count() == len(workouts), "workouts differ"
     providers = {p["id"]: p for p in api(token, "/v1/providers")["providers"]}
     for li in page.locator("#connections li[data-vendor]").all():
         assert providers[li.get_attribute("data-vendor")]["status"] == li.get_attribute("data-state")
-    return checked + len(glucose)
+    return checked
 
 
 def journey(browser, kind, token):

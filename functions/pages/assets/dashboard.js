@@ -1,9 +1,9 @@
 'use strict';
-// The data page: GET /v1/reports for the daily values (exactly as served),
-// GET /v1/metrics for glucose and for each source's own value of a day (a
-// day where two sources differ by more than a tenth is marked),
-// GET /v1/workouts and GET /v1/providers. Every chart has a table of the
-// same values for screen readers and keyboards.
+// The data page: GET /v1/reports for the daily values (exactly as served);
+// GET /v1/metrics for sleep duration and glucose point by point, and for
+// each source's own value of a day (a day where two sources differ by more
+// than a tenth is marked); GET /v1/workouts and GET /v1/providers. Every
+// chart has a table of the same values for screen readers and keyboards.
 (() => {
   const { call, el, say, quiet, explain, number, ago, day, needsToken } = Connector;
   const DAILY = [
@@ -14,6 +14,8 @@
     ['calories', 'Calories burned', 'kcal'],
     ['stress', 'Stress', 'of 10'],
   ];
+  // Charted point by point from /v1/metrics, each with its source.
+  const POINTS = [['sleep_duration', 'Sleep duration'], ['glucose', 'Glucose']];
   // Metrics a source reports as parts of a day (summed), not as one value.
   const SUMMED = new Set(['steps', 'calories']);
   // Two sources disagree on a day when they differ by more than this share.
@@ -63,7 +65,8 @@
 
   const seconds = (date) => Date.parse(`${date}T00:00:00Z`) / 1000;
 
-  function plot(box, label, rows) {
+  // `dots`: points only, for series whose points come from several sources.
+  function plot(box, label, rows, dots) {
     const xs = rows.map((r) => r.x);
     const ys = rows.map((r) => r.value);
     const marks = rows.map((r) => (r.disagree ? r.value : null));
@@ -77,7 +80,8 @@
       axes: [{ stroke: '#4a5360' }, { stroke: '#4a5360', size: 56 }],
       series: [
         {},
-        { label, stroke: '#0b57d0', width: 2, points: { show: true, size: 6, fill: '#0b57d0' } },
+        Object.assign({ label, stroke: '#0b57d0', width: 2, points: { show: true, size: 6, fill: '#0b57d0' } },
+          dots ? { paths: () => null } : {}),
         { label: 'Sources disagree', stroke: '#8a4b00', width: 0, paths: () => null,
           points: { show: true, size: 11, fill: '#8a4b00', stroke: '#8a4b00' } },
       ],
@@ -102,7 +106,7 @@
   }
 
   function figure(id, label, unit, rows) {
-    const caption = `${label} (${unit})`;
+    const caption = unit ? `${label} (${unit})` : label;
     const box = el('figure', { class: 'chart', dataset: { metric: id } },
       el('figcaption', { id: `chart-${id}` }, caption));
     if (!rows.length) {
@@ -140,7 +144,7 @@
       });
   }
 
-  function glucoseRows(series) {
+  function pointRows(series) {
     return series.points
       .map((p) => {
         const when = p.time ? new Date(p.time) : new Date(`${p.date}T00:00:00Z`);
@@ -191,7 +195,7 @@
       const report = await call('GET', `reports?days=${days}`);
       const span = new URLSearchParams({ since: report.from, until: report.to });
       const [series, workouts, providers] = await Promise.all([
-        metrics([...DAILY.map(([id]) => id), 'glucose'], report.from, report.to),
+        metrics([...DAILY, ...POINTS].map(([id]) => id), report.from, report.to),
         call('GET', `workouts?${span}`),
         call('GET', 'providers'),
       ]);
@@ -200,13 +204,16 @@
       while (charts.length) charts.pop().u.destroy();
       const shown = DAILY.map(([id, label, unit]) =>
         ({ id, label, unit, rows: dailyRows(reports, id, unit, disagreements(id, series.get(id).points)) }));
-      const glucose = series.get('glucose');
-      if (glucose.points.length) {
-        shown.push({ id: 'glucose', label: 'Glucose', unit: glucose.unit, rows: glucoseRows(glucose) });
+      for (const [id, label] of POINTS) {
+        const points = series.get(id);
+        // Glucose only where there is any: most users have no CGM.
+        if (points.points.length || id !== 'glucose') {
+          shown.push({ id, label, unit: points.unit, rows: pointRows(points), dots: true });
+        }
       }
       const figures = shown.map((c) => figure(c.id, c.label, c.unit, c.rows));
       box.replaceChildren(...figures);
-      shown.forEach((c, i) => { if (c.rows.length) plot(figures[i], c.label, c.rows); });
+      shown.forEach((c, i) => { if (c.rows.length) plot(figures[i], c.label, c.rows, c.dots); });
       workoutsList(workouts.workouts);
       connectionsList(providers.providers);
     } catch (err) {
