@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test browser vendor-check vendor-update lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test browser vendor-check vendor-update bench-init lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -120,6 +120,14 @@ vendor-check vendor-update:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Start-up benchmark: every function binary and two references (a lambda_http
+# hello-world, and one that also builds the AWS SDK clients at init), built
+# in one release build; ROUNDS interleaved cold starts each under the local
+# Runtime API; prints size, init, ratios, peak memory and first request.
+bench-init: $(MOTO)
+	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p init-references
+	ROUNDS=$(or $(ROUNDS),9) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example init_bench
 
 # Erasure benchmark: a user with SAMPLES (default 200,000) samples deleted
 # through DELETE /v1/me and the worker steps; prints times against the

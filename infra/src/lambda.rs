@@ -50,6 +50,8 @@ struct RuntimeApi {
     answers: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_error: Mutex<Option<String>>,
     function_arn: String,
+    /// When the process first asked for an invocation: its init was done.
+    first_poll: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// One function binary running against its own Runtime API.
@@ -61,6 +63,7 @@ pub struct LambdaProcess {
     busy: tokio::sync::Mutex<()>,
     logs: Arc<Mutex<Vec<String>>>,
     answered: std::sync::atomic::AtomicUsize,
+    spawned: std::time::Instant,
     _child: tokio::process::Child,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -92,9 +95,18 @@ impl LambdaProcess {
     /// Starts `binary` with `env` (the function's environment and its
     /// role's credentials) against a Runtime API of its own.
     pub async fn start(binary: &str, env: &HashMap<String, String>) -> Result<Self, LambdaError> {
+        Self::start_at(binary, &binary_path(binary), env).await
+    }
+
+    /// Starts the binary at `path` (e.g. a release build) as `binary`.
+    pub async fn start_at(
+        binary: &str,
+        path: &std::path::Path,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, LambdaError> {
         let start_error = |detail: String| LambdaError::Start {
             binary: binary.to_string(),
-            path: binary_path(binary).display().to_string(),
+            path: path.display().to_string(),
             detail,
         };
         let (send, next) = mpsc::unbounded_channel();
@@ -103,6 +115,7 @@ impl LambdaProcess {
             answers: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{binary}"),
+            first_poll: std::sync::OnceLock::new(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -131,7 +144,8 @@ impl LambdaProcess {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let mut child = tokio::process::Command::new(binary_path(binary))
+        let spawned = std::time::Instant::now();
+        let mut child = tokio::process::Command::new(path)
             .envs(env)
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", binary)
@@ -175,6 +189,7 @@ impl LambdaProcess {
             busy: tokio::sync::Mutex::new(()),
             logs,
             answered: Default::default(),
+            spawned,
             _child: child,
             _server: server,
         })
@@ -183,6 +198,32 @@ impl LambdaProcess {
     /// What the process has written to stdout and stderr (its log lines).
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("log buffer").clone()
+    }
+
+    /// How long the process took from its start to its first request for
+    /// an invocation (Lambda's init phase), waiting up to `timeout` for it.
+    pub async fn init_time(&self, timeout: Duration) -> Option<Duration> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.api.first_poll.get() {
+                return Some(at.duration_since(self.spawned));
+            }
+            if std::time::Instant::now() > until
+                || self.api.init_error.lock().expect("init").is_some()
+            {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// The process's peak resident memory so far, in KiB (Linux' VmHWM).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self._child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// How many invocations the process has answered.
@@ -238,6 +279,7 @@ impl LambdaProcess {
 }
 
 async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
+    api.first_poll.get_or_init(std::time::Instant::now);
     let Some(inv) = api.next.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };

@@ -109,7 +109,18 @@ impl Stack {
     /// A function's real binary, started as Lambda starts it: the
     /// function's environment, its role's session, a Runtime API of its own.
     pub async fn start_binary(&self, binary: &str) -> Result<LambdaProcess, BoxError> {
-        start_binary(&self.env, self.function_sdk(binary), binary).await
+        let path = crate::lambda::binary_path(binary);
+        start_binary(&self.env, self.function_sdk(binary), binary, &path).await
+    }
+
+    /// Starts the function `binary` from the build at `path` (e.g. release)
+    /// under its role.
+    pub async fn start_binary_at(
+        &self,
+        binary: &str,
+        path: &std::path::Path,
+    ) -> Result<LambdaProcess, BoxError> {
+        start_binary(&self.env, self.function_sdk(binary), binary, path).await
     }
 
     /// Another instance of a function (as a second Lambda execution
@@ -130,6 +141,7 @@ async fn start_binary(
     env: &HashMap<String, String>,
     sdk: &aws_config::SdkConfig,
     binary: &str,
+    path: &std::path::Path,
 ) -> Result<LambdaProcess, BoxError> {
     use aws_sdk_dynamodb::config::ProvideCredentials;
     let session = sdk
@@ -146,7 +158,7 @@ async fn start_binary(
     if let Some(token) = session.session_token() {
         env.insert("AWS_SESSION_TOKEN".into(), token.into());
     }
-    Ok(LambdaProcess::start(binary, &env).await?)
+    Ok(LambdaProcess::start_at(binary, path, &env).await?)
 }
 
 pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
@@ -253,7 +265,13 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
             .iter()
             .chain(["sync-worker", "app-events"].iter())
         {
-            let process = start_binary(&env, &function_sdks[*binary], binary).await?;
+            let process = start_binary(
+                &env,
+                &function_sdks[*binary],
+                binary,
+                &crate::lambda::binary_path(binary),
+            )
+            .await?;
             binaries.insert(binary.to_string(), Arc::new(process));
         }
     }
