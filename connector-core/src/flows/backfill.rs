@@ -52,11 +52,10 @@ pub async fn pulled(
     if backfill.state.is_final() || backfill.days_done < backfill.days_asked {
         return Ok(None);
     }
-    let ended = app
-        .connections
+    // Some only when this call ended it (as done).
+    app.connections
         .backfill_ended(&job.user_id, job.vendor, BackfillState::Done, None)
-        .await?;
-    Ok(ended.filter(|c| c.backfill.as_ref().map(|b| b.state) == Some(BackfillState::Done)))
+        .await
 }
 
 /// `job`'s backfill stopped for good, for `reason` (and the connection's
@@ -67,10 +66,15 @@ pub async fn failed(app: &App, job: &SyncJob, reason: &str) -> Result<()> {
         Some(error) => format!("{reason}: {error}"),
         None => reason.to_string(),
     };
-    app.connections
+    let ended = app
+        .connections
         .backfill_ended(&job.user_id, job.vendor, BackfillState::Failed, Some(&why))
         .await?;
-    let now = app.connections.get(&job.user_id, job.vendor).await?;
+    let now = match ended {
+        Some(conn) => Some(conn),
+        // Ended before: a retried job tells a failure again (the same event).
+        None => app.connections.get(&job.user_id, job.vendor).await?,
+    };
     match now {
         Some(conn) if conn.backfill.as_ref().map(|b| b.state) == Some(BackfillState::Failed) => {
             tell_ended(app, &conn).await

@@ -15,8 +15,9 @@ use rand::Rng;
 /// The name of the webhook signing secret (in its own Secrets Manager
 /// secret in AWS; the environment locally).
 pub const WEBHOOK_SECRET: &str = "CONNECTOR_APP_WEBHOOK_SECRET";
-/// The first retry of a failed delivery waits up to this long...
-pub const BACKOFF_BASE_SECS: u64 = 10;
+/// The first retry of a failed delivery waits up to this long, as a sync
+/// job's does.
+pub use crate::flows::sync::BACKOFF_BASE_SECS;
 
 /// Reads a queued delivery; a body that is not one can never be delivered.
 pub fn parse(body: &str) -> Result<Delivery> {
