@@ -143,6 +143,8 @@
           : explain(err);
         say(why, 'error', retry(vendor));
       }
+      // Only a completion changes the list (and starts a backfill to follow).
+      await load();
     } else if (status === 'error') {
       const reason = q.get('reason') || '';
       const words = REFUSALS[reason]
@@ -154,5 +156,5 @@
 
   if (needsToken()) return;
   // The vendor list first, so the return's message can name the vendor.
-  load().then(returned).then(load);
+  load().then(returned);
 })();
