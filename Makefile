@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test browser vendor-check vendor-update bench-init lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-calls lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -139,6 +139,12 @@ bench-erase: $(MOTO)
 # enforcing QUOTA (limit/seconds); prints quota share, 429s, live waits.
 bench-quota: $(MOTO)
 	QUOTA=$(or $(QUOTA),60/3) SECS=$(or $(SECS),30) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example quota_bench
+
+# AWS calls benchmark: each function's SDK clients counted on the local
+# stack and the simulator; prints the calls per webhook, notice, sync job
+# and request, by operation, averaged over ROUNDS.
+bench-calls: $(MOTO)
+	ROUNDS=$(or $(ROUNDS),10) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example calls_bench
 
 $(CARGO_FUZZ):
 	$(CARGO) install --locked --quiet --root .tools cargo-fuzz --version 0.13.2

@@ -3,6 +3,7 @@
 //! SQS pump, the refresher tick, dev JWTs, signed Mock webhooks, and a
 //! simulator of the real vendors' clouds.
 
+pub mod aws_calls;
 pub mod conformance;
 pub mod dev_jwt;
 pub mod events_tail;

@@ -69,6 +69,8 @@ pub struct Stack {
     /// The functions' running binaries, when the stack serves through them.
     pub binaries: HashMap<String, Arc<crate::lambda::LambdaProcess>>,
     function_sdks: HashMap<String, aws_config::SdkConfig>,
+    /// The AWS calls each in-process function made, by binary.
+    pub calls: HashMap<String, Arc<crate::aws_calls::AwsCalls>>,
     pub addr: SocketAddr,
     pub provisioned: Provisioned,
     pub sdk: aws_config::SdkConfig,
@@ -221,11 +223,15 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
     let roles = create_roles(&sdk, &opts.template, &provisioned, &opts.prefix).await?;
     let mut functions = HashMap::new();
     let mut function_sdks = HashMap::new();
+    let mut calls = HashMap::new();
     for (binary, role) in &roles {
         let function_sdk = function_sdk(&sdk, role, binary).await;
-        let function = App::with_sdk(Env::with_overrides(env.clone()), &function_sdk).await?;
+        let counted = Arc::new(crate::aws_calls::AwsCalls::default());
+        let counting = crate::aws_calls::counting(&function_sdk, counted.clone());
+        let function = App::with_sdk(Env::with_overrides(env.clone()), &counting).await?;
         functions.insert(binary.clone(), Arc::new(function));
         function_sdks.insert(binary.clone(), function_sdk);
+        calls.insert(binary.clone(), counted);
     }
     let function = |binary: &str| {
         functions
@@ -315,6 +321,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
         roles,
         binaries,
         function_sdks,
+        calls,
         addr,
         provisioned,
         sdk,

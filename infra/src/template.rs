@@ -373,15 +373,14 @@ mod tests {
             t.queues_of("connect"),
             (v(&["AppEventsQueue", "BackfillQueue"]), v(&[]))
         );
-        // Webhook jobs, poll and watchdog jobs (token-refresher); manual
-        // syncs (data), which tell the app nothing.
-        for binary in ["webhook", "token-refresher"] {
-            assert_eq!(
-                t.queues_of(binary),
-                (v(&["AppEventsQueue", "SyncQueue"]), v(&[])),
-                "{binary}"
-            );
-        }
+        // Webhook notices (the worker acts on them and tells the app);
+        // poll and watchdog jobs (token-refresher); manual syncs (data),
+        // which tell the app nothing.
+        assert_eq!(t.queues_of("webhook"), (v(&["SyncQueue"]), v(&[])));
+        assert_eq!(
+            t.queues_of("token-refresher"),
+            (v(&["AppEventsQueue", "SyncQueue"]), v(&[]))
+        );
         assert_eq!(t.queues_of("data"), (v(&["SyncQueue"]), v(&[])));
         // A failed live job queues the days it had absorbed again; a job
         // held by a quota hands its days on in its own queue.

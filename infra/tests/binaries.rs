@@ -231,6 +231,9 @@ async fn every_event_file_through_its_function_binary() {
             .unwrap();
         assert_eq!(http(&answer).0, 200, "{answer}");
     }
+    // Both were queued as notices; the worker syncs the first and drops
+    // the second as a duplicate.
+    assert_eq!(drain_through(&stack, f("sync-worker")).await, (3, 0));
 
     // Signed with the events' test secret in February 2026: refused here.
     let (status, body, _) = http(&invoke(f("health-push"), "health-push.json", &mut fed).await);
@@ -298,14 +301,16 @@ async fn every_event_file_through_its_function_binary() {
     let webhook_refused = ["mock", "unauthenticated"];
     assert_eq!(of("webhook", "WebhooksRefused", &webhook_refused), 1);
     assert_eq!(of("webhook", "WebhooksAccepted", &["mock"]), 2);
-    assert_eq!(of("webhook", "WebhookDuplicates", &["mock"]), 1);
+    assert_eq!(of("sync-worker", "WebhookDuplicates", &["mock"]), 1);
+    assert_eq!(of("webhook", "WebhookDuplicates", &["mock"]), 0);
     assert_eq!(of("health-push", "PhonePushes", &["unauthenticated"]), 1);
     assert_eq!(of("token-refresher", "RefreshesDone", &["mock"]), 1);
     let worker = |metric: &str, values: &[&str]| of("sync-worker", metric, values);
     assert_eq!(worker("JobsRetried", &["unreadable"]), 1, "{counted:?}");
     assert_eq!(worker("JobsDeadLettered", &["unreadable"]), 1);
-    // The event's job, the backfill and the manual sync.
-    assert_eq!(worker("JobsDone", &["mock"]), 3, "{counted:?}");
+    // The events' job, the backfill, the manual sync and the webhook's.
+    assert_eq!(worker("JobsDone", &["mock"]), 4, "{counted:?}");
+    assert_eq!(worker("JobsDone", &["webhook"]), 2, "{counted:?}");
     assert!(worker("SamplesWritten", &["mock"]) > 0, "{counted:?}");
     assert_eq!(of("app-events", "EventsDelivered", &["bus"]), 1);
     assert_eq!(of("app-events", "EventsRetried", &["unreadable"]), 1);

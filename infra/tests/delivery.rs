@@ -239,6 +239,7 @@ async fn every_event_reaches_the_bus_and_the_webhook_once_signed_the_standard_wa
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    assert_eq!(act_on_notices(&stack).await.len(), 10);
     assert_eq!(drain(&stack).await, (1, 0), "the storm is one job");
     let (status, body) = c
         .call("DELETE", "/v1/connections/mock", Some("alice"), None)

@@ -247,7 +247,7 @@ async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "accepted");
-    assert_eq!(queue_depth(&stack).await, 1);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
 
     // The same delivery again is a no-op.
@@ -259,7 +259,8 @@ async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
         body["status"], "accepted",
         "a duplicate gets the same answer"
     );
-    assert_eq!(queue_depth(&stack).await, 1);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
+    assert_eq!(queue_depth(&stack).await, 1, "the duplicate queued nothing");
 
     assert_eq!(drain(&stack).await, (1, 0));
     let (_, after) = c.get(&metrics_path, "alice").await;
@@ -325,7 +326,8 @@ async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
         .webhook(&fresh.body, Some(&fresh.timestamp), Some(&fresh.signature))
         .await;
     assert_eq!((status, body["status"].clone()), (200, "accepted".into()));
-    assert_eq!(queue_depth(&stack).await, 1);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
+    assert_eq!(queue_depth(&stack).await, 1, "its sync, not a duplicate");
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    assert_eq!(act_on_notices(&stack).await.len(), 10);
     assert_eq!(drain(&stack).await, (1, 0), "the storm is one job");
     let (status, body) = c
         .call("DELETE", "/v1/connections/mock", Some("alice"), None)

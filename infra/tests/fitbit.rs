@@ -91,6 +91,11 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
         notify(&target, Some(&secret), &user, "steps", start, end).await,
         200
     );
+    assert_eq!(
+        act_on_notices(&stack).await.len(),
+        2,
+        "the same notification twice"
+    );
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));
 

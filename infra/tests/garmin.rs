@@ -51,6 +51,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
         state.backfill_pings.load(SeqCst) == 5
     })
     .await;
+    assert_eq!(act_on_notices(&stack).await.len(), 5);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));
 
@@ -102,6 +103,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
         notify_with(&target, Some(&garmin.app.client_id), &body).await,
         200
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 2);
     assert_eq!(
         queue_depth(&stack).await,
         1,
@@ -144,6 +146,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
         .await
         .unwrap();
     assert_eq!(resp["notification_status"], 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let (_, providers) = c.get("/v1/providers", "bob").await;
     assert_eq!(provider(&providers)["status"], "revoked", "{providers}");
     assert!(

@@ -92,30 +92,30 @@ const CALLS: &[(&str, Calls)] = &[
             (KEY, &["kms:GenerateDataKey"]),
         ],
     ),
-    // flows::webhook: user lookup, dedup, waiting jobs and pull gaps,
-    // a deauthorization confirmed with the vendor (refresh first).
+    // flows::webhook: an unsigned vendor's users looked up (the
+    // by-vendor-user index), notices queued (SendMessageBatch is granted
+    // by sqs:SendMessage in IAM), the vendor's secret for signatures.
     (
         "webhook",
         &[
-            (
-                CONNECTIONS,
-                &["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-            ),
-            (EPHEMERAL, ITEMS),
-            (KEY, SEAL_AND_OPEN),
+            (CONNECTIONS, &["dynamodb:Query"]),
             (SYNC_QUEUE, &["sqs:SendMessage"]),
             (SECRET, SECRET_READ),
-            (EVENTS, KEEP),
-            QUEUE_EVENT,
         ],
     ),
     // flows::sync: the SQS event sources, retry times (visibility),
     // absorbed days queued again, tokens refreshed, data written;
+    // flows::webhook::act_on: a notice's user looked up (by-vendor-user),
+    // its event id claimed, its sync queued or the connection revoked
+    // (an unsigned vendor's confirmed with the vendor first);
     // flows::erasure: pages of a deleted user's items, the next step queued.
     (
         "sync-worker",
         &[
-            (CONNECTIONS, &["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+            (
+                CONNECTIONS,
+                &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            ),
             (
                 HEALTH,
                 &[

@@ -195,6 +195,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     assert_eq!(status, 200, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["status"], "accepted", "{body}");
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
     let (_, body) =
         deliver_webhook(&oura, &target, &vendor_user, &event("obj-1", &now), false).await;
@@ -202,6 +203,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
         body, r#"{"status":"accepted"}"#,
         "a duplicate gets the same answer"
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));
     let (status, _) =

@@ -198,6 +198,8 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
         answer, r#"{"status":"accepted"}"#,
         "a duplicate gets the same answer"
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 2);
+    assert_eq!(queue_depth(&stack).await, 1, "the duplicate queued nothing");
     let before = polar.stats.api_requests.load(SeqCst);
     assert_eq!(drain(&stack).await, (1, 0));
     assert!(polar.stats.api_requests.load(SeqCst) > before);

@@ -150,8 +150,11 @@ async fn ingest(name: &str, events: &[(&str, String)], copies: usize) -> Vec<Str
         .await;
         assert_eq!(status, 200, "{body}");
     }
+    let notices = act_on_notices(&stack).await;
+    assert_eq!(notices.len(), events.len() * copies);
     assert_eq!(queue_depth(&stack).await, 1, "the events wait as one job");
-    // SQS delivers at least once: the same jobs again.
+    // SQS delivers at least once: every notice again, and the same jobs.
+    stack.app.queue.send_notices(&notices).await.unwrap();
     let today = chrono::Utc::now().date_naive();
     for _ in 1..copies {
         let job = SyncJob::new(
@@ -165,7 +168,7 @@ async fn ingest(name: &str, events: &[(&str, String)], copies: usize) -> Vec<Str
         stack.app.queue.send(&job).await.unwrap();
     }
     let (received, failed) = drain(&stack).await;
-    assert_eq!((received, failed), (copies, 0));
+    assert_eq!((received, failed), (notices.len() + copies, 0));
     stored(&stack, "alice").await
 }
 

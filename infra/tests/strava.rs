@@ -159,6 +159,8 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
         answer, r#"{"status":"accepted"}"#,
         "a duplicate gets the same answer"
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 2);
+    assert_eq!(queue_depth(&stack).await, 1, "the duplicate queued nothing");
     // An event of a kind the connector does not sync: acknowledged.
     let other = event_body(&strava, &athlete, "archive", a.id, event_time + 2, false);
     let (status, answer) = deliver_webhook(&target, &other).await;
@@ -237,6 +239,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     );
     let (status, answer) = deliver_webhook(&target, &deauth).await;
     assert_eq!(status, 200, "{answer}");
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let (_, providers) = c.get("/v1/providers", "bob").await;
     assert_eq!(entry(&providers)["status"], "revoked", "{providers}");
 

@@ -90,6 +90,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     assert_eq!(queue_depth(&stack).await, 0);
     assert_eq!(deliver(&terra, &event, false).await, 200);
     assert_eq!(deliver(&terra, &event, false).await, 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 2);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));
 
@@ -119,6 +120,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
         "user": { "user_id": carol.vendor_user_id, "provider": "GARMIN" },
         "message": "User has deauthenticated", "version": "2022-03-16" });
     assert_eq!(deliver(&terra, &deauth, false).await, 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let (_, providers) = c.get("/v1/providers", "carol").await;
     let entry = providers["providers"]
         .as_array()
@@ -130,6 +132,7 @@ async fn terra_hosted_connect_backfill_webhooks_deauth_and_disconnect() {
     assert_eq!(entry["status"], "revoked", "{entry}");
     // Terra sends it again: still one event for the app.
     assert_eq!(deliver(&terra, &deauth, false).await, 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let revoked = types_of(&feed(&c, "carol", 50).await)
         .into_iter()
         .filter(|t| t == "connection.revoked")

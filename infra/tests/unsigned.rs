@@ -1,6 +1,7 @@
 //! Vendors whose webhooks carry no signature (Garmin: the public client id;
 //! Strava: an enumerable subscription id) cannot make the connector write,
-//! pull or revoke at will: unknown users cost no write, a body carries a
+//! pull or revoke at will: unknown users cost no write (not even a queued
+//! notice: they are looked up before anything is queued), a body carries a
 //! bounded number of notices, every accepted delivery gets the same answer,
 //! and a deauthorization is believed only once the vendor confirms it.
 
@@ -67,6 +68,7 @@ async fn a_forged_garmin_body_of_unknown_users_writes_nothing() {
         notify_with(&target, Some(&client_id), &deregistration).await,
         200
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let after = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::Connected);
     assert!(captured_logs().contains("deauthorization_not_confirmed"));
@@ -78,6 +80,7 @@ async fn a_forged_garmin_body_of_unknown_users_writes_nothing() {
         notify_with(&target, Some(&client_id), &deregistration).await,
         200
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let after = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::Revoked);
 }
@@ -113,6 +116,7 @@ async fn a_forged_strava_deauthorization_leaves_the_athlete_connected() {
     let (status, answer) = deliver_webhook(&target, &forged).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer, stranger_answer);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let after = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::Connected);
     assert!(captured_logs().contains("deauthorization_not_confirmed"));
@@ -122,6 +126,7 @@ async fn a_forged_strava_deauthorization_leaves_the_athlete_connected() {
     let real = event_body(&strava, &athlete, "deauthorize", 0, now + 1, false);
     let (status, _) = deliver_webhook(&target, &real).await;
     assert_eq!(status, 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let after = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     assert_eq!(after.status, ConnectionStatus::Revoked);
 }
@@ -186,6 +191,7 @@ async fn a_flood_of_pings_for_one_garmin_user_pulls_once_per_gap() {
         let (status, _) = notify_answered(&target, Some(&garmin.app.client_id), &body).await;
         assert_eq!(status, 200);
     }
+    assert_eq!(act_on_notices(&stack).await.len(), 40);
     assert_eq!(queue_depth(&stack).await, 1);
     until_shown(&stack).await;
     let before = garmin.stats.api_requests.load(SeqCst);
@@ -199,6 +205,7 @@ async fn a_flood_of_pings_for_one_garmin_user_pulls_once_per_gap() {
     let body = ping("sleeps", &alice.vendor_user_id, now - 30, now);
     let (status, _) = notify_answered(&target, Some(&garmin.app.client_id), &body).await;
     assert_eq!(status, 200);
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(delayed(&stack).await, 1, "not before the gap");
     until_shown(&stack).await;

@@ -114,6 +114,8 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
         body, r#"{"status":"accepted"}"#,
         "a duplicate gets the same answer"
     );
+    assert_eq!(act_on_notices(&stack).await.len(), 2);
+    assert_eq!(queue_depth(&stack).await, 1, "the duplicate queued nothing");
     let (status, _) = deliver_webhook(
         &whoop,
         &target,

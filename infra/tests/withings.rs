@@ -144,6 +144,8 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
         body, r#"{"status":"accepted"}"#,
         "an unknown user gets the same answer"
     );
+    // The event, its re-delivery and the stranger's: one sync between them.
+    assert_eq!(act_on_notices(&stack).await.len(), 3);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));
 
@@ -187,6 +189,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     let (status, body) =
         deliver_notification(&w, &userid, 46, None, None, Some("unlink"), false).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(act_on_notices(&stack).await.len(), 1);
     let (_, providers) = c.get("/v1/providers", "carol").await;
     assert_eq!(entry(&providers)["status"], "revoked", "{providers}");
 

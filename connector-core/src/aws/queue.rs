@@ -3,7 +3,15 @@
 use crate::aws::sdk;
 use crate::domain::erasure::ErasureJob;
 use crate::domain::error::{Error, Result};
+use crate::domain::event::WebhookNotice;
 use crate::domain::job::{JobReason, SyncJob};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+/// The most messages one SendMessageBatch carries.
+const BATCH_ENTRIES: usize = 10;
+/// The most bytes of message bodies one SendMessageBatch carries (SQS
+/// allows 1 MiB in all; the rest is left for the request's own framing).
+const BATCH_BODY_BYTES: usize = 900 * 1024;
 
 /// The sync queues. Live jobs (webhook, manual, poll) and history
 /// (backfill) go to separate queues so a live job never waits behind a
@@ -97,6 +105,50 @@ impl JobQueue {
         self.send_body(&self.live_url, body, delay_secs).await
     }
 
+    /// Sends webhook notices to the live queue, as many to a
+    /// SendMessageBatch as SQS allows: one call for up to ten. An entry SQS
+    /// refuses fails the whole send (the vendor's retry is deduplicated).
+    pub async fn send_notices(&self, notices: &[WebhookNotice]) -> Result<()> {
+        let bodies: Vec<String> = notices
+            .iter()
+            .map(|n| serde_json::to_string(n).expect("notice serializes"))
+            .collect();
+        for batch in batches(&bodies) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body.as_str())
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.live_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| Error::queue("SendMessageBatch", sdk(e)))?;
+            if let Some(refused) = out.failed().first() {
+                return Err(Error::queue(
+                    "SendMessageBatch",
+                    format!(
+                        "{} of {} messages refused: {} {}",
+                        out.failed().len(),
+                        batch.len(),
+                        refused.code(),
+                        refused.message().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn send_body(&self, queue_url: &str, body: String, delay_secs: u64) -> Result<()> {
         self.sqs
             .send_message()
@@ -108,6 +160,23 @@ impl JobQueue {
             .map_err(|e| Error::queue("SendMessage", sdk(e)))?;
         Ok(())
     }
+}
+
+/// `bodies` in order, split into batches SendMessageBatch takes whole.
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == BATCH_ENTRIES || bytes + body.len() > BATCH_BODY_BYTES) {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
 }
 
 /// Makes the message `receipt_handle` of `queue_url` visible again after
@@ -141,6 +210,19 @@ mod tests {
             "http://sqs.local/000000000000/app-SyncQueue".into(),
             backfill.map(str::to_string),
         )
+    }
+
+    #[test]
+    fn notices_go_ten_to_a_batch_and_never_past_its_bytes() {
+        let small: Vec<String> = (0..23).map(|i| format!("n{i}")).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        assert_eq!(batches(&small).concat(), small);
+        assert!(batches(&[]).is_empty());
+
+        let big: Vec<String> = (0..5).map(|_| "x".repeat(400 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
     }
 
     #[test]

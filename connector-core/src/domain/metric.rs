@@ -75,8 +75,8 @@ macro_rules! metrics {
 metrics! {
     WebhooksAccepted [Vendor] "Webhook deliveries authenticated and acted on (or acknowledged as not synced).";
     WebhooksRefused [Vendor, Reason] "Webhook deliveries answered with an error, by why.";
-    WebhookDuplicates [Vendor] "Webhook events seen before (the vendor's retry), dropped.";
-    JobsDone [Vendor] "Queue messages (sync jobs, erasure steps) finished.";
+    WebhookDuplicates [Vendor] "Webhook events seen before (the vendor's retry, or a notice delivered twice), dropped.";
+    JobsDone [Vendor] "Queue messages (sync jobs, webhook notices, erasure steps) finished.";
     JobsRetried [Vendor] "Queue messages that failed and go back to the queue for a later try.";
     JobsDeadLettered [Vendor] "Queue messages that failed their last try and go to the dead-letter queue.";
     VendorCalls [Vendor] "HTTP calls to a vendor's API.";

@@ -1,18 +1,22 @@
-//! A vendor's webhook delivery: the vendor's driver authenticates it
-//! (signature and freshness, a shared secret, or what an unsigned vendor
-//! does send) or answers its subscription handshake. A delivery carries at
-//! most `MAX_EVENTS_PER_DELIVERY` events. Each event's vendor user is looked
-//! up first (once per delivery); an unknown one costs no write. A known
-//! one's event is deduplicated on the vendor's event id, then queued as a
-//! sync of its days or, for a deauthorization, marks the connection revoked
-//! — for a vendor whose webhooks anyone could forge, only once the vendor
-//! refuses the user's grant. Nothing else waits on the vendor.
+//! A vendor's webhook delivery, in two halves. The webhook function's half
+//! is what the vendor waits on: the vendor's driver authenticates the
+//! delivery (signature and freshness, a shared secret, or what an unsigned
+//! vendor does send) or answers its subscription handshake, and its events
+//! (at most `MAX_EVENTS_PER_DELIVERY`) are queued for the sync worker as
+//! notices, ten to a SendMessageBatch. A signed delivery costs that one
+//! call. An unsigned vendor's events are looked up first (once per vendor
+//! user): anyone could send them, so an unknown user's costs no write at
+//! all. The sync worker's half (`act_on`) looks each notice's user up,
+//! drops an event seen before (the vendor's retry, or SQS delivering a
+//! notice twice) and queues a sync of its days or, for a deauthorization,
+//! marks the connection revoked — for a vendor whose webhooks anyone could
+//! forge, only once the vendor refuses the user's grant.
 
 use crate::aws::store::EphemeralStore;
 use crate::domain::app_event::EventType;
 use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::error::{Error, Result};
-use crate::domain::event::{EventKind, WebhookEvent};
+use crate::domain::event::{EventKind, WebhookEvent, WebhookNotice};
 use crate::domain::job::{JobReason, SyncJob};
 use crate::domain::metric::{count, count_vendor, Metric};
 use crate::domain::vendor::{Vendor, VendorError};
@@ -50,21 +54,33 @@ pub enum Received {
     Accepted(Tally),
 }
 
-/// What the events of one delivery did.
+/// What became of the events of one delivery in the webhook function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Syncs queued.
+    /// Events queued for the sync worker.
     pub queued: u32,
-    /// Syncs absorbed by the job already waiting for the user.
-    pub absorbed: u32,
-    /// Connections marked revoked.
-    pub revoked: u32,
-    /// Events seen before.
-    pub duplicates: u32,
-    /// Events about a vendor user the connector does not know.
+    /// An unsigned vendor's events about a vendor user the connector does
+    /// not know (dropped before any write).
     pub unknown_user: u32,
     /// Deliveries of an event type the connector does not sync.
     pub not_synced: u32,
+}
+
+/// What the sync worker did with one webhook notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acted {
+    /// A sync of its days queued.
+    Queued,
+    /// Its days added to the sync already waiting for the user.
+    Absorbed,
+    /// The connection marked revoked.
+    Revoked,
+    /// An unsigned vendor's deauthorization the vendor does not confirm.
+    NotConfirmed,
+    /// Seen before: the vendor's retry, or the notice delivered twice.
+    Duplicate,
+    /// About a vendor user the connector does not know.
+    UnknownUser,
 }
 
 /// Lets a delivery to `vendor` from `source` (its address) in, unless that
@@ -113,9 +129,8 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
             })
         }
         WebhookReply::Events(events) => {
-            let tally = accept(app, driver.as_ref(), &ctx, events).await?;
+            let tally = accept(app, driver.as_ref(), events).await?;
             count_vendor(Metric::WebhooksAccepted, vendor, 1);
-            count_vendor(Metric::WebhookDuplicates, vendor, tally.duplicates.into());
             Ok(Received::Accepted(tally))
         }
         WebhookReply::NotSynced { event_type } => {
@@ -129,12 +144,7 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
     }
 }
 
-async fn accept(
-    app: &App,
-    driver: &dyn VendorDriver,
-    ctx: &VendorCtx,
-    events: Vec<WebhookEvent>,
-) -> Result<Tally> {
+async fn accept(app: &App, driver: &dyn VendorDriver, events: Vec<WebhookEvent>) -> Result<Tally> {
     let vendor = driver.vendor();
     if events.len() > MAX_EVENTS_PER_DELIVERY {
         tracing::warn!(%vendor, events = events.len(), "webhook refused: too many events in one delivery");
@@ -143,74 +153,111 @@ async fn accept(
             events.len()
         )));
     }
+    let mut tally = Tally::default();
+    let mut known: HashMap<String, bool> = HashMap::new();
+    let mut notices = Vec::with_capacity(events.len());
+    for event in events {
+        if driver.unsigned_webhooks() {
+            let is_user = match known.get(&event.vendor_user_id) {
+                Some(&k) => k,
+                None => {
+                    let k = app
+                        .connections
+                        .find_by_vendor_user(vendor, &event.vendor_user_id)
+                        .await?
+                        .is_some();
+                    known.insert(event.vendor_user_id.clone(), k);
+                    k
+                }
+            };
+            if !is_user {
+                tally.unknown_user += 1;
+                continue;
+            }
+        }
+        notices.push(WebhookNotice { vendor, event });
+    }
+    app.queue.send_notices(&notices).await?;
+    tally.queued = notices.len() as u32;
+    let Tally {
+        queued,
+        unknown_user,
+        not_synced: _,
+    } = tally;
+    tracing::info!(%vendor, queued, unknown_user, "webhook accepted");
+    Ok(tally)
+}
+
+/// Acts on a webhook notice in the sync worker: looks its vendor user up
+/// (an unknown one costs no write), drops an event id seen before, and
+/// queues a sync of the event's days or revokes the connection. An error
+/// forgets the event id, so the notice's retry is acted on, not dropped.
+pub async fn act_on(app: &App, notice: &WebhookNotice) -> Result<Acted> {
+    let (vendor, event) = (notice.vendor, &notice.event);
+    let Some(conn) = app
+        .connections
+        .find_by_vendor_user(vendor, &event.vendor_user_id)
+        .await?
+    else {
+        tracing::info!(%vendor, "webhook event about no user here; dropped");
+        return Ok(Acted::UnknownUser);
+    };
     let dedup = Dedup {
         store: &app.ephemeral,
         ttl_secs: DEDUP_TTL_SECS,
     };
-    let mut tally = Tally::default();
-    let mut connections: HashMap<String, Option<Connection>> = HashMap::new();
-    for event in events {
-        let conn = match connections.get(&event.vendor_user_id) {
-            Some(known) => known.clone(),
-            None => {
-                let found = app
-                    .connections
-                    .find_by_vendor_user(vendor, &event.vendor_user_id)
-                    .await?;
-                connections.insert(event.vendor_user_id.clone(), found.clone());
-                found
-            }
-        };
-        let Some(conn) = conn else {
-            tally.unknown_user += 1;
-            continue;
-        };
-        if !dedup
-            .first_delivery(vendor, &event.event_id, Some(&conn.user_id))
-            .await?
-        {
-            tally.duplicates += 1;
-            continue;
+    if !dedup
+        .first_delivery(vendor, &event.event_id, Some(&conn.user_id))
+        .await?
+    {
+        count_vendor(Metric::WebhookDuplicates, vendor, 1);
+        tracing::info!(%vendor, user_id = %conn.user_id, "webhook event seen before; dropped");
+        return Ok(Acted::Duplicate);
+    }
+    let acted = match driver_and_act(app, &conn, event).await {
+        Ok(Acted::NotConfirmed) => {
+            // Not believed: its event id must not stop the real one.
+            dedup.release(vendor, &event.event_id).await?;
+            Acted::NotConfirmed
         }
-        let outcome = match event.kind {
-            EventKind::Deauthorized => match deauthorize(app, driver, ctx, &conn).await {
-                Ok(true) => {
-                    tally.revoked += 1;
-                    Ok(())
-                }
-                // Not believed: its event id must not stop the real one.
-                Ok(false) => dedup.release(vendor, &event.event_id).await,
-                Err(e) => Err(e),
-            },
-            EventKind::DataChanged => {
-                // The day before too: a sleep that ends on `date` began the day before.
-                let from = event.date.pred_opt().unwrap_or(event.date);
-                let job =
-                    SyncJob::new(&conn.user_id, vendor, from, event.date, JobReason::Webhook)?;
-                queue_live(app, &job, driver.unsigned_webhooks())
-                    .await
-                    .map(|queued| match queued {
-                        Queued::Sent { .. } => tally.queued += 1,
-                        Queued::Absorbed { .. } => tally.absorbed += 1,
-                    })
-            }
-        };
-        if let Err(e) = outcome {
-            // Forget the event so the vendor's retry is processed, not dropped.
+        Ok(acted) => acted,
+        Err(e) => {
             dedup.release(vendor, &event.event_id).await?;
             return Err(e);
         }
+    };
+    tracing::info!(%vendor, user_id = %conn.user_id, ?acted, "webhook event acted on");
+    Ok(acted)
+}
+
+async fn driver_and_act(app: &App, conn: &Connection, event: &WebhookEvent) -> Result<Acted> {
+    let (driver, ctx) = app.driver(conn.vendor).await?;
+    match event.kind {
+        EventKind::Deauthorized => {
+            if deauthorize(app, driver.as_ref(), &ctx, conn).await? {
+                Ok(Acted::Revoked)
+            } else {
+                Ok(Acted::NotConfirmed)
+            }
+        }
+        EventKind::DataChanged => {
+            // The day before too: a sleep that ends on `date` began the day before.
+            let from = event.date.pred_opt().unwrap_or(event.date);
+            let job = SyncJob::new(
+                &conn.user_id,
+                conn.vendor,
+                from,
+                event.date,
+                JobReason::Webhook,
+            )?;
+            Ok(
+                match queue_live(app, &job, driver.unsigned_webhooks()).await? {
+                    Queued::Sent { .. } => Acted::Queued,
+                    Queued::Absorbed { .. } => Acted::Absorbed,
+                },
+            )
+        }
     }
-    let Tally {
-        queued,
-        absorbed,
-        revoked,
-        duplicates,
-        unknown_user,
-        not_synced: _,
-    } = tally;
-    tracing::info!(%vendor, queued, absorbed, revoked, duplicates, unknown_user, "webhook accepted");
-    Ok(tally)
 }
 
 /// Marks `conn` revoked on its vendor's deauthorization event. For a vendor

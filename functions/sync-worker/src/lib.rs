@@ -1,4 +1,5 @@
-//! SQS → sync jobs (`flows::sync`) and the steps of an erasure
+//! SQS → sync jobs (`flows::sync`), the webhook notices the webhook
+//! function queued (`flows::webhook::act_on`) and the steps of an erasure
 //! (`flows::erasure`). Each record is parsed and run on its own; only the
 //! records that failed are reported, so one bad
 //! message never fails its batch, and each failed one is scheduled for its
@@ -6,10 +7,12 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use connector_core::domain::erasure::ErasureJob;
+use connector_core::domain::event::WebhookNotice;
 use connector_core::domain::job::SyncJob;
 use connector_core::domain::metric::{count, Metric};
 use connector_core::flows::erasure;
 use connector_core::flows::sync::{gave_up, run_once, schedule_retry};
+use connector_core::flows::webhook;
 use connector_core::App;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,8 @@ pub async fn handle(app: &App, event: SqsEvent, deadline: Instant) -> SqsBatchRe
         let mut sync_job = None;
         let (kind, result) = if let Ok(step) = ErasureJob::parse(body) {
             ("erasure", erasure::run_step(app, &step).await.map(|_| ()))
+        } else if let Ok(notice) = WebhookNotice::parse(body) {
+            ("webhook", webhook::act_on(app, &notice).await.map(|_| ()))
         } else {
             match SyncJob::parse(body) {
                 Ok(job) => {

@@ -192,6 +192,15 @@ pub fn ping(kind: &str, user: &str, start: i64, end: i64) -> Value {
     }]})
 }
 
+/// One body of `n` pings of `kind` about `user`: ten-minute windows a
+/// minute apart, the newest ending at `now`.
+pub fn pings(kind: &str, user: &str, n: i64, now: i64) -> Value {
+    let each: Vec<Value> = (0..n)
+        .map(|k| ping(kind, user, now - 600 - k * 60, now - k * 60)[kind][0].clone())
+        .collect();
+    json!({ kind: each })
+}
+
 async fn backfill(
     State(sim): State<Arc<VendorSim>>,
     headers: HeaderMap,

@@ -280,6 +280,59 @@ pub async fn drain(stack: &Stack) -> (usize, usize) {
     panic!("queue did not drain");
 }
 
+/// Has the sync worker act on the webhook notices waiting in the live queue
+/// (`flows::webhook::act_on`: lookup, dedup, queue or revoke) and leaves
+/// every other message (the syncs they queued) waiting. Returns the
+/// notices it acted on; panics when one fails.
+pub async fn act_on_notices(stack: &Stack) -> Vec<connector_core::domain::event::WebhookNotice> {
+    use connector_core::domain::event::WebhookNotice;
+    let (sqs, url) = (&stack.pump.sqs, stack.pump.live_url());
+    let worker = stack.function("sync-worker");
+    let (mut acted, mut others) = (Vec::new(), Vec::new());
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(120)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            let receipt = m.receipt_handle.clone().unwrap();
+            match WebhookNotice::parse(m.body.as_deref().unwrap_or_default()) {
+                Ok(notice) => {
+                    connector_core::flows::webhook::act_on(worker, &notice)
+                        .await
+                        .unwrap_or_else(|e| panic!("acting on {notice:?}: {e}"));
+                    sqs.delete_message()
+                        .queue_url(url)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await
+                        .unwrap();
+                    acted.push(notice);
+                }
+                Err(_) => others.push(receipt),
+            }
+        }
+    }
+    for receipt in others {
+        sqs.change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    acted
+}
+
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,

@@ -1,0 +1,161 @@
+//! The AWS calls a webhook acknowledgement costs, counted on the webhook
+//! function's own SDK clients (`connector_infra::aws_calls`): a signed
+//! delivery is queued with one call, an unsigned vendor's user is looked up
+//! first, an unknown one costs no write, and many notices go ten to a
+//! call. The lookup and the dedup happen in the sync worker, and a
+//! re-delivered event still ingests nothing new.
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use connector_core::Vendor;
+use connector_infra::aws_calls::short;
+use connector_infra::simulator::garmin::{notify_answered, ping, pings};
+use connector_infra::stack::Stack;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The webhook function's calls since the last look, by short name.
+fn webhook_calls(stack: &Stack) -> BTreeMap<String, u64> {
+    short(&stack.calls["webhook"].take())
+}
+
+fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+#[tokio::test]
+async fn a_signed_delivery_is_acknowledged_after_one_aws_call() {
+    let stack = stack("calls-signed").await;
+    let c = Client::new(&stack);
+    let (status, body) = c.post("/v1/connections/mock", "alice", "").await;
+    assert_eq!(status, 200, "{body}");
+    drain(&stack).await;
+    let today = Utc::now().date_naive().to_string();
+    let send = |id: &str| {
+        let w = signed_webhook(&stack, id, "alice", &today);
+        (w.body, w.timestamp, w.signature)
+    };
+    // The first delivery may read the vendor's secret; warm ones do not.
+    let (b, t, s) = send("evt-warm-up");
+    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    drain(&stack).await;
+    webhook_calls(&stack);
+    let (b, t, s) = send("evt-1");
+    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
+    assert_eq!(queue_depth(&stack).await, 1, "one notice");
+    // The worker looks the user up, claims the event id and queues the sync.
+    assert_eq!(drain(&stack).await, (2, 0), "the notice, then its sync");
+    let stored = all_items(&stack).await.len();
+
+    // Delivered again (the vendor's retry): one call again, and the worker
+    // drops it without a pull.
+    let worker_before = stack.calls["sync-worker"].take();
+    assert!(!worker_before.is_empty());
+    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
+    assert_eq!(drain(&stack).await, (1, 0), "the notice only: no sync");
+    let worker = short(&stack.calls["sync-worker"].take());
+    assert_eq!(worker.get("Query"), Some(&1), "{worker:?}");
+    assert_eq!(
+        worker.get("PutItem"),
+        Some(&1),
+        "the refused claim: {worker:?}"
+    );
+    assert_eq!(worker.get("SendMessage"), None, "{worker:?}");
+    assert_eq!(all_items(&stack).await.len(), stored, "nothing new stored");
+    assert!(captured_logs().contains("webhook event seen before; dropped"));
+
+    // An event about someone who is no user here: queued (a signed
+    // delivery is the vendor's own), then dropped by the worker unwritten.
+    let w = connector_infra::mock_webhook::sign(
+        &stack.env["CONNECTOR_MOCK_WEBHOOK_SECRET"],
+        "evt-stranger",
+        "nobody-here",
+        &today,
+        Utc::now().timestamp(),
+    );
+    assert_eq!(
+        c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
+    assert_eq!(drain(&stack).await, (1, 0));
+    let worker = short(&stack.calls["sync-worker"].take());
+    for write in ["PutItem", "UpdateItem", "SendMessage", "BatchWriteItem"] {
+        assert_eq!(
+            worker.get(write),
+            None,
+            "{write} for a stranger: {worker:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unsigned_vendor_is_looked_up_first_and_many_notices_go_ten_to_a_call() {
+    let (sim, stack) = sim_stack_with(
+        "calls-unsigned",
+        &[("CONNECTOR_UNSIGNED_PULL_GAP_SECS", "1")],
+    )
+    .await;
+    let garmin = sim.sim(Vendor::Garmin).clone();
+    let c = Client::new(&stack);
+    c.connect_via_sim("garmin", "alice").await;
+    drain(&stack).await;
+    let alice = connection(&stack, "alice", Vendor::Garmin).await.unwrap();
+    let target = format!("{}/v1/webhooks/garmin", stack.url());
+    let client_id = garmin.app.client_id.clone();
+    let now = Utc::now().timestamp();
+    let notify = |body: Value| {
+        let (target, client_id) = (target.clone(), client_id.clone());
+        async move { notify_answered(&target, Some(&client_id), &body).await.0 }
+    };
+    assert_eq!(
+        notify(ping("dailies", &alice.vendor_user_id, now - 90, now - 30)).await,
+        200
+    );
+    drain(&stack).await;
+    webhook_calls(&stack);
+
+    // A known user: the lookup, then the notice.
+    assert_eq!(
+        notify(ping("dailies", &alice.vendor_user_id, now - 60, now)).await,
+        200
+    );
+    assert_eq!(
+        webhook_calls(&stack),
+        calls(&[("Query", 1), ("SendMessageBatch", 1)])
+    );
+    drain(&stack).await;
+
+    // A stranger: the lookup only, nothing queued.
+    assert_eq!(
+        notify(ping("dailies", "no-such-garmin-user", now - 60, now)).await,
+        200
+    );
+    assert_eq!(webhook_calls(&stack), calls(&[("Query", 1)]));
+    assert_eq!(queue_depth(&stack).await, 0);
+
+    // Twenty-five notices about the same user in one body: one lookup,
+    // three batches.
+    assert_eq!(
+        notify(pings("dailies", &alice.vendor_user_id, 25, now)).await,
+        200
+    );
+    assert_eq!(
+        webhook_calls(&stack),
+        calls(&[("Query", 1), ("SendMessageBatch", 3)])
+    );
+    assert_eq!(queue_depth(&stack).await, 25);
+    let (received, failed) = drain(&stack).await;
+    assert_eq!(failed, 0);
+    // Notices the worker takes before the sync runs are absorbed by it.
+    assert!(
+        (26..=28).contains(&received),
+        "25 notices and at most a sync per batch of ten: {received}"
+    );
+}
