@@ -5,7 +5,7 @@
 //! and unsigned vendor, known user, stranger, a re-delivery, a body of 25
 //! notices), the sync worker's work on each notice, a webhook's sync job,
 //! a manual sync of a week and a connect's backfill, with the items they
-//! stored. Counts do not depend on the build profile; a retried call counts
+//! stored and the calls per sample. Counts do not depend on the build profile; a retried call counts
 //! each attempt. Run with `make bench-calls` (ROUNDS= to vary the repeats).
 
 #[path = "../tests/common/mod.rs"]
@@ -127,8 +127,11 @@ async fn main() {
     let mut backfill = Row::new("its backfill", "sync-worker", "job");
     backfill.add(take(&stack, "sync-worker"));
     backfill.runs = received as u64;
+    let backfill_calls: u64 = backfill.calls.values().sum();
     rows.push(backfill);
-    stored.push(("Mock backfill", delta(&before, &items(&stack).await)));
+    let backfill_stored = delta(&before, &items(&stack).await);
+    let samples = backfill_stored.get("HealthDataTable").copied().unwrap_or(0);
+    stored.push(("Mock backfill", backfill_stored));
 
     let mut manual = Row::new("manual sync, 7 days", "data", "request");
     let mut manual_job = Row::new("its sync job", "sync-worker", "job");
@@ -272,6 +275,10 @@ async fn main() {
     for (what, delta) in stored {
         println!("items stored by {what}: {delta:?}");
     }
+    println!(
+        "sync worker calls per sample stored by the backfill: {backfill_calls} / {samples} = {}",
+        fmt(backfill_calls as f64 / samples.max(1) as f64)
+    );
 }
 
 fn delta(

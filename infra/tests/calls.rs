@@ -131,6 +131,10 @@ async fn an_unsigned_vendor_is_looked_up_first_and_many_notices_go_ten_to_a_call
         calls(&[("Query", 1), ("SendMessageBatch", 1)])
     );
     drain(&stack).await;
+    // The pull gap holds that sync back a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    drain(&stack).await;
+    assert_eq!(queue_depth(&stack).await, 0);
 
     // A stranger: the lookup only, nothing queued.
     assert_eq!(
