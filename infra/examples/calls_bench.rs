@@ -186,13 +186,7 @@ async fn main() {
         again_notice.add(take(&stack, "sync-worker"));
         assert_eq!(queue_depth(&stack).await, 0, "a re-delivery queues no sync");
 
-        let w = connector_infra::mock_webhook::sign(
-            &stack.env["CONNECTOR_MOCK_WEBHOOK_SECRET"],
-            &format!("evt-stranger-{i}"),
-            "nobody-here",
-            &today,
-            Utc::now().timestamp(),
-        );
+        let w = signed_webhook(&stack, &format!("evt-stranger-{i}"), "nobody-here", &today);
         assert_eq!(
             c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
                 .await

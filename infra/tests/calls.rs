@@ -70,13 +70,7 @@ async fn a_signed_delivery_is_acknowledged_after_one_aws_call() {
 
     // An event about someone who is no user here: queued (a signed
     // delivery is the vendor's own), then dropped by the worker unwritten.
-    let w = connector_infra::mock_webhook::sign(
-        &stack.env["CONNECTOR_MOCK_WEBHOOK_SECRET"],
-        "evt-stranger",
-        "nobody-here",
-        &today,
-        Utc::now().timestamp(),
-    );
+    let w = signed_webhook(&stack, "evt-stranger", "nobody-here", &today);
     assert_eq!(
         c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
             .await
