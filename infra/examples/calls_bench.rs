@@ -4,9 +4,11 @@
 //! calls of one invocation by operation: a webhook acknowledged (signed
 //! and unsigned vendor, known user, stranger, a re-delivery, a body of 25
 //! notices), the sync worker's work on each notice, a webhook's sync job,
-//! a manual sync of a week and a connect's backfill, with the items they
-//! stored and the calls per sample. Counts do not depend on the build profile; a retried call counts
-//! each attempt. Run with `make bench-calls` (ROUNDS= to vary the repeats).
+//! a manual sync of a week and a connect's backfill (Mock, and Oura on the
+//! simulator with its raw records and quota bookings), with the items they
+//! stored, the calls per sample and each job's DynamoDB calls by table.
+//! Counts do not depend on the build profile; a retried call counts each
+//! attempt. Run with `make bench-calls` (ROUNDS= to vary the repeats).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -22,8 +24,11 @@ use std::collections::BTreeMap;
 
 type Calls = BTreeMap<String, u64>;
 
-fn take(stack: &Stack, function: &str) -> Calls {
-    short(&stack.calls[function].take())
+/// A function's calls since the last look: by operation, and DynamoDB's
+/// by operation and table.
+fn take(stack: &Stack, function: &str) -> (Calls, Calls) {
+    let (by_op, by_table) = stack.calls[function].take_both();
+    (short(&by_op), by_table)
 }
 
 fn clear(stack: &Stack) {
@@ -47,6 +52,7 @@ struct Row {
     per: String,
     runs: u64,
     calls: Calls,
+    tables: Calls,
 }
 
 impl Row {
@@ -57,14 +63,34 @@ impl Row {
             per: per.into(),
             runs: 0,
             calls: Calls::new(),
+            tables: Calls::new(),
         }
     }
 
-    fn add(&mut self, calls: Calls) {
-        self.runs += 1;
+    fn add(&mut self, (calls, tables): (Calls, Calls)) {
+        self.add_many(1, (calls, tables));
+    }
+
+    /// Calls made over `runs` invocations.
+    fn add_many(&mut self, runs: u64, (calls, tables): (Calls, Calls)) {
+        self.runs += runs;
         for (op, n) in calls {
             *self.calls.entry(op).or_default() += n;
         }
+        for (op, n) in tables {
+            *self.tables.entry(op).or_default() += n;
+        }
+    }
+
+    /// The row's DynamoDB calls by table, as a line.
+    fn print_tables(&self) {
+        let runs = self.runs.max(1) as f64;
+        let ops: Vec<String> = self
+            .tables
+            .iter()
+            .map(|(op, n)| format!("{op} {}", fmt(*n as f64 / runs)))
+            .collect();
+        println!("- {} ({}): {}", self.path, self.function, ops.join(", "));
     }
 
     fn print(&self) {
@@ -124,14 +150,11 @@ async fn main() {
     rows.push(connect);
     let (received, failed) = drain(&stack).await;
     assert_eq!(failed, 0);
-    let mut backfill = Row::new("its backfill", "sync-worker", "job");
-    backfill.add(take(&stack, "sync-worker"));
-    backfill.runs = received as u64;
-    let backfill_calls: u64 = backfill.calls.values().sum();
+    let mut backfill = Row::new("its backfill (14 days)", "sync-worker", "job");
+    backfill.add_many(received as u64, take(&stack, "sync-worker"));
     rows.push(backfill);
-    let backfill_stored = delta(&before, &items(&stack).await);
-    let samples = backfill_stored.get("HealthDataTable").copied().unwrap_or(0);
-    stored.push(("Mock backfill", backfill_stored));
+    let mut per_sample = vec![("Mock", rows.len() - 1, health_items(&stack).await)];
+    stored.push(("Mock backfill", delta(&before, &items(&stack).await)));
 
     let mut manual = Row::new("manual sync, 7 days", "data", "request");
     let mut manual_job = Row::new("its sync job", "sync-worker", "job");
@@ -149,8 +172,35 @@ async fn main() {
         "manual syncs (all rounds)",
         delta(&before, &items(&stack).await),
     ));
-    rows.push(manual);
-    rows.push(manual_job);
+    rows.extend([manual, manual_job]);
+
+    // Oura on the simulator: real-shaped answers, raw records kept, and
+    // every vendor call booked from the fleet quota.
+    let before = health_items(&stack).await;
+    c.connect_via_sim("oura", "carol").await;
+    clear(&stack);
+    let (received, failed) = drain(&stack).await;
+    assert_eq!(failed, 0);
+    let mut oura_backfill = Row::new("Oura connect's backfill (14 days)", "sync-worker", "job");
+    oura_backfill.add_many(received as u64, take(&stack, "sync-worker"));
+    let oura_stored = health_items(&stack).await;
+    let oura_new: BTreeMap<&str, u64> = oura_stored
+        .iter()
+        .map(|(kind, n)| (*kind, n - before.get(kind).copied().unwrap_or(0)))
+        .collect();
+    rows.push(oura_backfill);
+    per_sample.push(("Oura", rows.len() - 1, oura_new));
+    let mut oura_manual = Row::new("Oura manual sync, 7 days: its job", "sync-worker", "job");
+    for _ in 0..rounds {
+        let (status, body) = c
+            .post("/v1/sync", "carol", r#"{"vendor":"oura","days":7}"#)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        take(&stack, "data");
+        assert_eq!(drain(&stack).await, (1, 0));
+        oura_manual.add(take(&stack, "sync-worker"));
+    }
+    rows.push(oura_manual);
 
     // Signed webhooks (Mock): new events, each acted on and synced.
     let today = Utc::now().date_naive().to_string();
@@ -269,10 +319,24 @@ async fn main() {
     for (what, delta) in stored {
         println!("items stored by {what}: {delta:?}");
     }
-    println!(
-        "sync worker calls per sample stored by the backfill: {backfill_calls} / {samples} = {}",
-        fmt(backfill_calls as f64 / samples.max(1) as f64)
-    );
+    println!();
+    for (vendor, row, stored) in per_sample {
+        let calls: u64 = rows[row].calls.values().sum();
+        let count = |kind| stored.get(kind).copied().unwrap_or(0);
+        let samples = count("sample#");
+        println!(
+            "{vendor} backfill: {calls} sync-worker calls stored {samples} samples, {} raw records and {} daily summaries: {} calls per sample",
+            count("raw#"),
+            count("day#"),
+            fmt(calls as f64 / samples.max(1) as f64)
+        );
+    }
+    println!();
+    println!("The sync worker's DynamoDB calls per job, by table (mean):");
+    println!();
+    for row in rows.iter().filter(|r| r.per == "job") {
+        row.print_tables();
+    }
 }
 
 fn delta(

@@ -270,7 +270,12 @@ async fn the_tick_reads_connected_connections_from_the_schedule_indexes() {
         .await
         .unwrap();
     app.connections
-        .mark_synced("dave", Vendor::Mock, later + chrono::Duration::hours(1))
+        .mark_synced(
+            "dave",
+            Vendor::Mock,
+            later + chrono::Duration::hours(1),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(expiring().await, ["alice", "carol", "dave"]);

@@ -27,8 +27,9 @@ pub async fn started(app: &App, job: &SyncJob) -> Result<()> {
         .await
 }
 
-/// `job` wrote the days `from..=to`; the connection when that completed
-/// its backfill (now or before), for [`tell_ended`].
+/// `job` wrote the days `from..=to`: the connection is marked synced and
+/// the days added to its backfill in one write; the connection when that
+/// completed its backfill (now or before), for [`tell_ended`].
 pub async fn pulled(
     app: &App,
     job: &SyncJob,
@@ -38,7 +39,7 @@ pub async fn pulled(
     let days = queueing::days_of(from, to);
     let Some(conn) = app
         .connections
-        .backfill_pulled(&job.user_id, job.vendor, &days)
+        .mark_synced(&job.user_id, job.vendor, Utc::now(), &days)
         .await?
     else {
         return Ok(None);

@@ -20,7 +20,7 @@
 //! exponential backoff.
 
 use crate::domain::app_event::{DataWritten, EventType};
-use crate::domain::connection::ConnectionStatus;
+use crate::domain::connection::{Connection, ConnectionStatus};
 use crate::domain::error::{Disposition, Error, Result};
 use crate::domain::health::DailySummary;
 use crate::domain::job::{JobReason, Priority, SyncJob};
@@ -97,20 +97,52 @@ fn priority_of(window: &SyncJob) -> Priority {
     }
 }
 
-/// Runs a job. `Err` means "retry later" (the message goes back to the
-/// queue); failures that a retry cannot fix are recorded on the connection
-/// and end the job.
-/// Its vendor calls wait for quota slots until `wait_until`.
+/// Runs a job's window on its connection as it is now, marking the
+/// connection synced when it wrote. `Err` means "retry later" (the message
+/// goes back to the queue); failures that a retry cannot fix are recorded
+/// on the connection and end the job. Its vendor calls wait for quota
+/// slots until `wait_until`.
 pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<JobOutcome> {
-    let vendor = job.vendor;
-    let Some(mut conn) = app.connections.get(&job.user_id, vendor).await? else {
-        return Ok(JobOutcome::Skipped("no connection"));
+    let mut conn = match usable_connection(app, job).await? {
+        Ok(conn) => conn,
+        Err(skipped) => return Ok(skipped),
+    };
+    let outcome = pull(app, job, &mut conn, wait_until, true).await?;
+    if matches!(outcome, JobOutcome::Synced(_)) {
+        mark_synced(app, job).await?;
+    }
+    Ok(outcome)
+}
+
+/// `job`'s connection, read once for all its parts; or how the job ends
+/// when there is none it can sync.
+async fn usable_connection(
+    app: &App,
+    job: &SyncJob,
+) -> Result<std::result::Result<Connection, JobOutcome>> {
+    let Some(conn) = app.connections.get(&job.user_id, job.vendor).await? else {
+        return Ok(Err(JobOutcome::Skipped("no connection")));
     };
     if conn.status != ConnectionStatus::Connected && conn.status != ConnectionStatus::Error {
-        return Ok(JobOutcome::Skipped(
+        return Ok(Err(JobOutcome::Skipped(
             "connection needs the user to reconnect",
-        ));
+        )));
     }
+    Ok(Ok(conn))
+}
+
+/// Pulls `job`'s window on `conn` (refreshed in place when its tokens
+/// expire, or the vendor says they did), then writes the samples, raw
+/// records and daily summaries; the caller marks the connection synced.
+/// `first`: the job's first part, when a pull gap starts.
+async fn pull(
+    app: &App,
+    job: &SyncJob,
+    conn: &mut Connection,
+    wait_until: Instant,
+    first: bool,
+) -> Result<JobOutcome> {
+    let vendor = job.vendor;
     let (driver, mut ctx) = match app.driver(vendor).await {
         Ok(d) => d,
         Err(e) => return unless_permanent(app, job, e).await,
@@ -126,13 +158,13 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
         }
         _ => None,
     };
-    if let Some(secs) = gap_secs {
+    if let Some(secs) = gap_secs.filter(|_| first) {
         let next = Utc::now() + chrono::Duration::seconds(secs.into());
         app.ephemeral
             .mark_pulled(&job.user_id, vendor, job.reason, next)
             .await?;
     }
-    let mut tokens = match open_tokens(app, &conn).await {
+    let mut tokens = match open_tokens(app, conn).await {
         Ok(t) => t,
         Err(Error::Corrupt(_)) => {
             return Ok(JobOutcome::Skipped(
@@ -142,7 +174,7 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
         Err(e) => return Err(e),
     };
     if tokens.expires_within(Utc::now(), EXPIRY_MARGIN_SECS) {
-        (conn, tokens) = match refresh_connection(app, &conn).await {
+        (*conn, tokens) = match refresh_connection(app, conn).await {
             Ok(fresh) => fresh,
             Err(e) => return unless_needs_user(app, job, e).await,
         };
@@ -161,7 +193,7 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
             Ok(s) => break s,
             Err(VendorError::Unauthorized) if !refreshed_on_401 => {
                 refreshed_on_401 = true;
-                (conn, tokens) = match refresh_connection(app, &conn).await {
+                (*conn, tokens) = match refresh_connection(app, conn).await {
                     Ok(fresh) => fresh,
                     Err(e) => return unless_needs_user(app, job, e).await,
                 };
@@ -170,17 +202,13 @@ pub async fn run_job(app: &App, job: &SyncJob, wait_until: Instant) -> Result<Jo
         }
     };
     let samples = fetched.samples;
-    app.health.put_samples(&job.user_id, &samples).await?;
-    count_vendor(Metric::SamplesWritten, vendor, samples.len() as u64);
     app.health
-        .put_raw(&job.user_id, vendor, &fetched.raw)
+        .put_pulled(&job.user_id, vendor, &samples, &fetched.raw)
         .await?;
+    count_vendor(Metric::SamplesWritten, vendor, samples.len() as u64);
     let summaries = DailySummary::from_samples(&samples);
-    for summary in &summaries {
-        app.health.upsert_summary(&job.user_id, summary).await?;
-    }
-    app.connections
-        .mark_synced(&job.user_id, vendor, Utc::now())
+    app.health
+        .upsert_summaries(&job.user_id, &summaries)
         .await?;
     Ok(JobOutcome::Synced(DataWritten {
         days: samples.iter().map(|s| s.date).collect(),
@@ -256,17 +284,30 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
     let mut written = DataWritten::default();
     let mut skipped = None;
     let mut completed = None;
+    // A backfill's parts each mark the connection synced with their days;
+    // any other job marks it once, after its parts.
+    let mut sync_unmarked = false;
+    let mut conn = match usable_connection(app, job).await? {
+        Ok(conn) => Some(conn),
+        Err(skip) => {
+            skipped = Some(skip);
+            None
+        }
+    };
     for (i, &(from, to)) in parts.iter().enumerate() {
+        let Some(conn) = conn.as_mut() else { break };
         let part = SyncJob {
             from,
             to,
             ..job.clone()
         };
-        match run_job(app, &part, wait_until).await {
+        match pull(app, &part, conn, wait_until, i == 0).await {
             Ok(JobOutcome::Synced(part)) => {
                 written.add(part);
                 if tracked {
                     completed = backfill::pulled(app, job, from, to).await?.or(completed);
+                } else {
+                    sync_unmarked = true;
                 }
             }
             Ok(skip) => {
@@ -285,10 +326,16 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
             Err(e) => {
                 queueing::requeue_absorbed(app, job, &parts[i..]).await?;
                 // What the parts before wrote stays written: say so now.
+                if sync_unmarked {
+                    mark_synced(app, job).await?;
+                }
                 events::data_updated(app, &job.user_id, job.vendor, &job.job_id, &written).await?;
                 return Err(e);
             }
         }
+    }
+    if sync_unmarked {
+        mark_synced(app, job).await?;
     }
     events::data_updated(app, &job.user_id, job.vendor, &job.job_id, &written).await?;
     if let Some(conn) = &completed {
@@ -305,6 +352,14 @@ pub async fn run_once(app: &App, job: &SyncJob, message_id: &str, deadline: Inst
     app.ephemeral.claim(&done_key, done_for, None).await?;
     tracing::info!(%message_id, job_id = %job.job_id, user_id = %job.user_id, vendor = %job.vendor, ?outcome, "job done");
     Ok(())
+}
+
+/// Records that `job`'s connection synced now.
+async fn mark_synced(app: &App, job: &SyncJob) -> Result<()> {
+    app.connections
+        .mark_synced(&job.user_id, job.vendor, Utc::now(), &[])
+        .await
+        .map(|_| ())
 }
 
 /// Whether a job skipped for `why` ends its backfill: the connection needs

@@ -373,6 +373,23 @@ pub async fn all_items(stack: &Stack) -> Vec<(&'static str, String)> {
     out
 }
 
+/// HealthData items by kind, the prefix of their sort key: `sample#`,
+/// `raw#` (vendor records), `day#` (daily summaries), `push#`.
+pub async fn health_items(stack: &Stack) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (table, item) in all_items(stack).await {
+        if table != "HealthDataTable" {
+            continue;
+        }
+        let kind = ["sample#", "raw#", "day#", "push#"]
+            .into_iter()
+            .find(|prefix| item.contains(&format!("S(\"{prefix}")))
+            .unwrap_or("other");
+        *out.entry(kind).or_default() += 1;
+    }
+    out
+}
+
 /// A vendor simulator and a stack whose vendors point at it.
 pub async fn sim_stack(name: &str) -> (connector_infra::simulator::Simulator, Stack) {
     sim_stack_with(name, &[]).await

@@ -389,24 +389,38 @@ impl ConnectionStore {
         conditional(req.send().await, "UpdateItem status").map(|_| ())
     }
 
-    /// Records a sync at `at` and clears the last error; nothing when the connection is gone.
+    /// Records a sync at `at` (clearing the connection's last error) and,
+    /// for a backfill, the days it pulled (`bf_days`, a set: a day pulled
+    /// twice counts once), in one write; the connection as it is now, or
+    /// None when it is gone.
     pub async fn mark_synced(
         &self,
         user_id: &str,
         vendor: Vendor,
         at: DateTime<Utc>,
-    ) -> Result<()> {
-        let res = self
+        pulled: &[chrono::NaiveDate],
+    ) -> Result<Option<Connection>> {
+        let mut req = self
             .db
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(user_id, vendor)))
             .condition_expression("attribute_exists(user_id)")
-            .update_expression("SET last_sync_at = :t, quiet_since = :t REMOVE last_error")
             .expression_attribute_values(":t", n(at.timestamp()))
-            .send()
-            .await;
-        conditional(res, "UpdateItem last_sync_at").map(|_| ())
+            .return_values(ReturnValue::AllNew);
+        req = if pulled.is_empty() {
+            req.update_expression("SET last_sync_at = :t, quiet_since = :t REMOVE last_error")
+        } else {
+            let days = pulled.iter().map(|d| d.to_string()).collect();
+            req.update_expression(
+                "SET last_sync_at = :t, quiet_since = :t ADD bf_days :d REMOVE last_error",
+            )
+            .expression_attribute_values(":d", aws_sdk_dynamodb::types::AttributeValue::Ss(days))
+        };
+        match conditional(req.send().await, "UpdateItem last_sync_at")? {
+            Some(out) => out.attributes.as_ref().map(Self::from_item).transpose(),
+            None => Ok(None),
+        }
     }
 
     /// Marks the backfill running, when it is still queued.
@@ -423,37 +437,6 @@ impl ConnectionStore {
             .send()
             .await;
         conditional(res, "UpdateItem backfill state").map(|_| ())
-    }
-
-    /// Adds `days` to the days the backfill pulled; the connection as it
-    /// is now, or None when it is gone or tracks no backfill.
-    pub async fn backfill_pulled(
-        &self,
-        user_id: &str,
-        vendor: Vendor,
-        days: &[chrono::NaiveDate],
-    ) -> Result<Option<Connection>> {
-        if days.is_empty() {
-            return self.get(user_id, vendor).await;
-        }
-        let days = aws_sdk_dynamodb::types::AttributeValue::Ss(
-            days.iter().map(|d| d.to_string()).collect(),
-        );
-        let res = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(user_id, vendor)))
-            .condition_expression("attribute_exists(bf_asked)")
-            .update_expression("ADD bf_days :d")
-            .expression_attribute_values(":d", days)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match conditional(res, "UpdateItem backfill days")? {
-            Some(out) => out.attributes.as_ref().map(Self::from_item).transpose(),
-            None => Ok(None),
-        }
     }
 
     /// Ends the backfill as `state` (done, or failed for `reason`) unless

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{NaiveDate, Utc};
+use futures_util::future::try_join_all;
 use std::collections::HashMap;
 
 /// The HealthData table.
@@ -20,6 +21,9 @@ pub struct HealthStore {
     pub(crate) db: Client,
     pub(crate) table: String,
 }
+
+/// Summary updates in flight at once.
+pub const SUMMARY_WRITES_AT_ONCE: usize = 10;
 
 /// Raw vendor records larger than this keep only their size.
 pub const MAX_RAW_BYTES: usize = 32 * 1024;
@@ -90,6 +94,47 @@ pub(crate) fn day_key(date: NaiveDate) -> String {
     format!("day#{}", date.format("%Y-%m-%d"))
 }
 
+/// Puts of `samples` by natural key, each once.
+fn sample_requests(user_id: &str, samples: &[Sample]) -> Vec<WriteRequest> {
+    let mut by_key: HashMap<String, &Sample> = HashMap::new();
+    for sample in samples {
+        by_key.insert(sample.sort_key(), sample);
+    }
+    by_key
+        .into_values()
+        .map(|smp| put_request(sample_item(user_id, smp)))
+        .collect()
+}
+
+/// Puts of vendor records as received, by (source, kind, id): a record
+/// fetched again overwrites itself. Bodies over MAX_RAW_BYTES are not
+/// kept, only their size, so one huge record cannot fill the table.
+fn raw_requests(user_id: &str, vendor: Vendor, raw: &[RawRecord]) -> Vec<WriteRequest> {
+    let mut by_key: HashMap<String, &RawRecord> = HashMap::new();
+    for r in raw {
+        by_key.insert(raw_key(vendor, r), r);
+    }
+    let now = Utc::now().timestamp();
+    by_key
+        .into_iter()
+        .map(|(sk, r)| {
+            let mut item = HashMap::from([
+                ("user_id".to_string(), s(user_id)),
+                ("sk".to_string(), s(sk)),
+                ("date".to_string(), s(r.date.format("%Y-%m-%d").to_string())),
+                ("fetched_at".to_string(), n(now)),
+                ("bytes".to_string(), n(r.json.len() as i64)),
+            ]);
+            if r.json.len() <= MAX_RAW_BYTES {
+                item.insert("json".into(), s(&r.json));
+            } else {
+                item.insert("truncated".into(), AttributeValue::Bool(true));
+            }
+            put_request(item)
+        })
+        .collect()
+}
+
 impl HealthStore {
     /// The store on `table` through `db`.
     pub fn new(db: Client, table: String) -> Self {
@@ -104,44 +149,21 @@ impl HealthStore {
     /// Writes samples by natural key (user, metric, time, source): writing
     /// the same sample again overwrites it.
     pub async fn put_samples(&self, user_id: &str, samples: &[Sample]) -> Result<()> {
-        let mut by_key: HashMap<String, &Sample> = HashMap::new();
-        for sample in samples {
-            by_key.insert(sample.sort_key(), sample);
-        }
-        let requests: Vec<WriteRequest> = by_key
-            .into_values()
-            .map(|smp| put_request(sample_item(user_id, smp)))
-            .collect();
-        self.batch_write(requests).await
+        self.batch_write(sample_requests(user_id, samples)).await
     }
 
-    /// Keeps vendor records as received, by (source, kind, id): a record
-    /// fetched again overwrites itself. Bodies over MAX_RAW_BYTES are not
-    /// kept, only their size, so one huge record cannot fill the table.
-    pub async fn put_raw(&self, user_id: &str, vendor: Vendor, raw: &[RawRecord]) -> Result<()> {
-        let mut by_key: HashMap<String, &RawRecord> = HashMap::new();
-        for r in raw {
-            by_key.insert(raw_key(vendor, r), r);
-        }
-        let now = Utc::now().timestamp();
-        let requests = by_key
-            .into_iter()
-            .map(|(sk, r)| {
-                let mut item = HashMap::from([
-                    ("user_id".to_string(), s(user_id)),
-                    ("sk".to_string(), s(sk)),
-                    ("date".to_string(), s(r.date.format("%Y-%m-%d").to_string())),
-                    ("fetched_at".to_string(), n(now)),
-                    ("bytes".to_string(), n(r.json.len() as i64)),
-                ]);
-                if r.json.len() <= MAX_RAW_BYTES {
-                    item.insert("json".into(), s(&r.json));
-                } else {
-                    item.insert("truncated".into(), AttributeValue::Bool(true));
-                }
-                put_request(item)
-            })
-            .collect();
+    /// Writes what one pull fetched, its samples (as [`Self::put_samples`])
+    /// and its raw records, in the same batches: fewer BatchWriteItem calls
+    /// than writing each kind on its own.
+    pub async fn put_pulled(
+        &self,
+        user_id: &str,
+        vendor: Vendor,
+        samples: &[Sample],
+        raw: &[RawRecord],
+    ) -> Result<()> {
+        let mut requests = sample_requests(user_id, samples);
+        requests.extend(raw_requests(user_id, vendor, raw));
         self.batch_write(requests).await
     }
 
@@ -209,19 +231,27 @@ impl HealthStore {
             .expect("update has table, key and expression")
     }
 
-    /// Records the values of `summary` under their sources.
-    pub async fn upsert_summary(&self, user_id: &str, summary: &DailySummary) -> Result<()> {
-        let u = self.summary_update(user_id, summary);
-        self.db
-            .update_item()
-            .table_name(u.table_name())
-            .set_key(Some(u.key().clone()))
-            .update_expression(u.update_expression())
-            .set_expression_attribute_names(u.expression_attribute_names().cloned())
-            .set_expression_attribute_values(u.expression_attribute_values().cloned())
-            .send()
+    /// Records each of `summaries`' values under their sources: an
+    /// UpdateItem per day (a partial update; DynamoDB batches those only in
+    /// a transaction, at twice the write units), sent
+    /// [`SUMMARY_WRITES_AT_ONCE`] at a time, so a part's days cost about
+    /// one round trip.
+    pub async fn upsert_summaries(&self, user_id: &str, summaries: &[DailySummary]) -> Result<()> {
+        for chunk in summaries.chunks(SUMMARY_WRITES_AT_ONCE) {
+            try_join_all(chunk.iter().map(|summary| {
+                let u = self.summary_update(user_id, summary);
+                self.db
+                    .update_item()
+                    .table_name(u.table_name())
+                    .set_key(Some(u.key().clone()))
+                    .update_expression(u.update_expression())
+                    .set_expression_attribute_names(u.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(u.expression_attribute_values().cloned())
+                    .send()
+            }))
             .await
             .map_err(|e| Error::storage("UpdateItem summary", sdk(e)))?;
+        }
         Ok(())
     }
 
