@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-calls lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-calls bench-cost lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -145,6 +145,12 @@ bench-quota: $(MOTO)
 # and request, by operation, averaged over ROUNDS.
 bench-calls: $(MOTO)
 	ROUNDS=$(or $(ROUNDS),10) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example calls_bench
+
+# Cost per million webhooks, syncs, pushes and API reads at AWS list
+# prices (PRICE_*=, VENDOR_MS=, USERS= and the other scenario figures
+# to vary them).
+bench-cost: $(MOTO)
+	ROUNDS=$(or $(ROUNDS),10) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example cost_bench
 
 $(CARGO_FUZZ):
 	$(CARGO) install --locked --quiet --root .tools cargo-fuzz --version 0.13.2

@@ -27,8 +27,8 @@ type Calls = BTreeMap<String, u64>;
 /// A function's calls since the last look: by operation, and DynamoDB's
 /// by operation and table.
 fn take(stack: &Stack, function: &str) -> (Calls, Calls) {
-    let (by_op, by_table) = stack.calls[function].take_both();
-    (short(&by_op), by_table)
+    let tally = stack.calls[function].take_all();
+    (short(&tally.by_op), tally.by_table)
 }
 
 fn clear(stack: &Stack) {

@@ -244,16 +244,28 @@ impl Template {
     /// The `Timeout` Lambda gives the function built from `binary`: its own,
     /// or the template's `Globals`.
     pub fn timeout_of(&self, binary: &str) -> Result<Duration, TemplateError> {
+        self.function_property(binary, "Timeout")
+            .map(Duration::from_secs)
+    }
+
+    /// The `MemorySize` (MB) Lambda gives the function built from
+    /// `binary`: its own, or the template's `Globals`.
+    pub fn memory_of(&self, binary: &str) -> Result<u64, TemplateError> {
+        self.function_property(binary, "MemorySize")
+    }
+
+    /// A whole-number property of the function built from `binary`: its
+    /// own, or the template's `Globals`.
+    fn function_property(&self, binary: &str, name: &str) -> Result<u64, TemplateError> {
         let (id, _) = self
             .functions()
             .into_iter()
             .find(|(_, b)| b == binary)
             .ok_or_else(|| TemplateError::Shape(format!("no function builds {binary}")))?;
-        self.doc["Resources"][id.as_str()]["Properties"]["Timeout"]
+        self.doc["Resources"][id.as_str()]["Properties"][name]
             .as_u64()
-            .or_else(|| self.doc["Globals"]["Function"]["Timeout"].as_u64())
-            .map(Duration::from_secs)
-            .ok_or_else(|| TemplateError::Shape(format!("{id} has no Timeout")))
+            .or_else(|| self.doc["Globals"]["Function"][name].as_u64())
+            .ok_or_else(|| TemplateError::Shape(format!("{id} has no {name}")))
     }
 
     /// (logical id, binary) of every function.
@@ -297,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn a_functions_timeout_is_its_own_or_the_globals() {
+    fn a_functions_timeout_and_memory_are_its_own_or_the_globals() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let t = Template::load(&path).unwrap();
         assert_eq!(
@@ -306,6 +318,8 @@ mod tests {
         );
         assert_eq!(t.timeout_of("connect").unwrap(), Duration::from_secs(10));
         assert!(t.timeout_of("no-such-binary").is_err());
+        assert_eq!(t.memory_of("app-events").unwrap(), 128);
+        assert_eq!(t.memory_of("connect").unwrap(), 256);
     }
 
     /// What a stack update or delete must not destroy: the tokens, the
