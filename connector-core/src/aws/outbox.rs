@@ -74,21 +74,7 @@ impl Outbox {
                     .expect("entry is complete")
             })
             .collect();
-        let out = self
-            .sqs
-            .send_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Error::queue("SendMessageBatch", sdk(e)))?;
-        if let Some(failed) = out.failed().first() {
-            return Err(Error::queue(
-                "SendMessageBatch",
-                format!("entry {} refused: {}", failed.id(), failed.code()),
-            ));
-        }
-        Ok(())
+        crate::aws::queue::send_batch(&self.sqs, url, entries).await
     }
 
     /// Makes a delivery received from the queue visible again after `secs`.

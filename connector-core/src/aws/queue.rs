@@ -125,26 +125,7 @@ impl JobQueue {
                         .expect("id and body are set")
                 })
                 .collect();
-            let out = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.live_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| Error::queue("SendMessageBatch", sdk(e)))?;
-            if let Some(refused) = out.failed().first() {
-                return Err(Error::queue(
-                    "SendMessageBatch",
-                    format!(
-                        "{} of {} messages refused: {} {}",
-                        out.failed().len(),
-                        batch.len(),
-                        refused.code(),
-                        refused.message().unwrap_or_default()
-                    ),
-                ));
-            }
+            send_batch(&self.sqs, &self.live_url, entries).await?;
         }
         Ok(())
     }
@@ -177,6 +158,36 @@ fn batches(bodies: &[String]) -> Vec<&[String]> {
         out.push(&bodies[start..]);
     }
     out
+}
+
+/// Sends `entries` (at most ten, within SQS's batch size) to `queue_url`
+/// in one SendMessageBatch; an entry SQS refuses fails the send.
+pub(crate) async fn send_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    entries: Vec<SendMessageBatchRequestEntry>,
+) -> Result<()> {
+    let sent = entries.len();
+    let out = sqs
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| Error::queue("SendMessageBatch", sdk(e)))?;
+    match out.failed().first() {
+        Some(refused) => Err(Error::queue(
+            "SendMessageBatch",
+            format!(
+                "{} of {sent} messages refused (entry {}: {} {})",
+                out.failed().len(),
+                refused.id(),
+                refused.code(),
+                refused.message().unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Makes the message `receipt_handle` of `queue_url` visible again after
