@@ -16,19 +16,15 @@ mod common;
 use chrono::Utc;
 use common::*;
 use connector_core::Vendor;
-use connector_infra::aws_calls::short;
+use connector_infra::aws_calls::{short, Tally};
 use connector_infra::simulator::garmin::{notify_answered, ping, pings};
 use connector_infra::stack::Stack;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-type Calls = BTreeMap<String, u64>;
-
-/// A function's calls since the last look: by operation, and DynamoDB's
-/// by operation and table.
-fn take(stack: &Stack, function: &str) -> (Calls, Calls) {
-    let tally = stack.calls[function].take_all();
-    (short(&tally.by_op), tally.by_table)
+/// A function's calls since the last look.
+fn take(stack: &Stack, function: &str) -> Tally {
+    stack.calls[function].take_all()
 }
 
 fn clear(stack: &Stack) {
@@ -38,7 +34,7 @@ fn clear(stack: &Stack) {
 }
 
 /// Items per table, to tell what a path stored.
-async fn items(stack: &Stack) -> BTreeMap<&'static str, i64> {
+async fn items(stack: &Stack) -> BTreeMap<&'static str, u64> {
     let mut out = BTreeMap::new();
     for (table, _) in all_items(stack).await {
         *out.entry(table).or_default() += 1;
@@ -51,8 +47,7 @@ struct Row {
     function: &'static str,
     per: String,
     runs: u64,
-    calls: Calls,
-    tables: Calls,
+    calls: Tally,
 }
 
 impl Row {
@@ -62,44 +57,44 @@ impl Row {
             function,
             per: per.into(),
             runs: 0,
-            calls: Calls::new(),
-            tables: Calls::new(),
+            calls: Tally::default(),
         }
     }
 
-    fn add(&mut self, (calls, tables): (Calls, Calls)) {
-        self.add_many(1, (calls, tables));
+    fn add(&mut self, calls: Tally) {
+        self.add_many(1, calls);
     }
 
     /// Calls made over `runs` invocations.
-    fn add_many(&mut self, runs: u64, (calls, tables): (Calls, Calls)) {
+    fn add_many(&mut self, runs: u64, calls: Tally) {
         self.runs += runs;
-        for (op, n) in calls {
-            *self.calls.entry(op).or_default() += n;
-        }
-        for (op, n) in tables {
-            *self.tables.entry(op).or_default() += n;
-        }
+        self.calls.absorb(calls);
+    }
+
+    /// The row's calls by operation's short name.
+    fn ops(&self) -> BTreeMap<String, u64> {
+        short(&self.calls.by_op)
     }
 
     /// The row's DynamoDB calls by table, as a line.
     fn print_tables(&self) {
         let runs = self.runs.max(1) as f64;
         let ops: Vec<String> = self
-            .tables
+            .calls
+            .by_table
             .iter()
-            .map(|(op, n)| format!("{op} {}", fmt(*n as f64 / runs)))
+            .map(|(op, n)| format!("{op} {}", figure(*n as f64 / runs)))
             .collect();
         println!("- {} ({}): {}", self.path, self.function, ops.join(", "));
     }
 
     fn print(&self) {
         let runs = self.runs.max(1) as f64;
-        let total: u64 = self.calls.values().sum();
-        let ops: Vec<String> = self
-            .calls
+        let ops = self.ops();
+        let total: u64 = ops.values().sum();
+        let ops: Vec<String> = ops
             .iter()
-            .map(|(op, n)| format!("{op} {}", fmt(*n as f64 / runs)))
+            .map(|(op, n)| format!("{op} {}", figure(*n as f64 / runs)))
             .collect();
         println!(
             "| {} | {} | {} | {} | {} | {} |",
@@ -107,21 +102,13 @@ impl Row {
             self.function,
             self.per,
             self.runs,
-            fmt(total as f64 / runs),
+            figure(total as f64 / runs),
             if ops.is_empty() {
                 "none".to_string()
             } else {
                 ops.join(", ")
             }
         );
-    }
-}
-
-fn fmt(x: f64) -> String {
-    if (x - x.round()).abs() < 0.005 {
-        format!("{}", x.round())
-    } else {
-        format!("{x:.2}")
     }
 }
 
@@ -183,11 +170,7 @@ async fn main() {
     assert_eq!(failed, 0);
     let mut oura_backfill = Row::new("Oura connect's backfill (14 days)", "sync-worker", "job");
     oura_backfill.add_many(received as u64, take(&stack, "sync-worker"));
-    let oura_stored = health_items(&stack).await;
-    let oura_new: BTreeMap<&str, u64> = oura_stored
-        .iter()
-        .map(|(kind, n)| (*kind, n - before.get(kind).copied().unwrap_or(0)))
-        .collect();
+    let oura_new = delta(&before, &health_items(&stack).await);
     rows.push(oura_backfill);
     per_sample.push(("Oura", rows.len() - 1, oura_new));
     let mut oura_manual = Row::new("Oura manual sync, 7 days: its job", "sync-worker", "job");
@@ -205,12 +188,7 @@ async fn main() {
     // Signed webhooks (Mock): new events, each acted on and synced.
     let today = Utc::now().date_naive().to_string();
     let w = signed_webhook(&stack, "evt-warm-up", "alice", &today);
-    assert_eq!(
-        c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(c.deliver(&w).await.0, 200);
     drain(&stack).await;
     clear(&stack);
     let mut signed = Row::new("signed webhook, new event", "webhook", "delivery");
@@ -222,7 +200,7 @@ async fn main() {
     let mut stranger_notice = Row::new("its notice (dropped)", "sync-worker", "notice");
     for i in 0..rounds {
         let w = signed_webhook(&stack, &format!("evt-{i}"), "alice", &today);
-        let deliver = || c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature));
+        let deliver = || c.deliver(&w);
         assert_eq!(deliver().await.0, 200);
         signed.add(take(&stack, "webhook"));
         assert_eq!(act_on_notices(&stack).await.len(), 1);
@@ -237,12 +215,7 @@ async fn main() {
         assert_eq!(queue_depth(&stack).await, 0, "a re-delivery queues no sync");
 
         let w = signed_webhook(&stack, &format!("evt-stranger-{i}"), "nobody-here", &today);
-        assert_eq!(
-            c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-                .await
-                .0,
-            200
-        );
+        assert_eq!(c.deliver(&w).await.0, 200);
         stranger.add(take(&stack, "webhook"));
         assert_eq!(act_on_notices(&stack).await.len(), 1);
         stranger_notice.add(take(&stack, "sync-worker"));
@@ -321,14 +294,14 @@ async fn main() {
     }
     println!();
     for (vendor, row, stored) in per_sample {
-        let calls: u64 = rows[row].calls.values().sum();
+        let calls: u64 = rows[row].calls.by_op.values().sum();
         let count = |kind| stored.get(kind).copied().unwrap_or(0);
         let samples = count("sample#");
         println!(
             "{vendor} backfill: {calls} sync-worker calls stored {samples} samples, {} raw records and {} daily summaries: {} calls per sample",
             count("raw#"),
             count("day#"),
-            fmt(calls as f64 / samples.max(1) as f64)
+            figure(calls as f64 / samples.max(1) as f64)
         );
     }
     println!();
@@ -339,13 +312,14 @@ async fn main() {
     }
 }
 
+/// What `after` counts beyond `before`, where it counts more.
 fn delta(
-    before: &BTreeMap<&'static str, i64>,
-    after: &BTreeMap<&'static str, i64>,
-) -> BTreeMap<&'static str, i64> {
+    before: &BTreeMap<&'static str, u64>,
+    after: &BTreeMap<&'static str, u64>,
+) -> BTreeMap<&'static str, u64> {
     after
         .iter()
-        .map(|(t, n)| (*t, n - before.get(t).copied().unwrap_or(0)))
+        .map(|(t, n)| (*t, n.saturating_sub(before.get(t).copied().unwrap_or(0))))
         .filter(|(_, d)| *d != 0)
         .collect()
 }

@@ -21,6 +21,7 @@ use connector_core::Vendor;
 use connector_infra::aws_calls::{short, Tally};
 use connector_infra::pump::Pump;
 use connector_infra::simulator::oura::{deliver_webhook, Event};
+use connector_infra::simulator::VendorSim;
 use connector_infra::stack::Stack;
 use connector_infra::template::Template;
 use std::collections::BTreeMap;
@@ -124,19 +125,6 @@ impl PathCost {
         entry.1 += millis.ceil();
     }
 
-    fn count(&mut self, calls: Tally) {
-        for (op, n) in calls.by_op {
-            *self.calls.by_op.entry(op).or_default() += n;
-        }
-        self.calls.write_units += calls.write_units;
-        for (table, units) in calls.write_units_by_table {
-            *self.calls.write_units_by_table.entry(table).or_default() += units;
-        }
-        self.calls.read_units += calls.read_units;
-        self.calls.sqs_requests += calls.sqs_requests;
-        self.calls.bus_events += calls.bus_events;
-    }
-
     fn ops(&self, prefix: &str) -> u64 {
         self.calls
             .by_op
@@ -195,8 +183,8 @@ impl PathCost {
             .map(|(f, (n, ms, mb))| {
                 format!(
                     "{f} {}×{} ms@{mb}MB",
-                    fmt(*n as f64 / runs),
-                    fmt(ms / *n.max(&1) as f64)
+                    figure(*n as f64 / runs),
+                    figure(ms / *n.max(&1) as f64)
                 )
             })
             .collect();
@@ -205,11 +193,11 @@ impl PathCost {
             "| {} | {} | {} | {} | {} / {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | **{:.2}** |",
             self.name,
             functions.join(", "),
-            fmt(calls as f64 / runs),
-            fmt(self.vendor_calls as f64 / runs),
-            fmt(self.calls.write_units / runs),
-            fmt(self.calls.read_units / runs),
-            fmt(self.log_bytes as f64 / runs),
+            figure(calls as f64 / runs),
+            figure(self.vendor_calls as f64 / runs),
+            figure(self.calls.write_units / runs),
+            figure(self.calls.read_units / runs),
+            figure(self.log_bytes as f64 / runs),
             self.runs,
             d.api * 1e6,
             d.lambda * 1e6,
@@ -223,21 +211,38 @@ impl PathCost {
     }
 }
 
-fn fmt(x: f64) -> String {
-    if (x - x.round()).abs() < 0.005 {
-        format!("{}", x.round())
-    } else {
-        format!("{x:.2}")
-    }
-}
-
 /// Every function's calls since the last look, summed.
 fn take_calls(stack: &Stack) -> Tally {
-    let mut all = PathCost::default();
+    let mut all = Tally::default();
     for calls in stack.calls.values() {
-        all.count(calls.take_all());
+        all.absorb(calls.take_all());
     }
-    all.calls
+    all
+}
+
+/// One run of a path, from where the logs and the vendor's answers stood
+/// when it began.
+struct Run {
+    logs: usize,
+    answered: u32,
+}
+
+impl Run {
+    fn start(vendor: &VendorSim) -> Self {
+        Self {
+            logs: captured_logs().len(),
+            answered: vendor.stats.api_requests.load(SeqCst),
+        }
+    }
+
+    /// Adds to `path` what the run cost: every function's AWS calls, the
+    /// vendor's answers and the log lines since it began.
+    fn end(self, path: &mut PathCost, stack: &Stack, vendor: &VendorSim) {
+        path.calls.absorb(take_calls(stack));
+        path.vendor_calls += u64::from(vendor.stats.api_requests.load(SeqCst) - self.answered);
+        path.log_bytes += (captured_logs().len() - self.logs) as u64;
+        path.runs += 1;
+    }
 }
 
 /// Runs `function` on what `pump` finds until its queue is empty, each
@@ -344,8 +349,7 @@ async fn main() {
     let mut reports = PathCost::new("API read: `GET /v1/reports?days=14`");
     let mut connections = PathCost::new("API read: `GET /v1/connections`");
     for i in 0..rounds {
-        let logs = captured_logs().len();
-        let answered = oura.stats.api_requests.load(SeqCst);
+        let run = Run::start(&oura);
         let e = event(format!("obj-{i}"));
         let (status, body) = http(
             &mut webhook,
@@ -359,25 +363,18 @@ async fn main() {
         .await;
         assert_eq!(status, 200, "{body}");
         run_queues(&stack, &mut webhook, &template).await;
-        webhook.count(take_calls(&stack));
-        webhook.vendor_calls += u64::from(oura.stats.api_requests.load(SeqCst) - answered);
-        webhook.log_bytes += (captured_logs().len() - logs) as u64;
-        webhook.runs += 1;
+        run.end(&mut webhook, &stack, &oura);
 
-        let logs = captured_logs().len();
-        let answered = oura.stats.api_requests.load(SeqCst);
+        let run = Run::start(&oura);
         let (status, body) = http(&mut sync, &template, ("POST", "/v1/sync"), || {
             c.post("/v1/sync", "carol", r#"{"vendor":"oura","days":7}"#)
         })
         .await;
         assert_eq!(status, 202, "{body}");
         run_queues(&stack, &mut sync, &template).await;
-        sync.count(take_calls(&stack));
-        sync.vendor_calls += u64::from(oura.stats.api_requests.load(SeqCst) - answered);
-        sync.log_bytes += (captured_logs().len() - logs) as u64;
-        sync.runs += 1;
+        run.end(&mut sync, &stack, &oura);
 
-        let logs = captured_logs().len();
+        let run = Run::start(&oura);
         let summary = serde_json::json!({
             "date": today,
             "generated_at": Utc::now().to_rfc3339(),
@@ -391,21 +388,17 @@ async fn main() {
         .await;
         assert!(status == 200 || status == 201, "{status} {body}");
         run_queues(&stack, &mut push, &template).await;
-        push.count(take_calls(&stack));
-        push.log_bytes += (captured_logs().len() - logs) as u64;
-        push.runs += 1;
+        run.end(&mut push, &stack, &oura);
 
         for (path, route) in [
             (&mut reports, "/v1/reports?days=14"),
             (&mut connections, "/v1/connections"),
         ] {
-            let logs = captured_logs().len();
+            let run = Run::start(&oura);
             let (status, body) =
                 http(path, &template, ("GET", route), || c.get(route, "alice")).await;
             assert_eq!(status, 200, "{route}: {body}");
-            path.count(take_calls(&stack));
-            path.log_bytes += (captured_logs().len() - logs) as u64;
-            path.runs += 1;
+            run.end(path, &stack, &oura);
         }
     }
 
@@ -425,13 +418,13 @@ async fn main() {
         let runs = path.runs.max(1) as f64;
         let ops: Vec<String> = short(&path.calls.by_op)
             .iter()
-            .map(|(op, n)| format!("{op} {}", fmt(*n as f64 / runs)))
+            .map(|(op, n)| format!("{op} {}", figure(*n as f64 / runs)))
             .collect();
         let writes: Vec<String> = path
             .calls
             .write_units_by_table
             .iter()
-            .map(|(table, units)| format!("{table} {}", fmt(units / runs)))
+            .map(|(table, units)| format!("{table} {}", figure(units / runs)))
             .collect();
         println!(
             "- {}: {}; write units by table: {}",

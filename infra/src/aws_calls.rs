@@ -45,6 +45,23 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Adds `other`'s counts and units to these.
+    pub fn absorb(&mut self, other: Tally) {
+        for (op, n) in other.by_op {
+            *self.by_op.entry(op).or_default() += n;
+        }
+        for (op, n) in other.by_table {
+            *self.by_table.entry(op).or_default() += n;
+        }
+        for (table, units) in other.write_units_by_table {
+            *self.write_units_by_table.entry(table).or_default() += units;
+        }
+        self.write_units += other.write_units;
+        self.read_units += other.read_units;
+        self.sqs_requests += other.sqs_requests;
+        self.bus_events += other.bus_events;
+    }
+
     fn add(&mut self, op: &str, body: Option<&[u8]>) {
         *self.by_op.entry(op.to_string()).or_default() += 1;
         let (service, name) = op.rsplit_once('.').unwrap_or(("", op));
@@ -270,5 +287,10 @@ mod tests {
         tally.add("TrentService.Decrypt", None);
         assert_eq!((tally.bus_events, tally.sqs_requests), (2, 2));
         assert_eq!(tally.by_op.values().sum::<u64>(), 3);
+
+        let mut both = tally.clone();
+        both.absorb(tally);
+        assert_eq!((both.bus_events, both.sqs_requests), (4, 4));
+        assert_eq!(both.by_op["AmazonSQS.SendMessageBatch"], 2);
     }
 }

@@ -40,9 +40,7 @@ async fn delete_me_removes_every_trace_and_is_idempotent() {
     drain(&stack).await;
     // A webhook (dedup key) and a refresh (rotated mock tokens).
     let w = signed_webhook(&stack, "evt-del-1", user, &days_ago(40));
-    let (status, _) = c
-        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    let (status, _) = c.deliver(&w).await;
     assert_eq!(status, 200);
     drain(&stack).await;
     let conn = stack

@@ -36,17 +36,13 @@ async fn a_signed_delivery_is_acknowledged_after_one_aws_call() {
     assert_eq!(status, 200, "{body}");
     drain(&stack).await;
     let today = Utc::now().date_naive().to_string();
-    let send = |id: &str| {
-        let w = signed_webhook(&stack, id, "alice", &today);
-        (w.body, w.timestamp, w.signature)
-    };
     // The first delivery may read the vendor's secret; warm ones do not.
-    let (b, t, s) = send("evt-warm-up");
-    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    let warm_up = signed_webhook(&stack, "evt-warm-up", "alice", &today);
+    assert_eq!(c.deliver(&warm_up).await.0, 200);
     drain(&stack).await;
     webhook_calls(&stack);
-    let (b, t, s) = send("evt-1");
-    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    let w = signed_webhook(&stack, "evt-1", "alice", &today);
+    assert_eq!(c.deliver(&w).await.0, 200);
     assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
     assert_eq!(queue_depth(&stack).await, 1, "one notice");
     // The worker looks the user up, claims the event id and queues the sync.
@@ -57,7 +53,7 @@ async fn a_signed_delivery_is_acknowledged_after_one_aws_call() {
     // drops it without a pull.
     let worker_before = stack.calls["sync-worker"].take();
     assert!(!worker_before.is_empty());
-    assert_eq!(c.webhook(&b, Some(&t), Some(&s)).await.0, 200);
+    assert_eq!(c.deliver(&w).await.0, 200);
     assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
     assert_eq!(drain(&stack).await, (1, 0), "the notice only: no sync");
     let worker = short(&stack.calls["sync-worker"].take());
@@ -74,12 +70,7 @@ async fn a_signed_delivery_is_acknowledged_after_one_aws_call() {
     // An event about someone who is no user here: queued (a signed
     // delivery is the vendor's own), then dropped by the worker unwritten.
     let w = signed_webhook(&stack, "evt-stranger", "nobody-here", &today);
-    assert_eq!(
-        c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(c.deliver(&w).await.0, 200);
     assert_eq!(webhook_calls(&stack), calls(&[("SendMessageBatch", 1)]));
     assert_eq!(drain(&stack).await, (1, 0));
     let worker = short(&stack.calls["sync-worker"].take());

@@ -21,17 +21,14 @@ async fn a_burst_of_webhooks_for_one_user_waits_as_one_job_that_covers_every_day
     // Ten days the backfill did not cover, one webhook each.
     for n in 20..30 {
         let w = signed_webhook(&stack, &format!("evt-burst-{n}"), "alice", &days_ago(n));
-        let (status, body) = c
-            .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-            .await;
+        let (status, body) = c.deliver(&w).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(act_on_notices(&stack).await.len(), 10);
     assert_eq!(queue_depth(&stack).await, 1, "one job waits for the burst");
     // Bob's webhook is his own job.
     let w = signed_webhook(&stack, "evt-bob-1", "bob", &days_ago(25));
-    c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    c.deliver(&w).await;
     assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 2);
 
@@ -54,8 +51,7 @@ async fn a_burst_of_webhooks_for_one_user_waits_as_one_job_that_covers_every_day
 
     // Once the job has run, the next webhook queues a new one.
     let w = signed_webhook(&stack, "evt-after", "alice", &days_ago(35));
-    c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    c.deliver(&w).await;
     assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
     assert_eq!(drain(&stack).await, (1, 0));

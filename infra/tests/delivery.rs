@@ -234,9 +234,7 @@ async fn every_event_reaches_the_bus_and_the_webhook_once_signed_the_standard_wa
     drain(&stack).await;
     for _ in 0..10 {
         let w = signed_webhook(&stack, "evt-storm", "alice", &today());
-        let (status, body) = c
-            .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-            .await;
+        let (status, body) = c.deliver(&w).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(act_on_notices(&stack).await.len(), 10);

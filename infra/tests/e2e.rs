@@ -242,18 +242,14 @@ async fn signed_webhook_leads_to_data_once_and_forgeries_queue_nothing() {
     assert_eq!(before["series"][0]["points"].as_array().unwrap().len(), 0);
 
     let w = signed_webhook(&stack, "evt-1", "alice", &date);
-    let (status, body) = c
-        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    let (status, body) = c.deliver(&w).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "accepted");
     assert_eq!(act_on_notices(&stack).await.len(), 1);
     assert_eq!(queue_depth(&stack).await, 1);
 
     // The same delivery again is a no-op.
-    let (status, body) = c
-        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    let (status, body) = c.deliver(&w).await;
     assert_eq!(status, 200);
     assert_eq!(
         body["status"], "accepted",
@@ -795,9 +791,7 @@ async fn the_mock_vendor_is_off_unless_turned_on() {
     let (_, providers) = c.get("/v1/providers", "alice").await;
     assert_eq!(provider_of(&providers, "mock")["supported"], false);
     let w = signed_webhook(&stack, "evt-off-1", "alice", &today());
-    let (status, _) = c
-        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    let (status, _) = c.deliver(&w).await;
     assert_eq!(status, 409);
     assert_eq!(queue_depth(&stack).await, 0);
 }
@@ -838,11 +832,7 @@ async fn rotating_the_webhook_and_push_secrets_refuses_no_delivery() {
     };
     let send_webhook = |w: connector_infra::mock_webhook::SignedWebhook| {
         let c = &c;
-        async move {
-            c.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-                .await
-                .0
-        }
+        async move { c.deliver(&w).await.0 }
     };
     let send_push = |secret: &str, steps: u32| {
         let (c, b) = (&c, push_body(steps));

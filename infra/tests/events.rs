@@ -21,9 +21,7 @@ async fn each_occurrence_is_one_event_in_order_across_pages() {
     assert_eq!(drain(&stack).await.1, 0);
     for _ in 0..10 {
         let w = signed_webhook(&stack, "evt-storm", "alice", &today());
-        let (status, body) = c
-            .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-            .await;
+        let (status, body) = c.deliver(&w).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(act_on_notices(&stack).await.len(), 10);

@@ -106,9 +106,7 @@ async fn a_flood_at_one_vendors_webhook_is_refused_before_it_costs_anything() {
 
     // Another vendor's real delivery from the same source is not held back.
     let w = signed_webhook(&stack, "evt-flood-1", "alice", &today());
-    let (status, body) = c
-        .webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
-        .await;
+    let (status, body) = c.deliver(&w).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(queue_depth(&stack).await, 1);
 }

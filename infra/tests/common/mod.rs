@@ -37,6 +37,15 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// `x` for a benchmark's table: whole when it is, else two decimals.
+pub fn figure(x: f64) -> String {
+    if (x - x.round()).abs() < 0.005 {
+        format!("{}", x.round())
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 pub fn endpoint() -> String {
     std::env::var("CONNECTOR_TEST_AWS_ENDPOINT").expect(
         "integration tests need the AWS emulator: run `make test`, or start moto_server and set CONNECTOR_TEST_AWS_ENDPOINT",
@@ -188,6 +197,12 @@ impl Client {
             ("x-mock-signature", signature),
         ];
         self.post_with("/v1/webhooks/mock", None, body, &headers)
+            .await
+    }
+
+    /// Sends a signed Mock webhook (`signed_webhook`) as the vendor would.
+    pub async fn deliver(&self, w: &mock_webhook::SignedWebhook) -> (u16, serde_json::Value) {
+        self.webhook(&w.body, Some(&w.timestamp), Some(&w.signature))
             .await
     }
 
