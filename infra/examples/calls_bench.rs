@@ -120,6 +120,9 @@ async fn main() {
         &[
             ("CONNECTOR_UNSIGNED_PULL_GAP_SECS", "1"),
             ("CONNECTOR_MANUAL_SYNC_GAP_SECS", "0"),
+            // Oura's documented quota (the tests raise every vendor's):
+            // how many slots a booking takes depends on it.
+            ("CONNECTOR_OURA_QUOTA", "5000/300"),
         ],
     )
     .await;

@@ -18,6 +18,7 @@ use connector_infra::simulator::garmin::{notify_answered, ping, pings};
 use connector_infra::stack::Stack;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::SeqCst;
 
 /// The webhook function's calls since the last look, by short name.
 fn webhook_calls(stack: &Stack) -> BTreeMap<String, u64> {
@@ -214,5 +215,54 @@ async fn a_sync_job_reads_its_connection_once_and_writes_its_pulls_in_shared_bat
         2,
         "the pull gap marked once, and the done marker: {manual:?}"
     );
-    assert_eq!(get(&manual, "UpdateItem HealthDataTable"), 7, "{manual:?}");
+    // A summary per day with data: the simulated user's clock runs behind
+    // UTC, so for some hours of the day its today has none yet.
+    assert!(
+        (6..=7).contains(&get(&manual, "UpdateItem HealthDataTable")),
+        "{manual:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_jobs_calls_book_the_fleet_quota_in_batches() {
+    // Oura's documented quota: 62 ms slots, four to a backfill booking
+    // (tests/quota.rs checks what a booking gives back).
+    let (sim, stack) = sim_stack_with("calls-quota", &[("CONNECTOR_OURA_QUOTA", "5000/300")]).await;
+    let c = Client::new(&stack);
+    let oura = sim.sim(Vendor::Oura).clone();
+    // Runs the waiting jobs; their vendor calls and quota updates.
+    let run_jobs = || async {
+        worker_calls_by_table(&stack);
+        let before = oura.stats.api_requests.load(SeqCst);
+        assert_eq!(drain(&stack).await, (1, 0));
+        let booked = worker_calls_by_table(&stack)
+            .get("UpdateItem EphemeralTable")
+            .copied()
+            .unwrap_or(0);
+        (
+            u64::from(oura.stats.api_requests.load(SeqCst) - before),
+            booked,
+        )
+    };
+    let back = c.connect_via_sim("oura", "alice").await;
+    assert_eq!(back["status"], "connected", "{back:?}");
+    // The connect's backfill: backfill books short batches.
+    let (calls, booked) = run_jobs().await;
+    assert!(calls >= 20, "{calls}");
+    assert!(
+        booked * 2 <= calls,
+        "backfill: {booked} quota updates for {calls} vendor calls"
+    );
+
+    // A manual sync of recent days, live: longer batches.
+    let (status, body) = c
+        .post("/v1/sync", "alice", r#"{"vendor":"oura","days":2}"#)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (calls, booked) = run_jobs().await;
+    assert!(calls >= 10, "{calls}");
+    assert!(
+        booked * 2 <= calls,
+        "live: {booked} quota updates for {calls} vendor calls"
+    );
 }

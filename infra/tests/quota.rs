@@ -10,7 +10,7 @@ use connector_core::domain::env::Env;
 use connector_core::domain::job::Priority;
 use connector_core::domain::job::{JobReason, SyncJob};
 use connector_core::flows::sync::FINISH_MARGIN;
-use connector_core::vendors::quota::OverQuota;
+use connector_core::vendors::quota::{OverQuota, Pace, QuotaWindow};
 use connector_core::{App, Vendor};
 use connector_infra::simulator::limits::Window;
 use std::sync::atomic::Ordering::SeqCst;
@@ -556,4 +556,79 @@ async fn a_user_looping_manual_syncs_does_not_slow_another_users_live_job() {
         beside_loop <= beside_one + Duration::from_millis(1500),
         "bob's job took {beside_loop:?} beside alice's loop, {beside_one:?} beside one sync ({alone:?} alone)"
     );
+}
+
+/// A fleet-quota schedule's item: its `tat` and `live_until` (µs).
+async fn schedule(stack: &connector_infra::stack::Stack, key: &str) -> (i64, Option<i64>) {
+    let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .get_item()
+        .table_name(stack.provisioned.table("EphemeralTable"))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the schedule");
+    let n = |k: &str| item.get(k).map(|v| v.as_n().unwrap().parse().unwrap());
+    (n("tat").expect("tat"), n("live_until"))
+}
+
+/// Issue 19 goal 4: a job's booking takes several slots in one update and
+/// gives back what its calls did not use, its live mark with them, unless
+/// someone booked after it: those slots are never handed out twice.
+#[tokio::test]
+async fn a_booking_gives_its_unused_tail_back_unless_someone_booked_after_it() {
+    let mut opts = options("quota-tail");
+    // A day-long window too: the user's share of it (10 %, 10,000 calls)
+    // is taken per booking and its unused calls go back as well.
+    opts.extra_env
+        .insert("CONNECTOR_OURA_QUOTA".into(), "90/5,100000/86400".into());
+    let stack = connector_infra::stack::start(opts).await.unwrap();
+    let quota = &stack.app.quota;
+    let share = || async {
+        let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
+            .get_item()
+            .table_name(stack.provisioned.table("EphemeralTable"))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(
+                    "ratelimit#quotashare#oura#86400#alice".into(),
+                ),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("alice's share");
+        item["tokens"].as_n().unwrap().parse::<f64>().unwrap()
+    };
+    let interval = Pace::of(&QuotaWindow::app(90, 5)).interval;
+    let key = "quota#oura#app#5";
+    let wait = Duration::from_secs(5);
+    let book = |user: &'static str, slots: u32| async move {
+        quota
+            .book(Vendor::Oura, Some(user), Priority::Live, wait, slots)
+            .await
+            .unwrap()
+            .expect("slots")
+    };
+
+    let grant = book("alice", 8).await;
+    assert_eq!(grant.left(), 7, "the first slot is the booking call's");
+    let (tat, live) = schedule(&stack, key).await;
+    assert_eq!(share().await, 10_000.0 - 8.0);
+    quota.release(grant).await;
+    assert_eq!(share().await, 10_000.0 - 1.0);
+    let (back, live_back) = schedule(&stack, key).await;
+    assert_eq!(back, tat - 7 * interval, "seven unused slots given back");
+    assert_eq!(live_back.unwrap(), live.unwrap() - 7 * interval);
+
+    // Bob books after alice's second booking: hers stays as it is.
+    let grant = book("alice", 8).await;
+    book("bob", 1).await;
+    let (tat, _) = schedule(&stack, key).await;
+    quota.release(grant).await;
+    assert_eq!(schedule(&stack, key).await.0, tat, "nothing given back");
 }

@@ -180,26 +180,35 @@ async fn pull(
         };
     }
     let mut refreshed_on_401 = false;
-    let fetched = loop {
-        let req = FetchRequest {
-            user_id: &job.user_id,
-            vendor_user_id: &conn.vendor_user_id,
-            access_token: tokens.access_token.expose(),
-            from: job.from,
-            to: job.to,
-            reason: job.reason,
-        };
-        match driver.fetch(&ctx, req).await {
-            Ok(s) => break s,
-            Err(VendorError::Unauthorized) if !refreshed_on_401 => {
-                refreshed_on_401 = true;
-                (*conn, tokens) = match refresh_connection(app, conn).await {
-                    Ok(fresh) => fresh,
-                    Err(e) => return unless_needs_user(app, job, e).await,
-                };
+    let fetched = async {
+        loop {
+            let req = FetchRequest {
+                user_id: &job.user_id,
+                vendor_user_id: &conn.vendor_user_id,
+                access_token: tokens.access_token.expose(),
+                from: job.from,
+                to: job.to,
+                reason: job.reason,
+            };
+            match driver.fetch(&ctx, req).await {
+                Ok(s) => return Ok(s),
+                Err(VendorError::Unauthorized) if !refreshed_on_401 => {
+                    refreshed_on_401 = true;
+                    (*conn, tokens) = match refresh_connection(app, conn).await {
+                        Ok(fresh) => fresh,
+                        Err(e) => return Err(unless_needs_user(app, job, e).await),
+                    };
+                }
+                Err(e) => return Err(unless_permanent(app, job, Error::vendor(vendor, e)).await),
             }
-            Err(e) => return unless_permanent(app, job, Error::vendor(vendor, e)).await,
         }
+    }
+    .await;
+    // The vendor calls are done: the quota slots booked ahead go back.
+    ctx.budget.release().await;
+    let fetched = match fetched {
+        Ok(fetched) => fetched,
+        Err(ended) => return ended,
     };
     let samples = fetched.samples;
     app.health

@@ -12,6 +12,14 @@
 //! of the quota, and never more than `limit - 2` calls in any window-long
 //! span (one margin slot absorbs the schedule's lag, see [`Pace::slack`]).
 //!
+//! A sync job books its slots in batches: one update takes `k` slots in
+//! a row (1, 1, 2, 4, … as the job keeps calling, up to [`MAX_GRANT`] and
+//! a short span of time), and the job's calls go out no faster than the
+//! slots, paced in-process by governor. The tail a job did not use is
+//! given back when no one booked after it, so a job touches the
+//! schedule's item a few times rather than once per call, and the slots
+//! it holds are the ones a call-by-call job would have taken.
+//!
 //! Live syncs come before backfill: a live call may reserve a slot up to
 //! [`LIVE_HORIZON`] ahead and sleeps until it, and marks the schedule live
 //! until a short hold after its slot ([`Pace::live_hold`]); backfill only takes a slot that is
@@ -51,6 +59,13 @@ pub const LIVE_HOLD_MIN: Duration = Duration::from_millis(300);
 /// In-process waiting the calls of a budget with no deadline (outside a
 /// sync job: connect, refresh) may do in all.
 pub const MAX_JOB_WAIT: Duration = Duration::from_secs(5);
+/// Most slots one booking of a job takes.
+pub const MAX_GRANT: u32 = 16;
+/// How much of the schedule one live booking may span: a job's next calls
+/// come within it, so little is booked that goes unused.
+const LIVE_GRANT_SPAN: Duration = Duration::from_secs(1);
+/// The same for backfill, short: a live call arriving waits behind it.
+const BACKFILL_GRANT_SPAN: Duration = Duration::from_millis(250);
 /// The share of a window's limit that may go out at once after a quiet spell.
 const BURST_SHARE: f64 = 0.02;
 /// The share (percent) of each day-long app window that the calls made for
@@ -197,12 +212,13 @@ impl Pace {
     }
 }
 
-/// What the schedule says about one call at `now`.
+/// What the schedule says about a booking at `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
-    /// Taken: go after sleeping this long (µs). The schedule moves to `tat`.
+    /// Taken: the first call goes after sleeping this long (µs), the next
+    /// ones an interval apart. The schedule moves to `tat`.
     Go {
-        /// How long to sleep before calling, µs.
+        /// How long to sleep before the first call, µs.
         sleep: i64,
         /// The window's new theoretical arrival time, unix µs.
         tat: i64,
@@ -212,13 +228,14 @@ pub enum Slot {
 }
 
 /// GCRA with reservations: the reference model of what [`FleetQuota`]
-/// does with one conditional update per window.
+/// does with one conditional update per window, booking `slots` in a row.
 pub fn decide(
     tat: Option<i64>,
     now: i64,
     pace: Pace,
     priority: Priority,
     max_wait: Duration,
+    slots: u32,
 ) -> Slot {
     let floor = now - pace.slack;
     let tat = tat.map_or(floor, |t| t.max(floor));
@@ -228,7 +245,7 @@ pub fn decide(
     }
     Slot::Go {
         sleep: (tat - pace.tolerance - now).max(0),
-        tat: tat + pace.interval,
+        tat: tat + i64::from(slots.max(1)) * pace.interval,
     }
 }
 
@@ -288,9 +305,36 @@ impl FleetQuota {
         self.windows.get(&vendor).map_or(&[], Vec::as_slice)
     }
 
+    /// How many slots a job's next booking asks for: as many as it has
+    /// called so far (at least one), within [`MAX_GRANT`], the span one
+    /// booking may cover, and the time `left` to its deadline.
+    pub fn grant_size(
+        &self,
+        vendor: Vendor,
+        priority: Priority,
+        called: u32,
+        left: Duration,
+    ) -> u32 {
+        let Some(interval) = self
+            .windows(vendor)
+            .iter()
+            .map(|w| Pace::of(w).interval)
+            .max()
+        else {
+            return 1;
+        };
+        let span = match priority {
+            Priority::Live => LIVE_GRANT_SPAN,
+            Priority::Backfill => BACKFILL_GRANT_SPAN,
+        };
+        let fits =
+            |d: Duration| (d.as_micros() as i64 / interval).clamp(1, i64::from(MAX_GRANT)) as u32;
+        called.clamp(1, MAX_GRANT).min(fits(span)).min(fits(left))
+    }
+
     /// Takes a slot in every window of `vendor` for one call, sleeping until
-    /// it when that is short; `Ok(Err(_))` when the wait is longer than
-    /// `max_wait` (the caller gives the job back to the queue).
+    /// it when that is short: how long it waited, or `Ok(Err(_))` when the
+    /// wait is longer than `max_wait` (the caller gives the job back to the queue).
     pub async fn admit(
         &self,
         vendor: Vendor,
@@ -298,10 +342,28 @@ impl FleetQuota {
         priority: Priority,
         max_wait: Duration,
     ) -> Result<Result<Duration, OverQuota>> {
+        let grant = self.book(vendor, user, priority, max_wait, 1).await?;
+        Ok(grant.map(|g| g.waited))
+    }
+
+    /// Books `want` slots in a row in every window of `vendor`, sleeping
+    /// until the first when that is short; `Ok(Err(_))` when the wait is
+    /// longer than `max_wait`. The user's daily share may allow fewer calls than booked
+    /// ([`Grant::left`]); [`FleetQuota::release`] gives back what goes unused.
+    pub async fn book(
+        &self,
+        vendor: Vendor,
+        user: Option<&str>,
+        priority: Priority,
+        max_wait: Duration,
+        want: u32,
+    ) -> Result<Result<Grant, OverQuota>> {
+        let want = want.max(1);
         let mut waited = Duration::ZERO;
-        'again: loop {
-            let mut taken: Vec<String> = Vec::new();
+        loop {
+            let mut booked: Vec<Booked> = Vec::new();
             let mut sleep = 0i64;
+            let mut refused = None;
             for w in self.windows(vendor) {
                 let key = match (w.scope, user) {
                     (Scope::App, _) => format!("quota#{vendor}#app#{}", w.per.as_secs()),
@@ -312,62 +374,154 @@ impl FleetQuota {
                     (Scope::User, None) => continue,
                 };
                 let pace = Pace::of(w);
-                let left = max_wait.saturating_sub(waited);
-                match self.take(&key, pace, priority, user, w.per, left).await {
-                    Ok(Slot::Go { sleep: s, .. }) => {
+                let call = Call {
+                    pace,
+                    priority,
+                    max_wait: max_wait.saturating_sub(waited),
+                    slots: want,
+                };
+                match self.take(&key, call, user, w.per).await {
+                    Ok(Slot::Go { sleep: s, tat }) => {
                         sleep = sleep.max(s);
-                        taken.push(key);
+                        booked.push(Booked {
+                            key,
+                            pace,
+                            end: tat,
+                        });
                     }
                     Ok(Slot::Wait(us)) => {
-                        for k in &taken {
-                            self.give_back(k, pace_of(self.windows(vendor), k)).await;
-                        }
-                        let wait = Duration::from_micros(us as u64);
-                        if waited + wait > max_wait {
-                            return Ok(Err(OverQuota {
-                                retry_after: wait.max(Duration::from_secs(1)),
-                            }));
-                        }
-                        tokio::time::sleep(wait).await;
-                        waited += wait;
-                        continue 'again;
+                        refused = Some(Duration::from_micros(us as u64));
+                        break;
                     }
                     Err(e) => {
-                        for k in &taken {
-                            self.give_back(k, pace_of(self.windows(vendor), k)).await;
-                        }
+                        self.return_slots(&booked, want, priority).await;
                         return Err(e);
                     }
                 }
             }
-            let share = match user {
-                Some(u) => self.take_user_share(vendor, u).await,
-                None => Ok(Ok(())),
-            };
-            if !matches!(share, Ok(Ok(()))) {
-                for k in &taken {
-                    self.give_back(k, pace_of(self.windows(vendor), k)).await;
+            if let Some(wait) = refused {
+                self.return_slots(&booked, want, priority).await;
+                if waited + wait > max_wait {
+                    return Ok(Err(OverQuota {
+                        retry_after: wait.max(Duration::from_secs(1)),
+                    }));
                 }
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                continue;
             }
-            if let Err(wait_secs) = share? {
-                return Ok(Err(OverQuota {
-                    retry_after: Duration::from_secs(wait_secs),
-                }));
-            }
+            let shares = match user {
+                Some(u) => self.take_user_share(vendor, u, want).await,
+                None => Ok(Ok(Vec::new())),
+            };
+            let shares = match shares {
+                Ok(Ok(shares)) => shares,
+                Ok(Err(wait_secs)) => {
+                    self.return_slots(&booked, want, priority).await;
+                    return Ok(Err(OverQuota {
+                        retry_after: Duration::from_secs(wait_secs),
+                    }));
+                }
+                Err(e) => {
+                    self.return_slots(&booked, want, priority).await;
+                    return Err(e);
+                }
+            };
+            let usable = shares.iter().map(|s| s.1).min().unwrap_or(want);
             let sleep = Duration::from_micros(sleep as u64);
             if !sleep.is_zero() {
                 tokio::time::sleep(sleep).await;
             }
-            return Ok(Ok(waited + sleep));
+            // The booking's calls after this one go no sooner than their
+            // slots: those already due at once, then one a slot apart
+            // (the slowest window's), as a governor limiter with that burst.
+            let at = now_micros();
+            let due = booked
+                .iter()
+                .map(|b| due_at(b.first(want), at, b.pace, want))
+                .min()
+                .unwrap_or(want);
+            let pacer = match booked.iter().map(|b| b.pace.interval).max() {
+                Some(interval) if usable > 1 && due < usable => {
+                    let period = Duration::from_micros(interval.max(1) as u64);
+                    let burst = std::num::NonZeroU32::new(due).expect("at least one is due");
+                    let pacer = governor::RateLimiter::direct(
+                        governor::Quota::with_period(period)
+                            .expect("a non-zero period")
+                            .allow_burst(burst),
+                    );
+                    // This call takes the first.
+                    let _ = pacer.check();
+                    Some(Arc::new(pacer))
+                }
+                _ => None,
+            };
+            return Ok(Ok(Grant {
+                waited: waited + sleep,
+                booked,
+                shares,
+                slots: want,
+                usable,
+                used: 1,
+                priority,
+                pacer,
+            }));
         }
     }
 
-    /// Takes one call from `user`'s share of each day-long app window of
-    /// `vendor`: `Ok(Err(secs))` when a share is spent, with the seconds
-    /// until it has a call again.
-    async fn take_user_share(&self, vendor: Vendor, user: &str) -> Result<Result<(), u64>> {
+    /// Gives back what `grant` booked and its calls did not use: the
+    /// schedules' tails where no one booked after them, and the user's
+    /// share of the day.
+    pub async fn release(&self, grant: Grant) {
+        let unused = grant.slots.saturating_sub(grant.used);
+        if unused > 0 {
+            self.return_slots(&grant.booked, unused, grant.priority)
+                .await;
+        }
+        let unused = grant.usable.saturating_sub(grant.used);
+        if unused > 0 {
+            for (key, _) in &grant.shares {
+                if let Err(e) = self.store.give_back_tokens(key, unused).await {
+                    tracing::debug!(error = %e, "could not give a user's quota share back");
+                }
+            }
+        }
+    }
+
+    /// Gives the last `slots` of each booking back, where no one booked
+    /// after it. Unused slots stay unused otherwise: handing them out
+    /// twice could let a window see more than its limit.
+    async fn return_slots(&self, booked: &[Booked], slots: u32, priority: Priority) {
+        let live = priority == Priority::Live;
+        for b in booked {
+            let tail = i64::from(slots) * b.pace.interval;
+            match self.store.return_tat_tail(&b.key, tail, b.end, live).await {
+                Ok(true) => {
+                    let mut seen = self.seen.lock().expect("quota cache");
+                    if seen.get(&b.key) == Some(&b.end) {
+                        seen.insert(b.key.clone(), b.end - tail);
+                    }
+                }
+                Ok(false) => {}
+                // Harmless: the slots stay used, so the fleet is only a little slower.
+                Err(e) => tracing::debug!(error = %e, "could not give quota slots back"),
+            }
+        }
+    }
+
+    /// Takes `want` calls from `user`'s share of each day-long app window
+    /// of `vendor`, or as many as are left: the buckets and how many each
+    /// gave, or `Err(secs)` when a share is spent, with the seconds until
+    /// it has a call again.
+    async fn take_user_share(
+        &self,
+        vendor: Vendor,
+        user: &str,
+        want: u32,
+    ) -> Result<Result<Vec<(String, u32)>, u64>> {
+        let mut taken = Vec::new();
         if self.user_daily_share >= 100 {
-            return Ok(Ok(()));
+            return Ok(Ok(taken));
         }
         for w in self.windows(vendor) {
             if w.scope != Scope::App || w.per < SHARED_WINDOW {
@@ -379,33 +533,28 @@ impl FleetQuota {
                 refill_per_sec: share as f64 / w.per.as_secs_f64(),
             };
             let key = format!("quotashare#{vendor}#{}#{user}", w.per.as_secs());
-            if let Err(wait) = self.store.take_token(&key, user, bucket).await? {
-                tracing::info!(user_id = %user, %vendor, retry_after_secs = wait, "the user's daily share of the vendor quota is spent");
-                return Ok(Err(wait));
+            match self.store.take_tokens(&key, user, bucket, want).await {
+                Ok(Ok(n)) => taken.push((key, n)),
+                spent => {
+                    for (key, n) in &taken {
+                        let _ = self.store.give_back_tokens(key, *n).await;
+                    }
+                    if let Ok(Err(wait)) = spent {
+                        tracing::info!(user_id = %user, %vendor, retry_after_secs = wait, "the user's daily share of the vendor quota is spent");
+                    }
+                    return spent.map(|r| r.map(|_| Vec::new()));
+                }
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(taken))
     }
 
     /// One window's slot: `decide` as a conditional update of its `tat`.
-    async fn take(
-        &self,
-        key: &str,
-        pace: Pace,
-        priority: Priority,
-        user: Option<&str>,
-        per: Duration,
-        max_wait: Duration,
-    ) -> Result<Slot> {
+    async fn take(&self, key: &str, call: Call, user: Option<&str>, per: Duration) -> Result<Slot> {
         // Under load the schedule runs ahead of now (one update moves it);
         // after a quiet spell it is in the past (restart it from now).
         let last_seen = self.seen.lock().expect("quota cache").get(key).copied();
-        let mut busy = last_seen.is_some_and(|t| t >= now_micros() - pace.slack);
-        let call = Call {
-            pace,
-            priority,
-            max_wait,
-        };
+        let mut busy = last_seen.is_some_and(|t| t >= now_micros() - call.pace.slack);
         let slot = self.update(key, call, user, per, &mut busy).await;
         if let Ok(Slot::Go { tat, .. }) = slot {
             let mut seen = self.seen.lock().expect("quota cache");
@@ -429,7 +578,9 @@ impl FleetQuota {
             pace,
             priority,
             max_wait,
+            slots,
         } = call;
+        let booked = i64::from(slots) * pace.interval;
         // Each round at least one contender moves the schedule on, so a
         // few dozen rounds cover any realistic crowd on one key.
         for _ in 0..32 {
@@ -448,19 +599,23 @@ impl FleetQuota {
             };
             let moved = if *busy {
                 let limit = now + pace.admit_below(priority, max_wait);
-                self.store
-                    .advance_tat(key, pace.interval, limit, step)
-                    .await?
+                // The mark is set from the first slot: it covers the last.
+                let step = match step.live {
+                    LiveMark::Hold(hold) => TatStep {
+                        live: LiveMark::Hold(hold + booked - pace.interval),
+                        ..step
+                    },
+                    LiveMark::YieldTo(_) => step,
+                };
+                self.store.advance_tat(key, booked, limit, step).await?
             } else {
-                let start = now - pace.slack + pace.interval;
+                let start = now - pace.slack + booked;
                 self.store.restart_tat(key, start, step).await?
             };
             match moved {
                 TatMove::Moved { old } => {
-                    return Ok(match (*busy, old) {
-                        (true, Some(old)) => decide(Some(old), now, pace, priority, max_wait),
-                        _ => decide(None, now, pace, priority, max_wait),
-                    });
+                    let old = old.filter(|_| *busy);
+                    return Ok(decide(old, now, pace, priority, max_wait, slots));
                 }
                 TatMove::Refused {
                     live_until: Some(live),
@@ -470,7 +625,8 @@ impl FleetQuota {
                 }
                 TatMove::Refused { current, .. } => match current {
                     Some(old) if old >= now - pace.slack => {
-                        if let Slot::Wait(us) = decide(Some(old), now, pace, priority, max_wait) {
+                        if let Slot::Wait(us) = decide(Some(old), now, pace, priority, max_wait, 1)
+                        {
                             return Ok(Slot::Wait(us));
                         }
                         *busy = true;
@@ -481,28 +637,69 @@ impl FleetQuota {
         }
         Err(Error::Storage("quota contention: retry".into()))
     }
-
-    /// Returns a slot taken in one window when another refused the call.
-    async fn give_back(&self, key: &str, pace: Option<Pace>) {
-        let Some(pace) = pace else { return };
-        if let Err(e) = self.store.give_back_tat(key, pace.interval).await {
-            // Harmless: the slot stays used, so the fleet is only a little slower.
-            tracing::debug!(error = %e, "could not give a quota slot back");
-        }
-    }
 }
 
-/// One call's ask of one window.
+/// One booking's ask of one window.
 #[derive(Clone, Copy)]
 struct Call {
     pace: Pace,
     priority: Priority,
     max_wait: Duration,
+    slots: u32,
+}
+
+/// Slots booked in one window's schedule.
+struct Booked {
+    key: String,
+    pace: Pace,
+    /// The schedule's `tat` right after the booking.
+    end: i64,
+}
+
+impl Booked {
+    /// The first of the booking's `slots` (unix µs).
+    fn first(&self, slots: u32) -> i64 {
+        self.end - i64::from(slots) * self.pace.interval
+    }
+}
+
+/// How many of a booking's `slots`, the first at `first` (µs), may go at
+/// once at `at` (at least the first, which its sleep made due): each slot
+/// may go `pace.tolerance` before its time. The rest go an interval apart.
+pub fn due_at(first: i64, at: i64, pace: Pace, slots: u32) -> u32 {
+    ((at + pace.tolerance - first) / pace.interval + 1).clamp(1, i64::from(slots.max(1))) as u32
+}
+
+/// Slots a booking took for a job's calls, the first of them used.
+pub struct Grant {
+    /// How long the booking waited for its first slot.
+    pub waited: Duration,
+    booked: Vec<Booked>,
+    /// The user's share buckets and how many calls each gave.
+    shares: Vec<(String, u32)>,
+    /// Slots booked in each window.
+    slots: u32,
+    /// Of them, the calls the user's share allows.
+    usable: u32,
+    used: u32,
+    priority: Priority,
+    /// Paces the calls after the first to the slots' interval.
+    pacer: Option<Arc<governor::DefaultDirectRateLimiter>>,
+}
+
+impl Grant {
+    /// Calls the booking still holds slots for.
+    pub fn left(&self) -> u32 {
+        self.usable.saturating_sub(self.used)
+    }
 }
 
 /// A call's budget: which vendor, for whom, how urgent, and how long its
 /// calls may wait for slots: until a sync job's deadline, or
 /// [`MAX_JOB_WAIT`] in all (shared by the calls).
+///
+/// A job's budget (see [`CallBudget::for_job`]) books slots in batches:
+/// call [`CallBudget::release`] when the job's calls are done.
 #[derive(Clone)]
 pub struct CallBudget {
     quota: Option<Arc<FleetQuota>>,
@@ -511,6 +708,16 @@ pub struct CallBudget {
     priority: Priority,
     waited: Arc<std::sync::Mutex<Duration>>,
     deadline: Option<Instant>,
+    booked: Arc<std::sync::Mutex<Booking>>,
+}
+
+/// What a budget holds between its calls.
+#[derive(Default)]
+struct Booking {
+    /// Calls admitted so far.
+    called: u32,
+    /// The last booking, while it has slots (or unused ones to give back).
+    grant: Option<Grant>,
 }
 
 impl CallBudget {
@@ -523,6 +730,7 @@ impl CallBudget {
             priority: Priority::Live,
             waited: Default::default(),
             deadline: None,
+            booked: Default::default(),
         }
     }
 
@@ -535,6 +743,7 @@ impl CallBudget {
             priority: Priority::Live,
             waited: Default::default(),
             deadline: None,
+            booked: Default::default(),
         }
     }
 
@@ -558,19 +767,49 @@ impl CallBudget {
         let Some(quota) = &self.quota else {
             return Ok(Ok(()));
         };
+        let (booked, called, spent) = {
+            let mut booking = self.booked.lock().expect("quota booking");
+            booking.called += 1;
+            let called = booking.called - 1;
+            match booking.grant.as_mut() {
+                Some(grant) if grant.left() > 0 => {
+                    grant.used += 1;
+                    (Some(grant.pacer.clone()), called, None)
+                }
+                _ => (None, called, booking.grant.take()),
+            }
+        };
+        if let Some(pacer) = booked {
+            if let Some(pacer) = pacer {
+                pace(&pacer).await;
+            }
+            return Ok(Ok(()));
+        }
+        if let Some(spent) = spent {
+            quota.release(spent).await;
+        }
         let left = match self.deadline {
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
             None => MAX_JOB_WAIT.saturating_sub(*self.waited.lock().expect("wait counter")),
         };
+        // Only a job's calls book ahead: it gives back what it leaves.
+        let want = match self.user {
+            Some(_) => quota.grant_size(self.vendor, self.priority, called, left),
+            None => 1,
+        };
         match quota
-            .admit(self.vendor, self.user.as_deref(), self.priority, left)
+            .book(self.vendor, self.user.as_deref(), self.priority, left, want)
             .await?
         {
-            Ok(waited) => {
+            Ok(grant) => {
+                let waited = grant.waited;
                 if !waited.is_zero() {
                     count_vendor(Metric::QuotaWaits, self.vendor, 1);
                 }
                 *self.waited.lock().expect("wait counter") += waited;
+                if grant.slots > 1 {
+                    self.booked.lock().expect("quota booking").grant = Some(grant);
+                }
                 Ok(Ok(()))
             }
             Err(over) => {
@@ -580,9 +819,27 @@ impl CallBudget {
         }
     }
 
+    /// Gives back the slots booked ahead that the calls did not use. A
+    /// budget dropped without it leaves them unused (never handed out twice).
+    pub async fn release(&self) {
+        let grant = self.booked.lock().expect("quota booking").grant.take();
+        if let (Some(quota), Some(grant)) = (&self.quota, grant) {
+            quota.release(grant).await;
+        }
+    }
+
     /// The vendor the calls go to.
     pub fn vendor(&self) -> Vendor {
         self.vendor
+    }
+}
+
+/// Waits until `pacer` lets the next call of a booking go.
+async fn pace(pacer: &governor::DefaultDirectRateLimiter) {
+    use governor::clock::{Clock, DefaultClock};
+    let clock = DefaultClock::default();
+    while let Err(not_until) = pacer.check() {
+        tokio::time::sleep(not_until.wait_time_from(clock.now())).await;
     }
 }
 
@@ -592,15 +849,6 @@ fn scope_of(key: &str) -> Scope {
     } else {
         Scope::App
     }
-}
-
-fn pace_of(windows: &[QuotaWindow], key: &str) -> Option<Pace> {
-    let secs: u64 = key.rsplit('#').next()?.parse().ok()?;
-    let scope = scope_of(key);
-    windows
-        .iter()
-        .find(|w| w.per.as_secs() == secs && w.scope == scope)
-        .map(Pace::of)
 }
 
 fn now_micros() -> i64 {
@@ -635,31 +883,86 @@ mod tests {
     /// Sends `arrivals` (µs, one call each) through the model and returns
     /// when each admitted call goes out.
     fn run(pace: Pace, arrivals: &[(i64, Priority)]) -> Vec<(i64, Priority)> {
+        let bookings: Vec<_> = arrivals.iter().map(|&(t, p)| (t, p, 1, 1)).collect();
+        run_bookings(pace, &bookings)
+    }
+
+    /// The model with bookings: each arrival `(time µs, priority, slots,
+    /// used)` books `slots` in a row and sends `used` of them as fast as
+    /// its pacer lets (an interval apart from the first), then gives the
+    /// tail back if no one booked after it, as [`FleetQuota::release`] does.
+    fn run_bookings(pace: Pace, arrivals: &[(i64, Priority, u32, u32)]) -> Vec<(i64, Priority)> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let mut tat = None;
         let mut sent = Vec::new();
-        // (time, arrival order, live?): a refused call retries when told.
-        let mut pending: BinaryHeap<Reverse<(i64, usize, bool)>> = arrivals
+        let mut seq = arrivals.len();
+        // (time, order, Some(arrival) to book | None to give `tail` back
+        // from `end`): a refused booking retries when told.
+        type Step = (i64, usize, Option<usize>, i64, i64);
+        let mut pending: BinaryHeap<Reverse<Step>> = arrivals
             .iter()
             .enumerate()
-            .map(|(i, (t, p))| Reverse((*t, i, *p == Priority::Live)))
+            .map(|(i, a)| Reverse((a.0, i, Some(i), 0, 0)))
             .collect();
-        while let Some(Reverse((at, i, live))) = pending.pop() {
-            let prio = if live {
-                Priority::Live
-            } else {
-                Priority::Backfill
-            };
-            match decide(tat, at, pace, prio, Duration::from_secs(10)) {
-                Slot::Go { sleep, tat: t } => {
-                    tat = Some(t);
-                    sent.push((at + sleep, prio));
+        while let Some(Reverse((at, _, book, end, tail))) = pending.pop() {
+            let Some(i) = book else {
+                if tat == Some(end) {
+                    tat = Some(end - tail);
                 }
-                Slot::Wait(us) => pending.push(Reverse((at + us, i, live))),
+                continue;
+            };
+            let (_, prio, slots, used) = arrivals[i];
+            match decide(tat, at, pace, prio, Duration::from_secs(10), slots) {
+                Slot::Go { sleep, tat: end } => {
+                    tat = Some(end);
+                    // As fast as the pacer lets: the due slots at once,
+                    // then one an interval apart.
+                    let go = at + sleep;
+                    let due = due_at(end - i64::from(slots) * pace.interval, go, pace, slots);
+                    let mut last = go;
+                    for j in 0..used {
+                        last = go + i64::from(j.saturating_sub(due - 1)) * pace.interval;
+                        sent.push((last, prio));
+                    }
+                    let tail = i64::from(slots - used) * pace.interval;
+                    seq += 1;
+                    pending.push(Reverse((last + 1, seq, None, end, tail)));
+                }
+                Slot::Wait(us) => pending.push(Reverse((at + us, i, Some(i), 0, 0))),
             }
         }
         sent
+    }
+
+    /// No window-long span holds more than the limit less the margin.
+    fn within_limit(sent: &[(i64, Priority)], w: &QuotaWindow) -> Result<(), TestCaseError> {
+        let mut sent: Vec<i64> = sent.iter().map(|s| s.0).collect();
+        sent.sort();
+        let span = w.per.as_micros() as i64;
+        let mut lo = 0;
+        for hi in 0..sent.len() {
+            while sent[hi] - sent[lo] >= span {
+                lo += 1;
+            }
+            let most = w.limit as usize - 2;
+            prop_assert!(
+                hi - lo < most,
+                "{} calls within {} s, limit {}",
+                hi - lo + 1,
+                w.per.as_secs(),
+                w.limit
+            );
+        }
+        Ok(())
+    }
+
+    fn priority(live: bool) -> Priority {
+        if live {
+            Priority::Live
+        } else {
+            Priority::Backfill
+        }
     }
 
     proptest! {
@@ -672,23 +975,96 @@ mod tests {
             arrivals in proptest::collection::vec((0i64..200_000_000, any::<bool>()), 1..600),
         ) {
             let w = QuotaWindow::app(limit, secs);
-            let pace = Pace::of(&w);
-            let calls: Vec<_> = arrivals
-                .iter()
-                .map(|(t, live)| (*t, if *live { Priority::Live } else { Priority::Backfill }))
-                .collect();
-            let mut sent: Vec<i64> = run(pace, &calls).into_iter().map(|s| s.0).collect();
-            sent.sort();
-            let span = w.per.as_micros() as i64;
-            let mut lo = 0;
-            for hi in 0..sent.len() {
-                while sent[hi] - sent[lo] >= span {
-                    lo += 1;
-                }
-                let most = limit as usize - 2;
-                prop_assert!(hi - lo < most, "{} calls within {secs} s, limit {limit}", hi - lo + 1);
-            }
+            let calls: Vec<_> = arrivals.iter().map(|&(t, live)| (t, priority(live))).collect();
+            within_limit(&run(Pace::of(&w), &calls), &w)?;
         }
+
+        /// The same with jobs booking several slots at once, sending some
+        /// of them paced, and giving the rest back.
+        #[test]
+        fn booked_batches_keep_every_span_within_the_limit(
+            limit in 10u32..400,
+            secs in 1u64..120,
+            arrivals in proptest::collection::vec(
+                (0i64..200_000_000, any::<bool>(), 1..=MAX_GRANT, 0.0f64..=1.0),
+                1..300,
+            ),
+        ) {
+            let w = QuotaWindow::app(limit, secs);
+            let bookings: Vec<_> = arrivals
+                .iter()
+                .map(|&(t, live, k, share)| {
+                    let used = ((f64::from(k) * share).ceil() as u32).clamp(1, k);
+                    (t, priority(live), k, used)
+                })
+                .collect();
+            within_limit(&run_bookings(Pace::of(&w), &bookings), &w)?;
+        }
+    }
+
+    #[test]
+    fn an_unused_tail_goes_back_to_the_schedule_when_no_one_booked_after() {
+        let pace = Pace::of(&QuotaWindow::app(600, 60));
+        // A job books 8 slots and uses 3; the next arrives after it ended.
+        let sent = run_bookings(
+            pace,
+            &[
+                (0, Priority::Live, 8, 3),
+                (10 * pace.interval, Priority::Live, 1, 1),
+            ],
+        );
+        // Without the give-back the second call would wait for slot 8.
+        assert_eq!(sent.len(), 4);
+        assert!(sent[3].0 <= 10 * pace.interval, "{sent:?}");
+    }
+
+    #[test]
+    fn a_booking_goes_at_once_on_a_quiet_schedule_and_a_slot_apart_on_a_busy_one() {
+        let pace = Pace::of(&QuotaWindow::app(5_000, 300));
+        let now = 1_000_000_000_000;
+        // Restarted after a quiet spell: within the burst, all due now.
+        assert_eq!(due_at(now - pace.slack, now, pace, 16), 16);
+        // Booked behind a backlog, woken at its first slot: that one only.
+        let first = now + 200 * pace.interval;
+        assert_eq!(due_at(first, first - pace.tolerance, pace, 16), 1);
+    }
+
+    #[test]
+    fn grants_grow_with_the_calls_a_job_made_within_their_span() {
+        let quota = |spec: &str| FleetQuota {
+            store: EphemeralStore::new(
+                aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::Config::builder()
+                        .behavior_version_latest()
+                        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                        .build(),
+                ),
+                "unused".into(),
+            ),
+            windows: HashMap::from([(Vendor::Oura, parse_windows(spec).unwrap())]),
+            user_daily_share: 100,
+            seen: Default::default(),
+        };
+        let oura = quota("5000/300");
+        let size = |called, p| oura.grant_size(Vendor::Oura, p, called, Duration::from_secs(60));
+        let live: Vec<u32> = [0, 1, 2, 3, 4, 8, 16, 40]
+            .iter()
+            .map(|&c| size(c, Priority::Live))
+            .collect();
+        assert_eq!(live, [1, 1, 2, 3, 4, 8, 16, 16]);
+        // Oura's 62 ms slots: four fit backfill's 250 ms.
+        assert_eq!(size(40, Priority::Backfill), 4);
+        // A deadline 100 ms away: one slot.
+        assert_eq!(
+            oura.grant_size(Vendor::Oura, Priority::Live, 40, Duration::from_millis(100)),
+            1
+        );
+        // WHOOP's 625 ms slots: one call per booking, as before.
+        let whoop = quota("100/60");
+        assert_eq!(
+            whoop.grant_size(Vendor::Oura, Priority::Live, 40, Duration::from_secs(60)),
+            1
+        );
     }
 
     #[test]

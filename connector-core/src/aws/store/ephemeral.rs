@@ -177,6 +177,19 @@ impl EphemeralStore {
         owner: &str,
         bucket: Bucket,
     ) -> Result<Result<(), u64>> {
+        Ok(self.take_tokens(key, owner, bucket, 1).await?.map(|_| ()))
+    }
+
+    /// Takes up to `want` tokens from `key`'s bucket, as many as it holds:
+    /// Ok(Ok(n)) with n ≥ 1 taken, Ok(Err(s)) when empty, with the seconds
+    /// until a token is back.
+    pub async fn take_tokens(
+        &self,
+        key: &str,
+        owner: &str,
+        bucket: Bucket,
+        want: u32,
+    ) -> Result<Result<u32, u64>> {
         let pk = format!("ratelimit#{key}");
         for _ in 0..8 {
             let now_ms = Utc::now().timestamp_millis();
@@ -206,13 +219,17 @@ impl EphemeralStore {
                 let wait = ((1.0 - available) / bucket.refill_per_sec).ceil().max(1.0);
                 return Ok(Err(wait as u64));
             }
+            let taken = (available.floor() as u32).clamp(1, want.max(1));
             let idle_secs = (bucket.capacity / bucket.refill_per_sec).ceil() as i64 + 60;
             let mut put = self
                 .db
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", AttributeValue::S(pk.clone()))
-                .item("tokens", AttributeValue::N((available - 1.0).to_string()))
+                .item(
+                    "tokens",
+                    AttributeValue::N((available - f64::from(taken)).to_string()),
+                )
                 .item("updated_ms", AttributeValue::N(now_ms.to_string()))
                 .item(OWNER, AttributeValue::S(owner.into()))
                 .item(
@@ -226,7 +243,7 @@ impl EphemeralStore {
                 None => put.condition_expression("attribute_not_exists(pk)"),
             };
             match put.send().await {
-                Ok(_) => return Ok(Ok(())),
+                Ok(_) => return Ok(Ok(taken)),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
@@ -237,6 +254,22 @@ impl EphemeralStore {
             }
         }
         Err(Error::Storage("rate limiter contention".into()))
+    }
+
+    /// Puts `count` tokens taken from `key`'s bucket and not used back (the
+    /// bucket's capacity still caps what a taker sees).
+    pub async fn give_back_tokens(&self, key: &str, count: u32) -> Result<()> {
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("ratelimit#{key}")))
+            .update_expression("SET tokens = tokens + :n")
+            .condition_expression("attribute_exists(tokens)")
+            .expression_attribute_values(":n", n(i64::from(count)))
+            .send()
+            .await
+            .map_err(|e| Error::storage("UpdateItem rate limit", sdk(e)))?;
+        Ok(())
     }
 }
 
@@ -844,19 +877,46 @@ impl EphemeralStore {
         Self::tat_moved(req.send().await)
     }
 
-    /// Gives one `interval` of a schedule back.
-    pub async fn give_back_tat(&self, key: &str, interval: i64) -> Result<()> {
-        self.db
+    /// Gives the unused tail of a booking back: moves the schedule back by
+    /// `tail` (µs) if it still ends at `end`, where the booking left it (no
+    /// one booked since). A live booking's mark moves back with it.
+    /// Ok(false) when someone booked after it: the tail stays unused.
+    pub async fn return_tat_tail(
+        &self,
+        key: &str,
+        tail: i64,
+        end: i64,
+        live: bool,
+    ) -> Result<bool> {
+        let (set, cond) = if live {
+            (
+                "SET tat = tat - :tail, live_until = live_until - :tail",
+                "tat = :end AND attribute_exists(live_until)",
+            )
+        } else {
+            ("SET tat = tat - :tail", "tat = :end")
+        };
+        let res = self
+            .db
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key))
-            .update_expression("SET tat = tat - :tau")
-            .condition_expression("attribute_exists(tat)")
-            .expression_attribute_values(":tau", n(interval))
+            .update_expression(set)
+            .condition_expression(cond)
+            .expression_attribute_values(":tail", n(tail))
+            .expression_attribute_values(":end", n(end))
             .send()
-            .await
-            .map_err(|e| Error::storage("UpdateItem quota", sdk(e)))?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::storage("UpdateItem quota", sdk(e))),
+        }
     }
 
     fn tat_update(
