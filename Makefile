@@ -8,7 +8,7 @@ MOTO      := $(VENV)/bin/moto_atomic
 PYTHON    ?= python3
 CARGO     ?= cargo
 
-.PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-calls bench-cost lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
+.PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-memory bench-calls bench-cost lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
@@ -128,6 +128,14 @@ clean-venv:
 bench-init: $(MOTO)
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p init-references
 	ROUNDS=$(or $(ROUNDS),9) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example init_bench
+
+# Memory sizes (issue 19, goal 5): the functions' release binaries serve
+# the connect, webhook, sync, push, read and erasure paths; prints each
+# one's warm duration and CPU time, its estimated duration at 128 and 256
+# MB, and the size that follows (ROUNDS=, CPU_SCALE=, LATENCY_MS= to vary it).
+bench-memory: $(MOTO)
+	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
+	CONNECTOR_BINARY_PROFILE=release ROUNDS=$(or $(ROUNDS),10) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example memory_bench
 
 # Erasure benchmark: a user with SAMPLES (default 200,000) samples deleted
 # through DELETE /v1/me and the worker steps; prints times against the

@@ -63,17 +63,24 @@ pub struct LambdaProcess {
     busy: tokio::sync::Mutex<()>,
     logs: Arc<Mutex<Vec<String>>>,
     answered: std::sync::atomic::AtomicUsize,
+    /// Time from handing each invocation over to its answer, summed.
+    invoked_for: Mutex<Duration>,
     spawned: std::time::Instant,
     _child: tokio::process::Child,
     _server: tokio::task::JoinHandle<()>,
 }
 
-/// Where cargo puts the workspace's debug binaries.
+/// Where cargo puts the workspace's binaries: its debug build, or the
+/// profile `CONNECTOR_BINARY_PROFILE` names (`release` for the benchmarks).
 pub fn binary_path(binary: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::stack::workspace_root().join("target"));
-    target.join("debug").join(binary)
+    let profile = std::env::var("CONNECTOR_BINARY_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "debug".into());
+    target.join(profile).join(binary)
 }
 
 /// Builds the workspace's binaries (a no-op when they are up to date; the
@@ -189,6 +196,7 @@ impl LambdaProcess {
             busy: tokio::sync::Mutex::new(()),
             logs,
             answered: Default::default(),
+            invoked_for: Default::default(),
             spawned,
             _child: child,
             _server: server,
@@ -231,6 +239,25 @@ impl LambdaProcess {
         self.answered.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// How long its invocations took, from handing each over to its
+    /// answer (what Lambda bills as their duration), summed.
+    pub fn invoked_for(&self) -> Duration {
+        *self.invoked_for.lock().expect("invocation time")
+    }
+
+    /// CPU time the process has used so far, all its threads together
+    /// (Linux' per-thread schedstat, in nanoseconds).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self._child.id()?;
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let mut ns: u64 = 0;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_nanos(ns))
+    }
+
     /// Invokes the function with `event` and returns its answer, allowing
     /// it `timeout` (the deadline it is told).
     pub async fn invoke(
@@ -247,12 +274,14 @@ impl LambdaProcess {
             .expect("answers")
             .insert(id.clone(), tx);
         let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
+        let handed_over = std::time::Instant::now();
         let _ = self.send.send(Invocation {
             id: id.clone(),
             event: serde_json::to_vec(event).unwrap_or_default(),
             deadline_ms,
         });
         let answer = tokio::time::timeout(timeout + Duration::from_secs(5), rx).await;
+        *self.invoked_for.lock().expect("invocation time") += handed_over.elapsed();
         self.api.answers.lock().expect("answers").remove(&id);
         if matches!(answer, Ok(Ok(_))) {
             self.answered
