@@ -163,7 +163,7 @@ fn harness(vendor: Vendor) -> &'static Harness {
                 let ctx = VendorCtx::new(
                     reqwest::Client::new(),
                     creds,
-                    connector_core::vendors::quota::CallBudget::unmetered(v),
+                    connector_core::vendors::budget::CallBudget::unmetered(v),
                 );
                 (
                     v,

@@ -10,12 +10,13 @@ use crate::domain::config::Config;
 use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::Vendor;
+use crate::vendors::budget::CallBudget;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::driver::DriverDeps;
 use crate::vendors::driver::VendorDriver;
 use crate::vendors::flood::DeliveryLimiter;
-use crate::vendors::quota::{CallBudget, FleetQuota};
+use crate::vendors::quota::FleetQuota;
 use crate::vendors::registry::{self, Registry};
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 
 use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
+use crate::vendors::budget::CallBudget;
 use crate::vendors::credentials::VendorCredentials;
-use crate::vendors::quota::CallBudget;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;

@@ -4,6 +4,7 @@
 //! flood guard of webhook deliveries, the vendor HTTP client; and one folder per vendor (its driver, wire types, normalization
 //! and tests). No vendor's folder imports another's.
 
+pub mod budget;
 pub mod client;
 pub mod credentials;
 #[cfg(test)]

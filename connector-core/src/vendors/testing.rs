@@ -29,7 +29,7 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
             crate::vendors::registry::spec(vendor),
         ))
         .expect("credentials"),
-        crate::vendors::quota::CallBudget::unmetered(vendor),
+        crate::vendors::budget::CallBudget::unmetered(vendor),
     )
 }
 

@@ -146,7 +146,9 @@ async fn main() {
                     eprintln!("oura credentials: {e}");
                     std::process::exit(2)
                 }),
-                connector_core::vendors::quota::CallBudget::unmetered(connector_core::Vendor::Oura),
+                connector_core::vendors::budget::CallBudget::unmetered(
+                    connector_core::Vendor::Oura,
+                ),
             );
             let now = chrono::Utc::now();
             match subscriptions::ensure(&ctx, callback, now, chrono::Duration::days(days)).await {
