@@ -115,14 +115,14 @@ impl Row {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let rounds: u64 = arg("ROUNDS", 10);
+    // Oura's documented quota (the tests raise every vendor's): how many
+    // slots a booking takes depends on it.
+    let (oura_quota, documented) = documented_quota(Vendor::Oura);
     let (sim, stack) = sim_stack_with(
         "calls-bench",
         &[
             ("CONNECTOR_UNSIGNED_PULL_GAP_SECS", "1"),
-            ("CONNECTOR_MANUAL_SYNC_GAP_SECS", "0"),
-            // Oura's documented quota (the tests raise every vendor's):
-            // how many slots a booking takes depends on it.
-            ("CONNECTOR_OURA_QUOTA", "5000/300"),
+            (&oura_quota, &documented),
         ],
     )
     .await;

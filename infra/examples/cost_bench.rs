@@ -312,15 +312,9 @@ async fn main() {
     let prices = Prices::from_env();
     let template =
         Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
-    let (sim, stack) = sim_stack_with(
-        "cost-bench",
-        &[
-            ("CONNECTOR_MANUAL_SYNC_GAP_SECS", "0"),
-            // Oura's documented quota (the tests raise every vendor's).
-            ("CONNECTOR_OURA_QUOTA", "5000/300"),
-        ],
-    )
-    .await;
+    // Oura's documented quota (the tests raise every vendor's).
+    let (oura_quota, documented) = documented_quota(Vendor::Oura);
+    let (sim, stack) = sim_stack_with("cost-bench", &[(&oura_quota, &documented)]).await;
     let c = Client::new(&stack);
     let oura = sim.sim(Vendor::Oura).clone();
 

@@ -54,8 +54,7 @@ async fn main() {
         } else {
             name
         };
-        let path = workspace_root().join(format!("events/{file}.json"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        event_file(&format!("{file}.json"))
     };
     let mut runs: std::collections::HashMap<&str, Runs> = Default::default();
     for round in 0..rounds {

@@ -30,7 +30,6 @@ use chrono::Utc;
 use common::*;
 use connector_core::Vendor;
 use connector_infra::lambda::LambdaProcess;
-use connector_infra::pump::{Pump, Worker};
 use connector_infra::simulator::oura::{deliver_webhook, Event};
 use connector_infra::stack::{workspace_root, Stack};
 use connector_infra::template::Template;
@@ -72,25 +71,15 @@ impl Mark {
     }
 }
 
-/// Runs `pump` through `worker` until its queues are empty.
-async fn drain_via(pump: &Pump, worker: &LambdaProcess) {
-    for _ in 0..50 {
-        let round = pump
-            .once_via(Worker::Binary(worker), 0)
-            .await
-            .expect("pump round");
-        assert_eq!(round.failed, 0, "{} failed a message", worker.binary);
-        if round.received == 0 {
-            return;
-        }
-    }
-    panic!("{}'s queues did not empty", worker.binary);
-}
-
 /// The sync worker's queues, then the app events'.
 async fn drain(stack: &Stack) {
-    drain_via(&stack.pump, &stack.binaries["sync-worker"]).await;
-    drain_via(&stack.event_pump, &stack.binaries["app-events"]).await;
+    for (pump, function) in [
+        (&stack.pump, "sync-worker"),
+        (&stack.event_pump, "app-events"),
+    ] {
+        let (_, failed) = drain_through(pump, &stack.binaries[function]).await;
+        assert_eq!(failed, 0, "{function} failed a message");
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -99,30 +88,19 @@ async fn main() {
     let cpu_scale: f64 = arg("CPU_SCALE", 1.0);
     let latency_ms: f64 = arg("LATENCY_MS", 20.0);
     let template = Template::load(&workspace_root().join("template.yaml")).unwrap();
-    let sim = connector_infra::simulator::Simulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts");
     let mut opts = options("memory-bench");
-    opts.extra_env.extend(sim.env());
-    opts.extra_env
-        .insert("CONNECTOR_MANUAL_SYNC_GAP_SECS".into(), "0".into());
-    opts.extra_env
-        .insert("CONNECTOR_OURA_QUOTA".into(), "5000/300".into());
+    let (oura_quota, documented) = documented_quota(Vendor::Oura);
+    opts.extra_env.insert(oura_quota, documented);
+    // Served by the release binaries `make bench-memory` builds.
     opts.binaries = true;
-    opts.pump = false;
-    let stack = connector_infra::stack::start(opts).await.expect(
-        "the stack starts on the release binaries (run `make bench-memory`, which builds them)",
-    );
+    let (sim, stack) = sim_stack_on(opts).await;
     let c = Client::new(&stack);
     let oura = sim.sim(Vendor::Oura).clone();
     let refresher = stack
         .start_binary("token-refresher")
         .await
         .expect("the token refresher's release binary starts");
-    let tick = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(workspace_root().join("events/token-refresher.json")).unwrap(),
-    )
-    .unwrap();
+    let tick = event_file("token-refresher.json");
     let mut processes: BTreeMap<&str, &LambdaProcess> = stack
         .binaries
         .iter()

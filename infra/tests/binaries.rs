@@ -10,7 +10,6 @@ mod common;
 use common::*;
 use connector_core::Vendor;
 use connector_infra::lambda::{build, LambdaProcess};
-use connector_infra::pump::Worker;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -34,13 +33,6 @@ const FUNCTIONS: [&str; 13] = [
 /// The user the JWT events in events/ carry.
 const EVENT_USER: &str = "user-events-1";
 
-fn event(name: &str) -> Value {
-    let path = connector_infra::stack::workspace_root()
-        .join("events")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// (status, JSON body, content type) of an HTTP API proxy answer.
 fn http(answer: &Value) -> (u64, Value, String) {
     let body = answer["body"].as_str().unwrap_or_default();
@@ -56,30 +48,9 @@ fn http(answer: &Value) -> (u64, Value, String) {
 
 async fn invoke(p: &LambdaProcess, name: &str, fed: &mut BTreeSet<String>) -> Value {
     fed.insert(name.to_string());
-    p.invoke(&event(name), Duration::from_secs(30))
+    p.invoke(&event_file(name), Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Pumps both queues through the worker binary until they are empty.
-async fn drain_through(
-    stack: &connector_infra::stack::Stack,
-    worker: &LambdaProcess,
-) -> (usize, usize) {
-    let (mut received, mut failed) = (0, 0);
-    for _ in 0..20 {
-        let round = stack
-            .pump
-            .once_via(Worker::Binary(worker), 0)
-            .await
-            .unwrap();
-        if round.received == 0 {
-            return (received, failed);
-        }
-        received += round.received;
-        failed += round.failed;
-    }
-    panic!("the queues did not empty");
 }
 
 #[tokio::test]
@@ -130,7 +101,7 @@ async fn every_event_file_through_its_function_binary() {
 
     // Deliveries of events to the app: the bus takes the event, the
     // unreadable body alone comes back.
-    let batch = event("app-events.json");
+    let batch = event_file("app-events.json");
     let unreadable = batch["Records"][1]["messageId"].clone();
     let answer = invoke(f("app-events"), "app-events.json", &mut fed).await;
     assert_eq!(
@@ -141,7 +112,7 @@ async fn every_event_file_through_its_function_binary() {
 
     // The SQS batch of a good job and a malformed body: only the malformed
     // one comes back, and the good one's days are stored.
-    let batch = event("sync-worker.json");
+    let batch = event_file("sync-worker.json");
     let malformed = batch["Records"][1]["messageId"].clone();
     let answer = invoke(f("sync-worker"), "sync-worker.json", &mut fed).await;
     assert_eq!(
@@ -184,7 +155,7 @@ async fn every_event_file_through_its_function_binary() {
 
     let (status, body, _) = http(&invoke(f("data"), "data.json", &mut fed).await);
     assert_eq!(status, 202, "{body}");
-    let (received, failed) = drain_through(&stack, f("sync-worker")).await;
+    let (received, failed) = drain_through(&stack.pump, f("sync-worker")).await;
     assert!(
         received >= 2,
         "the backfill and the manual sync: {received}"
@@ -219,7 +190,7 @@ async fn every_event_file_through_its_function_binary() {
         &today(),
         chrono::Utc::now().timestamp(),
     );
-    let mut fresh = event("webhook.json");
+    let mut fresh = event_file("webhook.json");
     fresh["headers"]["x-mock-signature"] = signed.signature.into();
     fresh["headers"]["x-mock-timestamp"] = signed.timestamp.into();
     fresh["headers"]["content-length"] = signed.body.len().to_string().into();
@@ -233,7 +204,7 @@ async fn every_event_file_through_its_function_binary() {
     }
     // Both were queued as notices; the worker syncs the first and drops
     // the second as a duplicate.
-    assert_eq!(drain_through(&stack, f("sync-worker")).await, (3, 0));
+    assert_eq!(drain_through(&stack.pump, f("sync-worker")).await, (3, 0));
 
     // Signed with the events' test secret in February 2026: refused here.
     let (status, body, _) = http(&invoke(f("health-push"), "health-push.json", &mut fed).await);
@@ -386,11 +357,15 @@ async fn the_mock_journey_through_binaries_only() {
         (200, &"connected".into()),
         "{body}"
     );
-    assert_eq!(drain_through(&stack, worker).await, (1, 0), "the backfill");
+    assert_eq!(
+        drain_through(&stack.pump, worker).await,
+        (1, 0),
+        "the backfill"
+    );
     let (status, body) = c.post("/v1/sync", "alice", r#"{"vendor":"mock"}"#).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
-        drain_through(&stack, worker).await,
+        drain_through(&stack.pump, worker).await,
         (1, 0),
         "the manual sync"
     );

@@ -227,7 +227,8 @@ async fn a_sync_job_reads_its_connection_once_and_writes_its_pulls_in_shared_bat
 async fn a_sync_jobs_calls_book_the_fleet_quota_in_batches() {
     // Oura's documented quota: 62 ms slots, four to a backfill booking
     // (tests/quota.rs checks what a booking gives back).
-    let (sim, stack) = sim_stack_with("calls-quota", &[("CONNECTOR_OURA_QUOTA", "5000/300")]).await;
+    let (oura_quota, documented) = documented_quota(Vendor::Oura);
+    let (sim, stack) = sim_stack_with("calls-quota", &[(&oura_quota, &documented)]).await;
     let c = Client::new(&stack);
     let oura = sim.sim(Vendor::Oura).clone();
     // Runs the waiting jobs; their vendor calls and quota updates.

@@ -21,7 +21,7 @@ fn http_event(name: &str) -> Request {
 }
 
 fn json_event<T: serde::de::DeserializeOwned>(name: &str) -> T {
-    serde_json::from_str(&std::fs::read_to_string(event_path(name)).unwrap()).unwrap()
+    serde_json::from_value(event_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn body_json(resp: &lambda_http::Response<Body>) -> serde_json::Value {

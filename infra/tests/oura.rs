@@ -339,10 +339,7 @@ async fn the_scheduled_tick_renews_oura_subscriptions_before_they_expire() {
     let (sim, stack) = sim_stack("oura-upkeep").await;
     let oura = sim.sim(Vendor::Oura).clone();
     let wanted = DATA_TYPES.len() * EVENT_TYPES.len();
-    let event = || {
-        let path = connector_infra::stack::workspace_root().join("events/token-refresher.json");
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
+    let event = || serde_json::from_value(event_file("token-refresher.json")).unwrap();
 
     // The first tick subscribes this deployment's webhook URL to everything.
     let r = token_refresher::handle(&stack.app, event()).await;

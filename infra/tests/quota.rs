@@ -558,20 +558,32 @@ async fn a_user_looping_manual_syncs_does_not_slow_another_users_live_job() {
     );
 }
 
-/// A fleet-quota schedule's item: its `tat` and `live_until` (µs).
-async fn schedule(stack: &connector_infra::stack::Stack, key: &str) -> (i64, Option<i64>) {
+/// The numbers of the Ephemeral table's item `pk`, by attribute, as
+/// DynamoDB writes them.
+async fn ephemeral_numbers(
+    stack: &connector_infra::stack::Stack,
+    pk: &str,
+) -> std::collections::HashMap<String, String> {
     let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
         .get_item()
         .table_name(stack.provisioned.table("EphemeralTable"))
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.into()))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
         .consistent_read(true)
         .send()
         .await
         .unwrap()
         .item
-        .expect("the schedule");
-    let n = |k: &str| item.get(k).map(|v| v.as_n().unwrap().parse().unwrap());
-    (n("tat").expect("tat"), n("live_until"))
+        .unwrap_or_else(|| panic!("no item {pk}"));
+    item.into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_n().ok()?.clone())))
+        .collect()
+}
+
+/// A fleet-quota schedule's `tat` and `live_until` (µs).
+async fn schedule(stack: &connector_infra::stack::Stack, key: &str) -> (i64, Option<i64>) {
+    let n = ephemeral_numbers(stack, key).await;
+    let micros = |t: &String| t.parse::<i64>().unwrap();
+    (micros(&n["tat"]), n.get("live_until").map(micros))
 }
 
 /// Issue 19 goal 4: a job's booking takes several slots in one update and
@@ -587,22 +599,9 @@ async fn a_booking_gives_its_unused_tail_back_unless_someone_booked_after_it() {
     let stack = connector_infra::stack::start(opts).await.unwrap();
     let quota = &stack.app.quota;
     let share = || async {
-        let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
-            .get_item()
-            .table_name(stack.provisioned.table("EphemeralTable"))
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(
-                    "ratelimit#quotashare#oura#86400#alice".into(),
-                ),
-            )
-            .consistent_read(true)
-            .send()
-            .await
+        ephemeral_numbers(&stack, "ratelimit#quotashare#oura#86400#alice").await["tokens"]
+            .parse::<f64>()
             .unwrap()
-            .item
-            .expect("alice's share");
-        item["tokens"].as_n().unwrap().parse::<f64>().unwrap()
     };
     let interval = Pace::of(&QuotaWindow::app(90, 5)).interval;
     let key = "quota#oura#app#5";

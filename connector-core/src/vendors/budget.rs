@@ -80,7 +80,9 @@ impl CallBudget {
         let Some(quota) = &self.quota else {
             return Ok(Ok(()));
         };
-        let (booked, called, spent) = {
+        // A slot the last booking still holds (and its pacer), or the
+        // booking used up.
+        let (held, called, spent) = {
             let mut booking = self.booked.lock().expect("quota booking");
             booking.called += 1;
             let called = booking.called - 1;
@@ -92,7 +94,7 @@ impl CallBudget {
                 _ => (None, called, booking.grant.take()),
             }
         };
-        if let Some(pacer) = booked {
+        if let Some(pacer) = held {
             if let Some(pacer) = pacer {
                 pace(&pacer).await;
             }

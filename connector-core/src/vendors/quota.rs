@@ -479,10 +479,18 @@ impl FleetQuota {
         }
         let unused = grant.usable.saturating_sub(grant.used);
         if unused > 0 {
-            for (key, _) in &grant.shares {
-                if let Err(e) = self.store.give_back_tokens(key, unused).await {
-                    tracing::debug!(error = %e, "could not give a user's quota share back");
-                }
+            self.return_shares(grant.shares.iter().map(|(key, _)| (key.as_str(), unused)))
+                .await;
+        }
+    }
+
+    /// Puts calls taken from users' shares and not made back in their
+    /// buckets: `(bucket, calls)`.
+    async fn return_shares(&self, shares: impl Iterator<Item = (&str, u32)>) {
+        for (key, calls) in shares {
+            if let Err(e) = self.store.give_back_tokens(key, calls).await {
+                // Harmless: the user's share is only a little smaller today.
+                tracing::debug!(error = %e, "could not give a user's quota share back");
             }
         }
     }
@@ -535,9 +543,8 @@ impl FleetQuota {
             match self.store.take_tokens(&key, user, bucket, want).await {
                 Ok(Ok(n)) => taken.push((key, n)),
                 spent => {
-                    for (key, n) in &taken {
-                        let _ = self.store.give_back_tokens(key, *n).await;
-                    }
+                    self.return_shares(taken.iter().map(|(key, n)| (key.as_str(), *n)))
+                        .await;
                     if let Ok(Err(wait)) = spent {
                         tracing::info!(user_id = %user, %vendor, retry_after_secs = wait, "the user's daily share of the vendor quota is spent");
                     }

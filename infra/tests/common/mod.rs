@@ -89,6 +89,26 @@ pub fn options(name: &str) -> StackOptions {
     o
 }
 
+/// `CONNECTOR_<VENDOR>_QUOTA` back at the vendor's documented windows
+/// (`options` raises every vendor's), as an environment pair.
+pub fn documented_quota(vendor: Vendor) -> (String, String) {
+    let windows: Vec<String> = connector_core::vendors::registry::spec(vendor)
+        .quota
+        .iter()
+        .map(|w| {
+            let scope = match w.scope {
+                connector_core::vendors::quota::Scope::User => "user:",
+                connector_core::vendors::quota::Scope::App => "",
+            };
+            format!("{scope}{}/{}", w.limit, w.per.as_secs())
+        })
+        .collect();
+    (
+        format!("CONNECTOR_{}_QUOTA", vendor.env_name()),
+        windows.join(","),
+    )
+}
+
 pub async fn stack(name: &str) -> Stack {
     start(options(name)).await.expect("local stack starts")
 }
@@ -295,6 +315,36 @@ pub async fn drain(stack: &Stack) -> (usize, usize) {
     panic!("queue did not drain");
 }
 
+/// Runs `pump` through a function's binary until its queues are empty:
+/// the messages received and failed.
+pub async fn drain_through(
+    pump: &connector_infra::pump::Pump,
+    worker: &connector_infra::lambda::LambdaProcess,
+) -> (usize, usize) {
+    let (mut received, mut failed) = (0, 0);
+    for _ in 0..20 {
+        let round = pump
+            .once_via(connector_infra::pump::Worker::Binary(worker), 0)
+            .await
+            .unwrap();
+        if round.received == 0 {
+            return (received, failed);
+        }
+        received += round.received;
+        failed += round.failed;
+    }
+    panic!("{}'s queues did not empty", worker.binary);
+}
+
+/// A file of the repository's events/ (`token-refresher.json`), as JSON.
+pub fn event_file(name: &str) -> serde_json::Value {
+    let path = connector_infra::stack::workspace_root()
+        .join("events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Has the sync worker act on the webhook notices waiting in the live queue
 /// (`flows::webhook::act_on`: lookup, dedup, queue or revoke) and leaves
 /// every other message (the syncs they queued) waiting. Returns the
@@ -414,6 +464,18 @@ pub async fn sim_stack_with(
     name: &str,
     extra: &[(&str, &str)],
 ) -> (connector_infra::simulator::Simulator, Stack) {
+    let mut opts = options(name);
+    for (k, v) in extra {
+        opts.extra_env.insert(k.to_string(), v.to_string());
+    }
+    sim_stack_on(opts).await
+}
+
+/// A vendor simulator and a stack of `opts` whose vendors point at it
+/// (what `opts` sets already wins).
+pub async fn sim_stack_on(
+    mut opts: StackOptions,
+) -> (connector_infra::simulator::Simulator, Stack) {
     let mut sim = connector_infra::simulator::Simulator::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("simulator starts");
@@ -422,10 +484,8 @@ pub async fn sim_stack_with(
     sim.check_logs_on_drop(captured_logs);
     // ... and every answer it gave must fit the vendor's own description.
     sim.check_shapes_on_drop();
-    let mut opts = options(name);
-    opts.extra_env.extend(sim.env());
-    for (k, v) in extra {
-        opts.extra_env.insert(k.to_string(), v.to_string());
+    for (k, v) in sim.env() {
+        opts.extra_env.entry(k).or_insert(v);
     }
     (sim, start(opts).await.expect("local stack starts"))
 }

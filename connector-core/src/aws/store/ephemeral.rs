@@ -907,16 +907,7 @@ impl EphemeralStore {
             .expression_attribute_values(":end", n(end))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::storage("UpdateItem quota", sdk(e))),
-        }
+        Ok(conditional(res, "UpdateItem quota")?.is_some())
     }
 
     fn tat_update(
