@@ -242,15 +242,9 @@ impl EphemeralStore {
                     .expression_attribute_values(":old", old),
                 None => put.condition_expression("attribute_not_exists(pk)"),
             };
-            match put.send().await {
-                Ok(_) => return Ok(Ok(taken)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(Error::storage("PutItem rate limit", sdk(e))),
+            // Refused: another taker moved the bucket since the read.
+            if conditional(put.send().await, "PutItem rate limit")?.is_some() {
+                return Ok(Ok(taken));
             }
         }
         Err(Error::Storage("rate limiter contention".into()))
