@@ -10,6 +10,8 @@ CARGO     ?= cargo
 
 .PHONY: run run-sim test browser vendor-check vendor-update bench-init bench-memory bench-calls bench-cost lint fmt token openapi sizes sam-build clean-venv bench-quota bench-erase fuzz fuzz-smoke fuzz-lint
 
+comma := ,
+
 # cargo fuzz, installed into the project. It needs nightly compiler flags
 # (coverage instrumentation); RUSTC_BOOTSTRAP lets the stable toolchain
 # take them, so no nightly is installed.
@@ -125,9 +127,11 @@ clean-venv:
 # hello-world, and one that also builds the AWS SDK clients at init), built
 # in one release build; ROUNDS interleaved cold starts each under the local
 # Runtime API; prints size, init, ratios, peak memory and first request.
+# ONLY=webhook,data measures (and builds) those functions alone;
+# BASELINE=dir runs the binaries in dir too (another commit's release build).
 bench-init: $(MOTO)
-	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p init-references
-	ROUNDS=$(or $(ROUNDS),9) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example init_bench
+	$(CARGO) build --release --locked $(addprefix -p ,$(or $(subst $(comma), ,$(ONLY)),$(FUNCTIONS))) -p init-references
+	ONLY=$(ONLY) BASELINE=$(BASELINE) ROUNDS=$(or $(ROUNDS),9) $(VENV)/bin/python infra/with_emulator.py $(MOTO) $(CARGO) run -q -p connector-infra --example init_bench
 
 # Memory sizes (issue 19, goal 5): the functions' release binaries serve
 # the connect, webhook, sync, push, read and erasure paths; prints each

@@ -8,7 +8,10 @@
 //! Per binary it prints the stripped size, the median init (process start
 //! to its first request for an invocation), that as a ratio of hello's and
 //! of sdk-hello's, the peak resident memory, and the median first request
-//! (its events/ file, answered or refused) after the init.
+//! (its events/ file, answered or refused) after the init. ONLY=a,b
+//! limits the functions to those (the references always run); BASELINE=dir
+//! also runs each function's binary found in dir (another commit's release
+//! build), in the same rounds, as "name@baseline".
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,41 +45,53 @@ async fn main() {
     // Every function template.yaml deploys.
     let template =
         connector_infra::template::Template::load(&workspace_root().join("template.yaml")).unwrap();
-    let functions: Vec<String> = template.functions().into_iter().map(|(_, b)| b).collect();
-    let subjects: Vec<&str> = REFERENCES
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let functions: Vec<String> = template
+        .functions()
         .into_iter()
-        .chain(functions.iter().map(String::as_str))
+        .map(|(_, b)| b)
+        .filter(|b| only.is_empty() || only.split(',').any(|o| o == b))
         .collect();
-    let event = |name: &str| -> serde_json::Value {
-        // The references answer any HTTP event: the connect page's.
-        let file = if REFERENCES.contains(&name) {
-            "pages"
-        } else {
-            name
-        };
-        event_file(&format!("{file}.json"))
-    };
-    let mut runs: std::collections::HashMap<&str, Runs> = Default::default();
+    // (label, binary, role, events/ file): the references call nothing,
+    // so any function's role will do, and answer any HTTP event.
+    let mut subjects: Vec<(String, std::path::PathBuf, &str, &str)> = REFERENCES
+        .iter()
+        .map(|r| (r.to_string(), release.join(r), "pages", "pages"))
+        .collect();
+    let baseline = std::env::var("BASELINE").ok().filter(|d| !d.is_empty());
+    for f in &functions {
+        subjects.push((f.clone(), release.join(f), f, f));
+        if let Some(dir) = &baseline {
+            subjects.push((
+                format!("{f}@baseline"),
+                std::path::Path::new(dir).join(f),
+                f,
+                f,
+            ));
+        }
+    }
+    let mut runs: std::collections::HashMap<String, Runs> = Default::default();
     for round in 0..rounds {
-        for &name in &subjects {
-            // The references call nothing: any function's role will do.
-            let role = if REFERENCES.contains(&name) {
-                "pages"
-            } else {
-                name
-            };
+        for (label, binary, role, event) in &subjects {
             let p = stack
-                .start_binary_at(role, &release.join(name))
+                .start_binary_at(role, binary)
                 .await
-                .unwrap_or_else(|e| panic!("{name}: {e} (run `make bench-init`, which builds it)"));
+                .unwrap_or_else(|e| {
+                    panic!("{label}: {e} (run `make bench-init`, which builds it)")
+                });
             let init = p
                 .init_time(Duration::from_secs(10))
                 .await
-                .unwrap_or_else(|| panic!("{name} did not start: {:?}", p.logs()));
+                .unwrap_or_else(|| panic!("{label} did not start: {:?}", p.logs()));
             let started = std::time::Instant::now();
-            let _ = p.invoke(&event(name), Duration::from_secs(30)).await;
+            let _ = p
+                .invoke(
+                    &event_file(&format!("{event}.json")),
+                    Duration::from_secs(30),
+                )
+                .await;
             let first = started.elapsed();
-            let r = runs.entry(name).or_default();
+            let r = runs.entry(label.clone()).or_default();
             r.init_ms.push(init.as_secs_f64() * 1e3);
             r.first_ms.push(first.as_secs_f64() * 1e3);
             r.peak_kib = r.peak_kib.max(p.peak_rss_kib().unwrap_or(0));
@@ -95,9 +110,9 @@ async fn main() {
         "| binary | stripped size | init | × hello | × SDK hello | peak RSS | first request |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for name in subjects {
+    for (name, binary, _, _) in &subjects {
         let r = &runs[name];
-        let size = std::fs::metadata(release.join(name)).unwrap().len();
+        let size = std::fs::metadata(binary).unwrap().len();
         let init = median(&r.init_ms);
         println!(
             "| {name} | {:.2} MB | {init:.1} ms | {:.2} | {:.2} | {:.1} MB | {:.1} ms |",

@@ -7,12 +7,14 @@ pub mod outbox;
 pub mod queue;
 pub mod secrets;
 pub mod store;
+pub mod tls;
 
 /// The AWS SDK configuration: the real chain in AWS; against a local
 /// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint, signed as the local admin
 /// (see [`local_admin_credentials`]) unless running as a Lambda function.
 pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(tls::https_client());
     if let Some(ep) = endpoint {
         loader = loader.endpoint_url(ep).region(aws_config::Region::new(
             std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),

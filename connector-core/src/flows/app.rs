@@ -176,16 +176,63 @@ pub fn init_telemetry() {
     crate::aws::metrics::init();
 }
 
-/// Structured JSON logs, one line per event, filtered by RUST_LOG.
+/// Structured JSON logs, one line per event, filtered by RUST_LOG: a
+/// default level and per-target levels (`info`, `warn,connector_core=debug`);
+/// targets not named log at `info` unless a default level is given, so a
+/// typo never silences a function.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
         .with_current_span(false)
         .without_time()
         .with_target(false)
+        .finish()
+        .with(filter)
         .try_init();
+}
+
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    let parsed: Targets = rust_log.and_then(|v| v.parse().ok()).unwrap_or_default();
+    // An empty target ("=warn") would be a prefix of every target.
+    parsed.iter().filter(|(target, _)| !target.is_empty()).fold(
+        Targets::new().with_default(
+            parsed
+                .default_level()
+                .unwrap_or(tracing::level_filters::LevelFilter::INFO),
+        ),
+        |filter, (target, level)| filter.with_target(target, level),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_a_default_level_and_levels_per_target() {
+        let f = log_filter(Some("warn,connector_core=debug"));
+        assert!(f.would_enable("connector_core::flows::sync", &Level::DEBUG));
+        assert!(!f.would_enable("connector_core::flows::sync", &Level::TRACE));
+        assert!(f.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!f.would_enable("aws_smithy_runtime", &Level::INFO));
+        let f = log_filter(Some("connector_core=debug"));
+        assert!(f.would_enable("connector_core::aws", &Level::DEBUG));
+        assert!(f.would_enable("webhook", &Level::INFO));
+        for unset_or_unreadable in [None, Some("loud please"), Some("=")] {
+            let f = log_filter(unset_or_unreadable);
+            assert!(
+                f.would_enable("webhook", &Level::INFO),
+                "{unset_or_unreadable:?}: {f:?}"
+            );
+            assert!(
+                !f.would_enable("webhook", &Level::DEBUG),
+                "{unset_or_unreadable:?}: {f:?}"
+            );
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub fn ctx(vendor: Vendor, env: &[(&str, &str)]) -> VendorCtx {
     );
     let creds = crate::aws::secrets::Secrets::new(env, None);
     VendorCtx::new(
-        reqwest::Client::new(),
+        crate::vendors::token::http_client(),
         block_on(VendorCredentials::load(
             &creds,
             crate::vendors::registry::spec(vendor),

@@ -105,13 +105,32 @@ fn client(creds: &VendorCredentials, redirect_uri: Option<&Url>) -> Result<Clien
     Ok(c)
 }
 
-/// An HTTP client for token endpoints: no redirects (RFC 6749 §10.6 / SSRF).
+/// The HTTP client for vendor calls and token endpoints: no redirects (RFC
+/// 6749 §10.6 / SSRF), 10 s timeout, TLS as [`vendor_tls`] sets it.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .use_preconfigured_tls(vendor_tls())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .expect("reqwest client builds")
+}
+
+/// TLS to vendors: rustls on aws-lc-rs, the stack the AWS SDK uses (no
+/// second crypto library), trusting Mozilla's root certificates compiled in
+/// (webpki-roots): vendors' certificates come from many authorities, and
+/// nothing is read from the system's store at start-up.
+pub fn vendor_tls() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
 }
 
 /// A fresh random state: 32 bytes, URL-safe (WHOOP wants at least 8 chars).

@@ -1,15 +1,15 @@
 //! Local dates in the IANA time zones Withings names in its responses
 //! (`"timezone": "Europe/Paris"`), from the IANA database compiled into the
-//! binary (chrono-tz): every zone, with its history. An unknown name gives
-//! None and the caller falls back to UTC.
+//! binary (jiff's bundled TZif data): every zone, with its history. An
+//! unknown name gives None and the caller falls back to UTC.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Offset, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 /// The zone's UTC offset at `at`, or None for an unknown zone name.
 pub fn offset_at(name: &str, at: DateTime<Utc>) -> Option<FixedOffset> {
-    let zone: Tz = name.parse().ok()?;
-    Some(at.with_timezone(&zone).offset().fix())
+    let zone = jiff::tz::TimeZone::get(name).ok()?;
+    let instant = jiff::Timestamp::from_second(at.timestamp()).ok()?;
+    FixedOffset::east_opt(zone.to_offset(instant).seconds())
 }
 
 /// The local date of `at` in the named zone (UTC for an unknown zone).
