@@ -186,7 +186,7 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
             "env-loses".to_string(),
         ),
     ]));
-    let creds = Secrets::new(env, Some((sm.clone(), arn.clone())));
+    let creds = Secrets::new(env, Some((sm.clone().into(), arn.clone())));
     let whoop = VendorCredentials::load(&creds, registry::spec(Vendor::Whoop))
         .await
         .unwrap();
@@ -222,7 +222,7 @@ async fn credentials_come_from_secrets_manager_with_env_fallback_and_cache() {
             .unwrap()
             .supported()
     );
-    let fresh = Secrets::new(Env::default(), Some((sm, arn)));
+    let fresh = Secrets::new(Env::default(), Some((sm.into(), arn)));
     assert!(
         !VendorCredentials::load(&fresh, registry::spec(Vendor::Whoop))
             .await

@@ -25,7 +25,7 @@ async fn dexcom_connect_backfill_polling_refresh_and_disconnect() {
     let conn = connection(&stack, "alice", Vendor::Dexcom).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert!(user.starts_with("simdexcomuser"), "{user}");
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
 
     // Backfill: every reading of a local day, at its UTC time, exact values.
     assert_eq!(drain(&stack).await, (1, 0));

@@ -392,7 +392,7 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
         .await
         .unwrap()
         .unwrap();
-    let alice_tokens = app.envelope.open_tokens(&alice).await.unwrap();
+    let alice_tokens = app.envelope().open_tokens(&alice).await.unwrap();
     let secrets = [
         alice_tokens.access_token.expose().to_string(),
         alice_tokens
@@ -421,7 +421,7 @@ async fn tokens_are_never_stored_in_plaintext_and_do_not_move_between_rows() {
     // Alice's sealed token copied into Bob's row does not open.
     let mut moved = bob.clone();
     moved.sealed_access_token = alice.sealed_access_token.clone();
-    assert!(app.envelope.open_tokens(&moved).await.is_err());
+    assert!(app.envelope().open_tokens(&moved).await.is_err());
     copy_sealed_tokens(app, &alice, &bob).await;
     // Bob's sync finds tokens that do not open: an integrity failure, not a
     // retry. The job ends, Bob's connection asks for a reconnect, and
@@ -473,7 +473,7 @@ async fn disconnect_revokes_at_the_mock_and_deletes_tokens() {
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
     let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
-    let tokens = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let tokens = stack.app.envelope().open_tokens(&conn).await.unwrap();
     let (status, body) = c
         .call("DELETE", "/v1/connections/mock", Some("alice"), None)
         .await;

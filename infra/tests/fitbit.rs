@@ -29,7 +29,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     let conn = connection(&stack, "alice", Vendor::Fitbit).await.unwrap();
     let user = conn.vendor_user_id.clone();
     assert!(user.starts_with("SIMhealthUser"), "{user}");
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
 
     // Backfill: lists and roll-ups, on the user's local day (UTC+1).
     assert_eq!(drain(&stack).await, (1, 0));
@@ -107,7 +107,7 @@ async fn fitbit_google_health_connect_backfill_notifications_refresh_and_disconn
     assert_eq!(drain(&stack).await, (1, 0));
     assert_eq!(google.stats.refresh_requests.load(SeqCst), refreshes + 1);
     let after = connection(&stack, "alice", Vendor::Fitbit).await.unwrap();
-    let t2 = stack.app.envelope.open_tokens(&after).await.unwrap();
+    let t2 = stack.app.envelope().open_tokens(&after).await.unwrap();
     assert_ne!(t2.access_token.expose(), t.access_token.expose());
     assert_eq!(
         t2.refresh_token.as_ref().unwrap().expose(),

@@ -35,7 +35,7 @@ async fn garmin_connect_backfill_pings_refresh_deregistration_and_disconnect() {
     let user = conn.vendor_user_id.clone();
     assert_eq!(user.len(), 32, "{user}");
     assert!(garmin.users.lock().unwrap().contains_key(&user));
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
 
     // The backfill job asks Garmin for history (one request per summary
     // type); Garmin pings as it is ready (while the job may still run);

@@ -15,7 +15,7 @@ async fn a_token_in_any_log_line_fails_the_suite() {
     let back = c.connect_via_sim("whoop", "alice").await;
     assert_eq!(back["status"], "connected", "{back:?}");
     let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     // Client secret, webhook secret, verify token of ten vendors, plus the
     // code and tokens of this connect.
     assert!(connector_infra::simulator::secrets::count() >= 30);

@@ -96,7 +96,7 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
         "{}",
         conn.vendor_user_id
     );
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(t.access_token.expose().starts_with("at_"));
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.expires_at.is_some());
@@ -108,11 +108,11 @@ async fn authorization_code_flow_with_pkce_state_and_rotation() {
     // Refresh through the oauth2 crate rotates; the old refresh token is dead.
     let creds = stack.app.vendor_credentials(Vendor::Whoop).await.unwrap();
     let old = t.refresh_token.clone().unwrap();
-    let fresh = token::refresh(&stack.app.http, &creds, old.expose())
+    let fresh = token::refresh(stack.app.http(), &creds, old.expose())
         .await
         .unwrap();
     assert_ne!(fresh.refresh_token.as_ref().unwrap().expose(), old.expose());
-    let again = token::refresh(&stack.app.http, &creds, old.expose()).await;
+    let again = token::refresh(stack.app.http(), &creds, old.expose()).await;
     assert!(matches!(again, Err(VendorError::RefreshRejected)));
     assert_eq!(whoop.stats.refresh_reuse.load(SeqCst), 1);
 }

@@ -63,7 +63,7 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let vendor_user = conn.vendor_user_id.clone();
     assert!(vendor_user.starts_with("sim-oura-user-"), "{vendor_user}");
     assert!(oura.users.lock().unwrap().contains_key(&vendor_user));
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.refresh_token.is_some());
 
@@ -223,14 +223,14 @@ async fn oura_connect_backfill_webhook_refresh_and_disconnect() {
     let after = connection(&stack, "olivia", Vendor::Oura).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
-    let fresh = stack.app.envelope.open_tokens(&after).await.unwrap();
+    let fresh = stack.app.envelope().open_tokens(&after).await.unwrap();
     let old_refresh = t.refresh_token.clone().unwrap();
     assert_ne!(
         fresh.refresh_token.as_ref().unwrap().expose(),
         old_refresh.expose()
     );
     let creds = stack.app.vendor_credentials(Vendor::Oura).await.unwrap();
-    let reuse = token::refresh(&stack.app.http, &creds, old_refresh.expose()).await;
+    let reuse = token::refresh(stack.app.http(), &creds, old_refresh.expose()).await;
     assert!(matches!(reuse, Err(VendorError::RefreshRejected)));
     assert_eq!(oura.stats.refresh_reuse.load(SeqCst), 1);
 

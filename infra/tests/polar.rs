@@ -66,7 +66,7 @@ async fn polar_connect_register_backfill_webhook_expiry_and_disconnect() {
         .cloned();
     assert_eq!(member, Some(member_id("paula")));
     assert!(!member.unwrap().contains("paula"));
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     assert!(t.refresh_token.is_none(), "Polar issues no refresh token");
     assert!(t.expires_at.unwrap() > Utc::now() + Duration::days(3650 - 2));

@@ -168,7 +168,7 @@ async fn provisioning_again_reuses_resources_and_keeps_data() {
         .await
         .unwrap()
         .unwrap();
-    assert!(second.app.envelope.open_tokens(&conn).await.is_ok());
+    assert!(second.app.envelope().open_tokens(&conn).await.is_ok());
 }
 
 #[tokio::test]

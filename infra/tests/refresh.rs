@@ -23,7 +23,7 @@ async fn expiring_token_is_refreshed_and_rotated_before_sync() {
     let c = Client::new(&stack);
     c.post("/v1/connections/mock", "alice", "").await;
     let before = connection(&stack, "alice", Vendor::Mock).await.unwrap();
-    let old = stack.app.envelope.open_tokens(&before).await.unwrap();
+    let old = stack.app.envelope().open_tokens(&before).await.unwrap();
     assert_eq!(drain(&stack).await, (1, 0));
     let after = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     assert_eq!(after.token_version, before.token_version + 1, "one refresh");
@@ -79,7 +79,7 @@ async fn concurrent_refreshes_spend_the_token_once_and_all_succeed() {
     );
     assert_eq!(after.status, ConnectionStatus::Connected);
     // And the stored token is the one every racer got.
-    let stored = app.envelope.open_tokens(&after).await.unwrap();
+    let stored = app.envelope().open_tokens(&after).await.unwrap();
     assert!(access.contains(stored.access_token.expose()));
 }
 
@@ -90,7 +90,7 @@ async fn rejected_refresh_marks_the_connection_and_stops_syncs() {
     c.post("/v1/connections/mock", "alice", "").await;
     let conn = connection(&stack, "alice", Vendor::Mock).await.unwrap();
     // The user revoked access at the vendor: both tokens are dead there.
-    let tokens = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let tokens = stack.app.envelope().open_tokens(&conn).await.unwrap();
     let (driver, ctx) = stack.app.driver(Vendor::Mock).await.unwrap();
     assert!(driver
         .revoke(&ctx, &conn.vendor_user_id, &tokens)
@@ -166,7 +166,7 @@ async fn a_rotated_token_survives_a_storage_outage_right_after_the_refresh() {
     assert_eq!(row.token_version, conn.token_version + 1);
     // What is stored is the pair WHOOP issued last: the next refresh works.
     let stored = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
-    let opened = stack.app.envelope.open_tokens(&stored).await.unwrap();
+    let opened = stack.app.envelope().open_tokens(&stored).await.unwrap();
     assert_eq!(
         opened
             .refresh_token
@@ -198,7 +198,7 @@ async fn kept_refreshed_tokens_are_put_in_place_by_the_next_refresh() {
     c.connect_via_sim("whoop", "alice").await;
     drain(&stack).await;
     let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
-    let old = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let old = stack.app.envelope().open_tokens(&conn).await.unwrap();
 
     // WHOOP rotated (the old refresh token is spent), and only the kept copy
     // of the new pair was stored.
@@ -213,7 +213,7 @@ async fn kept_refreshed_tokens_are_put_in_place_by_the_next_refresh() {
         .unwrap();
     let sealed = stack
         .app
-        .envelope
+        .envelope()
         .seal_tokens("alice", Vendor::Whoop, &fresh)
         .await
         .unwrap();

@@ -51,7 +51,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     let athlete = conn.vendor_user_id.clone();
     assert!(athlete.starts_with("12"), "{athlete}");
     assert!(strava.users.lock().unwrap().contains_key(&athlete));
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     // The identify step made no API call: the id is in the token response.
     assert_eq!(strava.stats.api_requests.load(SeqCst), 0);
@@ -193,7 +193,7 @@ async fn strava_connect_backfill_webhooks_refresh_and_disconnect() {
     let after = connection(&stack, "bob", Vendor::Strava).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
-    let t2 = stack.app.envelope.open_tokens(&after).await.unwrap();
+    let t2 = stack.app.envelope().open_tokens(&after).await.unwrap();
     assert_ne!(
         t2.refresh_token.as_ref().unwrap().expose(),
         t.refresh_token.as_ref().unwrap().expose()

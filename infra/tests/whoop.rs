@@ -36,7 +36,7 @@ async fn whoop_connect_backfill_webhook_refresh_and_disconnect() {
     let conn = connection(&stack, "alice", Vendor::Whoop).await.unwrap();
     let vendor_user = conn.vendor_user_id.clone();
     assert!(whoop.users.lock().unwrap().contains_key(&vendor_user));
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
 
     // The backfill (14 days) pages through every collection (25 a page).

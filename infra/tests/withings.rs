@@ -41,7 +41,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     let conn = connection(&stack, "carol", Vendor::Withings).await.unwrap();
     let userid = conn.vendor_user_id.clone();
     assert!(userid.starts_with("999"), "{userid}");
-    let t = stack.app.envelope.open_tokens(&conn).await.unwrap();
+    let t = stack.app.envelope().open_tokens(&conn).await.unwrap();
     assert!(!conn.sealed_access_token.contains(t.access_token.expose()));
     let subs = subscriptions(&w, &userid);
     let mut applis: Vec<u32> = subs.iter().map(|(a, _)| *a).collect();
@@ -163,7 +163,7 @@ async fn withings_connect_backfill_notifications_refresh_and_disconnect() {
     let after = connection(&stack, "carol", Vendor::Withings).await.unwrap();
     assert_eq!(after.token_version, conn.token_version + 1);
     assert_eq!(after.status, ConnectionStatus::Connected);
-    let t2 = stack.app.envelope.open_tokens(&after).await.unwrap();
+    let t2 = stack.app.envelope().open_tokens(&after).await.unwrap();
     assert_ne!(
         t2.refresh_token.as_ref().unwrap().expose(),
         t.refresh_token.as_ref().unwrap().expose()

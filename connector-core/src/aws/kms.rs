@@ -4,6 +4,7 @@
 //! sealed value copied to another row does not open. Plain data keys are
 //! cached for a bounded time and use count on both sides and zeroized on drop.
 
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::connection::{
     Connection, SealedTokens, Secret, TokenSet, ACCESS_TOKEN, REFRESH_TOKEN,
@@ -53,14 +54,17 @@ pub trait KeyService: Send + Sync {
 
 /// AWS KMS (or the local emulator's KMS).
 pub struct KmsKeys {
-    client: aws_sdk_kms::Client,
+    client: SdkClient<aws_sdk_kms::Client>,
     key_id: String,
 }
 
 impl KmsKeys {
     /// KMS through `client`, with the key `key_id`.
-    pub fn new(client: aws_sdk_kms::Client, key_id: String) -> Self {
-        Self { client, key_id }
+    pub fn new(client: impl Into<SdkClient<aws_sdk_kms::Client>>, key_id: String) -> Self {
+        Self {
+            client: client.into(),
+            key_id,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Adapters to AWS: the only code that names an AWS SDK type. Above the
 //! domain, below the vendors and flows.
 
+pub mod client;
 pub mod kms;
 pub mod metrics;
 pub mod outbox;

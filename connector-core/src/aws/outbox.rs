@@ -3,6 +3,7 @@
 //! event on the bus), and the EventBridge bus the app-events function
 //! publishes to.
 
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::app_event::{AppEvent, Channel, Delivery};
 use crate::domain::error::{Error, Result};
@@ -15,7 +16,7 @@ pub const EVENT_SOURCE: &str = "wearable-connector";
 /// The AppEvents queue and the channels each event is delivered to.
 #[derive(Clone)]
 pub struct Outbox {
-    sqs: aws_sdk_sqs::Client,
+    sqs: SdkClient<aws_sdk_sqs::Client>,
     queue_url: Option<String>,
     channels: Vec<Channel>,
 }
@@ -24,12 +25,12 @@ impl Outbox {
     /// Events go to `queue_url` once per channel of `channels`; without a
     /// queue or a channel they are only kept in the change feed.
     pub fn new(
-        sqs: aws_sdk_sqs::Client,
+        sqs: impl Into<SdkClient<aws_sdk_sqs::Client>>,
         queue_url: Option<String>,
         channels: Vec<Channel>,
     ) -> Self {
         Self {
-            sqs,
+            sqs: sqs.into(),
             queue_url,
             channels,
         }
@@ -89,14 +90,17 @@ impl Outbox {
 /// The EventBridge bus the app subscribes to.
 #[derive(Clone)]
 pub struct EventBus {
-    client: aws_sdk_eventbridge::Client,
+    client: SdkClient<aws_sdk_eventbridge::Client>,
     name: String,
 }
 
 impl EventBus {
     /// The bus `name` through `client`.
-    pub fn new(client: aws_sdk_eventbridge::Client, name: String) -> Self {
-        Self { client, name }
+    pub fn new(client: impl Into<SdkClient<aws_sdk_eventbridge::Client>>, name: String) -> Self {
+        Self {
+            client: client.into(),
+            name,
+        }
     }
 
     /// Puts `event` on the bus: source [`EVENT_SOURCE`], detail-type the

@@ -1,5 +1,6 @@
 //! The SQS queues that carry sync jobs (and the steps of an erasure).
 
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::erasure::ErasureJob;
 use crate::domain::error::{Error, Result};
@@ -20,7 +21,7 @@ const BATCH_BODY_BYTES: usize = 900 * 1024;
 /// backfill only the free slots.
 #[derive(Clone)]
 pub struct JobQueue {
-    sqs: aws_sdk_sqs::Client,
+    sqs: SdkClient<aws_sdk_sqs::Client>,
     live_url: String,
     backfill_url: Option<String>,
 }
@@ -39,9 +40,13 @@ pub(crate) async fn queue_answers(sqs: &aws_sdk_sqs::Client, url: &str) -> Resul
 
 impl JobQueue {
     /// Without a backfill queue, history shares the live one.
-    pub fn new(sqs: aws_sdk_sqs::Client, live_url: String, backfill_url: Option<String>) -> Self {
+    pub fn new(
+        sqs: impl Into<SdkClient<aws_sdk_sqs::Client>>,
+        live_url: String,
+        backfill_url: Option<String>,
+    ) -> Self {
         Self {
-            sqs,
+            sqs: sqs.into(),
             live_url,
             backfill_url,
         }

@@ -3,6 +3,7 @@
 //! env-var names) cached in-process, with the environment as the local
 //! fallback for names the secret does not hold.
 
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::connection::Secret;
 use crate::domain::env::Env;
@@ -24,14 +25,17 @@ type SecretMap = Arc<HashMap<String, Secret>>;
 /// Named secrets: the Secrets Manager secret's values, else the environment's.
 pub struct Secrets {
     env: Env,
-    source: Option<(aws_sdk_secretsmanager::Client, String)>,
+    source: Option<(SdkClient<aws_sdk_secretsmanager::Client>, String)>,
     ttl: Duration,
     cache: Mutex<Option<(Instant, SecretMap)>>,
 }
 
 impl Secrets {
     /// Secrets from `source` (client and secret ARN), falling back to `env`; None: `env` only.
-    pub fn new(env: Env, source: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
+    pub fn new(
+        env: Env,
+        source: Option<(SdkClient<aws_sdk_secretsmanager::Client>, String)>,
+    ) -> Self {
         Self {
             env,
             source,

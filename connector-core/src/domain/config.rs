@@ -301,31 +301,37 @@ impl Config {
 /// return URL.
 pub const CONNECT_PAGE_PATH: &str = "/v1/connect";
 
+/// A configuration's environment for tests: every required setting with a
+/// fake value, and `pairs` over them.
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> Env {
+    let mut m: std::collections::HashMap<String, String> = [
+        ("CONNECTOR_CONNECTIONS_TABLE", "c"),
+        ("CONNECTOR_EPHEMERAL_TABLE", "e"),
+        ("CONNECTOR_EVENTS_TABLE", "ev"),
+        ("CONNECTOR_HEALTH_TABLE", "h"),
+        ("CONNECTOR_SYNC_QUEUE_URL", "http://q"),
+        ("CONNECTOR_KMS_KEY_ID", "k"),
+        (
+            "CONNECTOR_RETURN_URLS",
+            "https://app.example.com/done, https://other.example.com/x",
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in pairs {
+        m.insert(k.to_string(), v.to_string());
+    }
+    Env::with_overrides(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        let mut m: HashMap<String, String> = [
-            ("CONNECTOR_CONNECTIONS_TABLE", "c"),
-            ("CONNECTOR_EPHEMERAL_TABLE", "e"),
-            ("CONNECTOR_EVENTS_TABLE", "ev"),
-            ("CONNECTOR_HEALTH_TABLE", "h"),
-            ("CONNECTOR_SYNC_QUEUE_URL", "http://q"),
-            ("CONNECTOR_KMS_KEY_ID", "k"),
-            (
-                "CONNECTOR_RETURN_URLS",
-                "https://app.example.com/done, https://other.example.com/x",
-            ),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in pairs {
-            m.insert(k.to_string(), v.to_string());
-        }
-        Env::with_overrides(m)
+        test_env(pairs)
     }
 
     #[test]

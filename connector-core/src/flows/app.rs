@@ -1,6 +1,7 @@
 //! Everything a function needs, built once at start-up (Lambda init) and
 //! shared by reference across invocations.
 
+use crate::aws::client::SdkClient;
 use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
 use crate::aws::outbox::{EventBus, Outbox};
 use crate::aws::queue::JobQueue;
@@ -18,9 +19,13 @@ use crate::vendors::driver::VendorDriver;
 use crate::vendors::flood::DeliveryLimiter;
 use crate::vendors::quota::FleetQuota;
 use crate::vendors::registry::{self, Registry};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Everything a function needs: configuration, stores, queue, secrets, vendor drivers and clients.
+/// Everything a function needs: configuration, stores, queue, secrets, vendor
+/// drivers and clients. Nothing that calls out is made before its first
+/// use: the AWS SDK clients ([`SdkClient`]), the token envelope, the vendor
+/// drivers and the vendor HTTP client; and a function whose code never asks
+/// for one does not link it.
 pub struct App {
     /// The connector's configuration.
     pub config: Config,
@@ -32,8 +37,6 @@ pub struct App {
     pub ephemeral: EphemeralStore,
     /// The Events table: the change feed.
     pub events: EventStore,
-    /// Seals and opens tokens.
-    pub envelope: Envelope,
     /// The sync and backfill queues.
     pub queue: JobQueue,
     /// Where events to the app are queued for delivery.
@@ -46,19 +49,51 @@ pub struct App {
     pub credentials: Secrets,
     /// The phone-push signing secret, in a secret of its own.
     pub push_secret: Secrets,
-    /// The vendor drivers.
-    pub vendors: Registry,
-    /// The HTTP client for vendor calls: no redirects, 10 s timeout.
-    pub http: reqwest::Client,
     /// The fleet-wide call budget per vendor.
     pub quota: Arc<FleetQuota>,
     /// Webhook deliveries per vendor and source address, in this process.
     pub deliveries: Arc<DeliveryLimiter>,
     /// The health route's last answer in this process.
     pub status: Arc<crate::domain::status::StatusCache>,
+    env: Env,
+    kms: SdkClient<aws_sdk_kms::Client>,
+    envelope: OnceLock<Envelope>,
+    vendors: OnceLock<Registry>,
+    http: OnceLock<reqwest::Client>,
 }
 
 impl App {
+    /// Seals and opens tokens (KMS data keys, cached).
+    pub fn envelope(&self) -> &Envelope {
+        self.envelope.get_or_init(|| {
+            Envelope::new(
+                Box::new(KmsKeys::new(
+                    self.kms.clone(),
+                    self.config.kms_key_id.clone(),
+                )),
+                &self.config.connections_table,
+                CacheLimits::default(),
+            )
+        })
+    }
+
+    /// The vendor drivers.
+    pub fn vendors(&self) -> Result<&Registry> {
+        if let Some(made) = self.vendors.get() {
+            return Ok(made);
+        }
+        let made = Registry::build(&DriverDeps {
+            ephemeral: &self.ephemeral,
+            env: &self.env,
+        })?;
+        Ok(self.vendors.get_or_init(|| made))
+    }
+
+    /// The HTTP client for vendor calls: no redirects, 10 s timeout.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(crate::vendors::token::http_client)
+    }
+
     /// A vendor's app registration as configured now.
     pub async fn vendor_credentials(&self, vendor: Vendor) -> Result<VendorCredentials> {
         VendorCredentials::load(&self.credentials, registry::spec(vendor)).await
@@ -77,9 +112,9 @@ impl App {
                 "vendor {vendor} is off in this deployment; the EnableMockVendor parameter (CONNECTOR_MOCK_ENABLED=true) turns it on"
             )));
         }
-        let driver = self.vendors.driver(vendor)?.clone();
+        let driver = self.vendors()?.driver(vendor)?.clone();
         let ctx = VendorCtx::new(
-            self.http.clone(),
+            self.http().clone(),
             self.vendor_credentials(vendor).await?,
             CallBudget::new(self.quota.clone(), vendor),
         );
@@ -106,13 +141,11 @@ impl App {
     }
 
     async fn build(env: Env, config: Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        // Read now, so a bad setting stops the function at start.
+        registry::check_settings(&env)?;
+        let dynamo = SdkClient::on_first_use(sdk, aws_sdk_dynamodb::Client::new);
         let ephemeral = EphemeralStore::new(dynamo.clone(), config.ephemeral_table.clone());
-        let vendors = Registry::build(&DriverDeps {
-            ephemeral: &ephemeral,
-            env: &env,
-        })?;
-        let secrets_manager = aws_sdk_secretsmanager::Client::new(sdk);
+        let secrets_manager = SdkClient::on_first_use(sdk, aws_sdk_secretsmanager::Client::new);
         let secrets = config
             .secret_arn
             .clone()
@@ -125,7 +158,7 @@ impl App {
             .app_webhook_secret_arn
             .clone()
             .map(|arn| (secrets_manager, arn));
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let sqs = SdkClient::on_first_use(sdk, aws_sdk_sqs::Client::new);
         let quota = Arc::new(FleetQuota::from_env(ephemeral.clone(), &env, |v| {
             registry::spec(v).quota
         })?);
@@ -133,14 +166,6 @@ impl App {
             connections: ConnectionStore::new(dynamo.clone(), config.connections_table.clone()),
             health: HealthStore::new(dynamo.clone(), config.health_table.clone()),
             events: EventStore::new(dynamo, config.events_table.clone()),
-            envelope: Envelope::new(
-                Box::new(KmsKeys::new(
-                    aws_sdk_kms::Client::new(sdk),
-                    config.kms_key_id.clone(),
-                )),
-                &config.connections_table,
-                CacheLimits::default(),
-            ),
             queue: JobQueue::new(
                 sqs.clone(),
                 config.sync_queue_url.clone(),
@@ -151,19 +176,24 @@ impl App {
                 config.app_events_queue_url.clone(),
                 config.app_event_channels(),
             ),
-            bus: config
-                .app_event_bus
-                .clone()
-                .map(|name| EventBus::new(aws_sdk_eventbridge::Client::new(sdk), name)),
+            bus: config.app_event_bus.clone().map(|name| {
+                EventBus::new(
+                    SdkClient::on_first_use(sdk, aws_sdk_eventbridge::Client::new),
+                    name,
+                )
+            }),
             app_webhook_secret: Secrets::new(env.clone(), app_webhook_secret),
             push_secret: Secrets::new(env.clone(), push_secret),
-            credentials: Secrets::new(env, secrets),
-            vendors,
-            http: crate::vendors::token::http_client(),
+            credentials: Secrets::new(env.clone(), secrets),
+            kms: SdkClient::on_first_use(sdk, aws_sdk_kms::Client::new),
+            envelope: OnceLock::new(),
+            vendors: OnceLock::new(),
+            http: OnceLock::new(),
             quota,
             deliveries: Arc::new(DeliveryLimiter::new(config.webhook_per_source_per_sec)),
             status: Arc::default(),
             ephemeral,
+            env,
             config,
         })
     }
@@ -210,8 +240,56 @@ fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
 
 #[cfg(test)]
 mod tests {
-    use super::log_filter;
+    use super::*;
     use tracing::Level;
+
+    fn app(extra: &[(&str, &str)]) -> Result<App> {
+        let mut vars = vec![
+            (
+                "CONNECTOR_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:fake",
+            ),
+            ("CONNECTOR_APP_EVENT_BUS", "bus"),
+        ];
+        vars.extend_from_slice(extra);
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        crate::vendors::testing::block_on(App::with_sdk(
+            crate::domain::config::test_env(&vars),
+            &sdk,
+        ))
+    }
+
+    #[test]
+    fn nothing_that_calls_out_is_made_before_its_first_use() {
+        let app = app(&[]).unwrap();
+        assert!(!app.ephemeral.db.is_made(), "DynamoDB client");
+        assert!(!app.kms.is_made(), "KMS client");
+        assert!(app.envelope.get().is_none());
+        assert!(app.vendors.get().is_none());
+        assert!(app.http.get().is_none());
+        let _ = app.envelope();
+        assert!(
+            !app.kms.is_made(),
+            "the envelope makes KMS's client on its first call"
+        );
+        assert!(app.vendors().unwrap().get(Vendor::Oura).is_some());
+        let _ = app.http();
+        assert!(app.vendors.get().is_some() && app.http.get().is_some());
+        assert!(!app.ephemeral.db.is_made());
+    }
+
+    #[test]
+    fn a_bad_driver_setting_still_stops_the_function_at_start() {
+        let refused = app(&[("CONNECTOR_MOCK_ACCESS_TTL_SECS", "soon")]);
+        assert!(
+            matches!(&refused, Err(Error::Config(m)) if m.contains("CONNECTOR_MOCK_ACCESS_TTL_SECS")),
+            "{:?}",
+            refused.err()
+        );
+    }
 
     #[test]
     fn rust_log_sets_a_default_level_and_levels_per_target() {

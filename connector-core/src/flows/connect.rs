@@ -40,7 +40,7 @@ pub async fn establish(
     tokens: &TokenSet,
 ) -> Result<()> {
     claim_vendor_account(app, user_id, vendor, vendor_user_id).await?;
-    let sealed = app.envelope.seal_tokens(user_id, vendor, tokens).await?;
+    let sealed = app.envelope().seal_tokens(user_id, vendor, tokens).await?;
     app.connections
         .connect(
             user_id,
@@ -292,7 +292,7 @@ pub async fn start(app: &App, user: &str, vendor: Vendor, ask: ConnectAsk<'_>) -
             let (url, verifier) = token::authorize_url(&ctx.creds, &redirect_uri, &state)?;
             let sealed_verifier = match verifier {
                 Some(v) => Some(
-                    app.envelope
+                    app.envelope()
                         .seal(v.expose(), pkce_binding(user, vendor))
                         .await?,
                 ),
@@ -420,7 +420,7 @@ pub async fn callback(
     })
     .map_err(|e| Error::Crypto(format!("callback: {e}")))?;
     let sealed_callback = app
-        .envelope
+        .envelope()
         .seal(&callback, callback_binding(&pending.user_id, vendor))
         .await?;
     let completion = token::new_state();
@@ -462,7 +462,7 @@ pub async fn complete(app: &App, user: &str, vendor: Vendor, completion: &str) -
         return Err(refused());
     }
     let opened = app
-        .envelope
+        .envelope()
         .open(&parked.sealed_callback, callback_binding(user, vendor))
         .await?;
     let Callback { state, query } = serde_json::from_str(&opened)
@@ -519,7 +519,7 @@ async fn exchange(
     };
     let verifier = match sealed_verifier {
         Some(sealed) => Some(
-            app.envelope
+            app.envelope()
                 .open(sealed, pkce_binding(&pending.user_id, pending.vendor))
                 .await?,
         ),
@@ -528,7 +528,7 @@ async fn exchange(
     let redirect_uri = url::Url::parse(&pending.redirect_uri)
         .map_err(|_| Error::Corrupt("bad redirect_uri".into()))?;
     token::exchange_code(
-        &app.http,
+        app.http(),
         creds,
         &redirect_uri,
         code,

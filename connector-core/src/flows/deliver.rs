@@ -70,7 +70,7 @@ async fn post(app: &App, event: &AppEvent) -> Result<()> {
         .sign(&event.id, timestamp, &body)
         .expect("a JSON body is UTF-8");
     let answer = app
-        .http
+        .http()
         .post(url.clone())
         .header("content-type", "application/json")
         .header("webhook-id", &event.id)

@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// security event is logged, without the ciphertext. The `Corrupt` error is
 /// returned either way.
 pub async fn open_tokens(app: &App, conn: &Connection) -> Result<TokenSet> {
-    match app.envelope.open_tokens(conn).await {
+    match app.envelope().open_tokens(conn).await {
         Err(Error::Corrupt(reason)) => {
             tracing::error!(
                 security_event = "sealed_tokens_do_not_open",
@@ -160,7 +160,7 @@ async fn refresh_holding_lease(app: &App, conn: &Connection) -> Result<(Connecti
         Err(VendorError::RefreshRejected) => {
             let latest = reread(app, conn).await?;
             if latest.token_version != conn.token_version {
-                let t = app.envelope.open_tokens(&latest).await?;
+                let t = app.envelope().open_tokens(&latest).await?;
                 return Ok((latest, t));
             }
             tracing::warn!(user_id = %conn.user_id, %vendor, "vendor rejected the refresh token");
@@ -220,7 +220,7 @@ async fn store_refreshed(
         let attempt = async {
             if sealed.is_none() {
                 sealed = Some(
-                    app.envelope
+                    app.envelope()
                         .seal_tokens(&conn.user_id, vendor, &fresh)
                         .await?,
                 );
@@ -248,7 +248,7 @@ async fn store_refreshed(
         Ok(false) => {
             // Reconnected while we refreshed: the new grant wins.
             let latest = reread(app, conn).await?;
-            let t = app.envelope.open_tokens(&latest).await?;
+            let t = app.envelope().open_tokens(&latest).await?;
             Ok((latest, t))
         }
         Err(e) => {

@@ -40,7 +40,7 @@ async fn check_all(app: &App) -> ServiceStatus {
     let (tables, queues, key) = tokio::join!(
         outcome("tables", CHECK_TIMEOUT, tables),
         outcome("queues", CHECK_TIMEOUT, queues),
-        outcome("key", CHECK_TIMEOUT, app.envelope.key_answers()),
+        outcome("key", CHECK_TIMEOUT, app.envelope().key_answers()),
     );
     let checks = Checks {
         tables,

@@ -25,7 +25,7 @@ use serde::Serialize;
 pub const POLL_DAYS: u32 = 2;
 /// How long a connection to `vendor` may go without a sync; None: never polled.
 fn interval(app: &App, vendor: Vendor) -> Option<Duration> {
-    app.vendors.get(vendor)?.quiet_limit()
+    app.vendors().ok()?.get(vendor)?.quiet_limit()
 }
 
 /// Queues the due polls; returns how many were queued. One scan serves
@@ -33,7 +33,7 @@ fn interval(app: &App, vendor: Vendor) -> Option<Duration> {
 /// and each is then held to its own vendor's.
 pub async fn enqueue_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
     let Some(shortest) = app
-        .vendors
+        .vendors()?
         .all()
         .filter_map(|d| interval(app, d.vendor()))
         .min()

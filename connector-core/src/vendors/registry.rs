@@ -34,6 +34,12 @@ pub fn spec(vendor: Vendor) -> &'static VendorSpec {
         .expect("every vendor has a SPEC in the registry")
 }
 
+/// Reads the drivers' settings from `env` (a bad one is an error) without
+/// building a driver: what a function checks at start.
+pub fn check_settings(env: &crate::domain::env::Env) -> Result<()> {
+    mock::knobs(env).map(|_| ())
+}
+
 /// The drivers available in this build, by vendor.
 #[derive(Clone, Default)]
 pub struct Registry {

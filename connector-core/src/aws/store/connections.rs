@@ -3,6 +3,7 @@
 //! connections only, by token expiry and quiet time (the schedule indexes).
 
 use super::item::{conditional, get_n, get_s, get_time, n, s, Item};
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::connection::{
     Backfill, BackfillState, Connection, ConnectionStatus, SealedTokens,
@@ -34,7 +35,7 @@ pub fn schedule_shard(user_id: &str, vendor: Vendor) -> String {
 /// The Connections table.
 #[derive(Clone)]
 pub struct ConnectionStore {
-    db: Client,
+    db: SdkClient<Client>,
     table: String,
 }
 
@@ -49,8 +50,11 @@ impl ConnectionStore {
     pub const QUIET_INDEX: &'static str = "by-quiet";
 
     /// The store on `table` through `db`.
-    pub fn new(db: Client, table: String) -> Self {
-        Self { db, table }
+    pub fn new(db: impl Into<SdkClient<Client>>, table: String) -> Self {
+        Self {
+            db: db.into(),
+            table,
+        }
     }
 
     /// Whether the table answers (for the health route).

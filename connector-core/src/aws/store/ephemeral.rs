@@ -3,6 +3,7 @@
 //! naming its owner so deleting a user finds them.
 
 use super::item::{conditional, get_n, get_s, n, s, Item};
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::connection::{ConsentFlow, ParkedConnect, PendingConnect, SealedTokens};
 use crate::domain::erasure::{ErasureRecord, ErasureStatus};
@@ -22,7 +23,7 @@ pub const OWNER: &str = "owner";
 /// Short-lived items with a TTL: single-use OAuth state and dedup keys.
 #[derive(Clone)]
 pub struct EphemeralStore {
-    pub(crate) db: Client,
+    pub(crate) db: SdkClient<Client>,
     pub(crate) table: String,
 }
 
@@ -31,8 +32,11 @@ impl EphemeralStore {
     pub const OWNER_INDEX: &'static str = "by-owner";
 
     /// The store on `table` through `db`.
-    pub fn new(db: Client, table: String) -> Self {
-        Self { db, table }
+    pub fn new(db: impl Into<SdkClient<Client>>, table: String) -> Self {
+        Self {
+            db: db.into(),
+            table,
+        }
     }
 
     /// Whether the table answers (for the health route).

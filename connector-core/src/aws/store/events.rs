@@ -8,6 +8,7 @@
 //! kept by a try that failed before queueing it is queued by the retry.
 
 use super::item::{get_n, get_s, n, s, Item};
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::app_event::{AppEvent, FEED_RETENTION_DAYS};
 use crate::domain::error::{Error, Result};
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 /// The Events table.
 #[derive(Clone)]
 pub struct EventStore {
-    db: Client,
+    db: SdkClient<Client>,
     pub(crate) table: String,
 }
 
@@ -62,8 +63,11 @@ impl FeedPosition {
 
 impl EventStore {
     /// The store on `table` through `db`.
-    pub fn new(db: Client, table: String) -> Self {
-        Self { db, table }
+    pub fn new(db: impl Into<SdkClient<Client>>, table: String) -> Self {
+        Self {
+            db: db.into(),
+            table,
+        }
     }
 
     /// Whether the table answers (for the health route).

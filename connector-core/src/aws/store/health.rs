@@ -2,6 +2,7 @@
 //! source, raw vendor records, and the phone's push records.
 
 use super::item::{get_n, get_s, get_time, n, s, Item};
+use crate::aws::client::SdkClient;
 use crate::aws::sdk;
 use crate::domain::error::{Error, Result};
 use crate::domain::health::{source_rank, DailySummary, MetricType, Sample, SUMMARY_METRICS};
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 /// The HealthData table.
 #[derive(Clone)]
 pub struct HealthStore {
-    pub(crate) db: Client,
+    pub(crate) db: SdkClient<Client>,
     pub(crate) table: String,
 }
 
@@ -137,8 +138,11 @@ fn raw_requests(user_id: &str, vendor: Vendor, raw: &[RawRecord]) -> Vec<WriteRe
 
 impl HealthStore {
     /// The store on `table` through `db`.
-    pub fn new(db: Client, table: String) -> Self {
-        Self { db, table }
+    pub fn new(db: impl Into<SdkClient<Client>>, table: String) -> Self {
+        Self {
+            db: db.into(),
+            table,
+        }
     }
 
     /// Whether the table answers (for the health route).

@@ -11,6 +11,7 @@
 
 use crate::aws::store::EphemeralStore;
 use crate::domain::connection::{Secret, TokenSet};
+use crate::domain::env::Env;
 use crate::domain::error::{Error, Result};
 use crate::domain::event::{EventKind, WebhookEvent};
 use crate::domain::health::{MetricType, Sample};
@@ -51,21 +52,26 @@ const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 /// The Mock driver, with the knobs tests turn: CONNECTOR_MOCK_ACCESS_TTL_SECS
 /// (access-token lifetime) and CONNECTOR_MOCK_HIGH_STRESS.
 pub fn driver(deps: &DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>> {
-    let access_ttl = match deps.env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {
-        None => DEFAULT_ACCESS_TTL_SECS,
-        Some(v) => v
-            .parse()
-            .map_err(|_| Error::Config("CONNECTOR_MOCK_ACCESS_TTL_SECS must be a number".into()))?,
-    };
-    let high_stress = deps
-        .env
-        .get("CONNECTOR_MOCK_HIGH_STRESS")
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let (access_ttl, high_stress) = knobs(deps.env)?;
     Ok(Arc::new(MockVendor::new(
         deps.ephemeral.clone(),
         access_ttl,
         high_stress,
     )))
+}
+
+/// The knobs' values: access-token lifetime and high stress.
+pub(crate) fn knobs(env: &Env) -> Result<(i64, bool)> {
+    let access_ttl = match env.get("CONNECTOR_MOCK_ACCESS_TTL_SECS") {
+        None => DEFAULT_ACCESS_TTL_SECS,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::Config("CONNECTOR_MOCK_ACCESS_TTL_SECS must be a number".into()))?,
+    };
+    let high_stress = env
+        .get("CONNECTOR_MOCK_HIGH_STRESS")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    Ok((access_ttl, high_stress))
 }
 
 /// The Mock driver: deterministic data, tokens checked against its hashes in the Ephemeral table.
