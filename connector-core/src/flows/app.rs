@@ -41,8 +41,6 @@ pub struct App {
     pub queue: JobQueue,
     /// Where events to the app are queued for delivery.
     pub outbox: Outbox,
-    /// The EventBridge bus events are put on (the app-events function).
-    pub bus: Option<EventBus>,
     /// The app's webhook signing secret, in a secret of its own.
     pub app_webhook_secret: Secrets,
     /// Vendor credentials.
@@ -56,8 +54,9 @@ pub struct App {
     /// The health route's last answer in this process.
     pub status: Arc<crate::domain::status::StatusCache>,
     env: Env,
-    kms: SdkClient<aws_sdk_kms::Client>,
+    sdk: aws_config::SdkConfig,
     envelope: OnceLock<Envelope>,
+    bus: OnceLock<Option<EventBus>>,
     vendors: OnceLock<Registry>,
     http: OnceLock<reqwest::Client>,
 }
@@ -68,13 +67,27 @@ impl App {
         self.envelope.get_or_init(|| {
             Envelope::new(
                 Box::new(KmsKeys::new(
-                    self.kms.clone(),
+                    SdkClient::on_first_use(&self.sdk, aws_sdk_kms::Client::new),
                     self.config.kms_key_id.clone(),
                 )),
                 &self.config.connections_table,
                 CacheLimits::default(),
             )
         })
+    }
+
+    /// The EventBridge bus events are put on (the app-events function), if configured.
+    pub fn bus(&self) -> Option<&EventBus> {
+        self.bus
+            .get_or_init(|| {
+                self.config.app_event_bus.clone().map(|name| {
+                    EventBus::new(
+                        SdkClient::on_first_use(&self.sdk, aws_sdk_eventbridge::Client::new),
+                        name,
+                    )
+                })
+            })
+            .as_ref()
     }
 
     /// The vendor drivers.
@@ -176,17 +189,12 @@ impl App {
                 config.app_events_queue_url.clone(),
                 config.app_event_channels(),
             ),
-            bus: config.app_event_bus.clone().map(|name| {
-                EventBus::new(
-                    SdkClient::on_first_use(sdk, aws_sdk_eventbridge::Client::new),
-                    name,
-                )
-            }),
             app_webhook_secret: Secrets::new(env.clone(), app_webhook_secret),
             push_secret: Secrets::new(env.clone(), push_secret),
             credentials: Secrets::new(env.clone(), secrets),
-            kms: SdkClient::on_first_use(sdk, aws_sdk_kms::Client::new),
+            sdk: sdk.clone(),
             envelope: OnceLock::new(),
+            bus: OnceLock::new(),
             vendors: OnceLock::new(),
             http: OnceLock::new(),
             quota,
@@ -266,15 +274,11 @@ mod tests {
     fn nothing_that_calls_out_is_made_before_its_first_use() {
         let app = app(&[]).unwrap();
         assert!(!app.ephemeral.db.is_made(), "DynamoDB client");
-        assert!(!app.kms.is_made(), "KMS client");
-        assert!(app.envelope.get().is_none());
+        assert!(app.envelope.get().is_none() && app.bus.get().is_none());
         assert!(app.vendors.get().is_none());
         assert!(app.http.get().is_none());
         let _ = app.envelope();
-        assert!(
-            !app.kms.is_made(),
-            "the envelope makes KMS's client on its first call"
-        );
+        assert!(app.bus().is_some() && app.bus.get().is_some());
         assert!(app.vendors().unwrap().get(Vendor::Oura).is_some());
         let _ = app.http();
         assert!(app.vendors.get().is_some() && app.http.get().is_some());

@@ -28,7 +28,7 @@ pub fn parse(body: &str) -> Result<Delivery> {
 pub async fn deliver(app: &App, delivery: &Delivery) -> Result<()> {
     let event = &delivery.event;
     let result = match delivery.channel {
-        Channel::Bus => match &app.bus {
+        Channel::Bus => match app.bus() {
             Some(bus) => bus.put(event).await,
             None => Err(Error::Config(
                 "an event for the bus, but CONNECTOR_APP_EVENT_BUS is not set".into(),

@@ -1,5 +1,6 @@
-//! The vendors of this build, one line each: its SPEC and how its driver
-//! is built.
+//! The vendors of this build, one line each in two tables: their SPECs,
+//! and how their drivers are built. Two tables, so that a function that
+//! only reads a vendor's facts links no driver.
 
 use crate::domain::error::{Error, Result};
 use crate::domain::vendor::{Vendor, VendorError};
@@ -11,25 +12,38 @@ use std::sync::Arc;
 
 type Build = fn(&DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>>;
 
-/// Every vendor of this build: its facts and its driver.
-const VENDORS: [(&VendorSpec, Build); 10] = [
-    (&mock::SPEC, mock::driver),
-    (&whoop::SPEC, |_| Ok(Arc::new(whoop::Whoop))),
-    (&garmin::SPEC, |_| Ok(Arc::new(garmin::Garmin))),
-    (&fitbit::SPEC, |_| Ok(Arc::new(fitbit::Fitbit))),
-    (&oura::SPEC, |_| Ok(Arc::new(oura::Oura))),
-    (&polar::SPEC, |_| Ok(Arc::new(polar::Polar))),
-    (&strava::SPEC, |_| Ok(Arc::new(strava::Strava))),
-    (&dexcom::SPEC, |_| Ok(Arc::new(dexcom::Dexcom))),
-    (&withings::SPEC, |_| Ok(Arc::new(withings::Withings))),
-    (&terra::SPEC, |_| Ok(Arc::new(terra::Terra))),
+/// Every vendor's facts.
+static SPECS: [&VendorSpec; 10] = [
+    &mock::SPEC,
+    &whoop::SPEC,
+    &garmin::SPEC,
+    &fitbit::SPEC,
+    &oura::SPEC,
+    &polar::SPEC,
+    &strava::SPEC,
+    &dexcom::SPEC,
+    &withings::SPEC,
+    &terra::SPEC,
+];
+
+/// Every vendor's driver.
+const DRIVERS: [Build; 10] = [
+    mock::driver,
+    |_| Ok(Arc::new(whoop::Whoop)),
+    |_| Ok(Arc::new(garmin::Garmin)),
+    |_| Ok(Arc::new(fitbit::Fitbit)),
+    |_| Ok(Arc::new(oura::Oura)),
+    |_| Ok(Arc::new(polar::Polar)),
+    |_| Ok(Arc::new(strava::Strava)),
+    |_| Ok(Arc::new(dexcom::Dexcom)),
+    |_| Ok(Arc::new(withings::Withings)),
+    |_| Ok(Arc::new(terra::Terra)),
 ];
 
 /// A vendor's facts.
 pub fn spec(vendor: Vendor) -> &'static VendorSpec {
-    VENDORS
+    SPECS
         .iter()
-        .map(|(spec, _)| *spec)
         .find(|spec| spec.vendor == vendor)
         .expect("every vendor has a SPEC in the registry")
 }
@@ -49,11 +63,9 @@ pub struct Registry {
 impl Registry {
     /// Every vendor's driver.
     pub fn build(deps: &DriverDeps<'_>) -> Result<Self> {
-        VENDORS
-            .iter()
-            .try_fold(Self::default(), |registry, (_, build)| {
-                Ok(registry.with(build(deps)?))
-            })
+        DRIVERS.iter().try_fold(Self::default(), |registry, build| {
+            Ok(registry.with(build(deps)?))
+        })
     }
 
     /// This registry with `driver` for its vendor (replacing any other).
@@ -100,7 +112,7 @@ mod tests {
         for vendor in Vendor::ALL {
             assert_eq!(spec(vendor).vendor, vendor);
             assert_eq!(
-                VENDORS.iter().filter(|(s, _)| s.vendor == vendor).count(),
+                SPECS.iter().filter(|s| s.vendor == vendor).count(),
                 1,
                 "{vendor}"
             );
@@ -117,6 +129,7 @@ mod tests {
         for vendor in Vendor::ALL {
             assert_eq!(registry.driver(vendor).unwrap().vendor(), vendor);
         }
+        assert_eq!(registry.all().count(), DRIVERS.len());
     }
 
     #[test]
