@@ -1,5 +1,6 @@
-//! Everything a function needs, built once at start-up (Lambda init) and
-//! shared by reference across invocations.
+//! Everything a function needs: its configuration read and checked once at
+//! start-up (Lambda init), what calls out made on first use, all shared by
+//! reference across invocations.
 
 use crate::aws::client::SdkClient;
 use crate::aws::kms::{CacheLimits, Envelope, KmsKeys};
