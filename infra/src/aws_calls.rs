@@ -5,7 +5,6 @@
 //! counts each attempt, as AWS bills it.
 
 use aws_config::SdkConfig;
-use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
 };
@@ -223,13 +222,9 @@ impl HttpConnector for Counting {
 
 /// `sdk` with its HTTP client counting into `calls`.
 pub fn counting(sdk: &SdkConfig, calls: Arc<AwsCalls>) -> SdkConfig {
-    let inner = sdk.http_client().unwrap_or_else(|| {
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build_https()
-    });
+    let inner = sdk
+        .http_client()
+        .unwrap_or_else(connector_core::aws::tls::https_client);
     sdk.to_builder()
         .http_client(http_client_fn(move |settings, components| {
             SharedHttpConnector::new(Counting {
