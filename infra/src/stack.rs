@@ -165,7 +165,7 @@ async fn start_binary(
 
 pub async fn start(opts: StackOptions) -> Result<Stack, BoxError> {
     let template = Template::load(&opts.template)?;
-    let sdk = connector_core::aws::aws_config(Some(&opts.endpoint)).await;
+    let sdk = connector_core::aws::aws_config(Some(&opts.endpoint));
     let provisioned = provision(&sdk, &template, &opts.prefix).await?;
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     let addr = listener.local_addr()?;

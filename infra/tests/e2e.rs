@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use connector_core::domain::connection::ConnectionStatus;
+use connector_core::vendors::driver::VendorDriver;
 use connector_core::Vendor;
 
 fn today_row<'a>(reports: &'a serde_json::Value, date: &str) -> Vec<&'a serde_json::Value> {

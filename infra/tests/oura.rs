@@ -12,7 +12,7 @@ use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::health::MetricType;
 use connector_core::domain::vendor::VendorError;
-use connector_core::vendors::driver::FetchRequest;
+use connector_core::vendors::driver::{FetchRequest, VendorDriver};
 use connector_core::vendors::token;
 use connector_core::Vendor;
 use connector_infra::simulator::oura::{day, deliver_handshake, deliver_webhook, Event};

@@ -13,7 +13,7 @@ use chrono::{Duration, FixedOffset, Utc};
 use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::health::MetricType;
-use connector_core::vendors::driver::FetchRequest;
+use connector_core::vendors::driver::{FetchRequest, VendorDriver};
 use connector_core::vendors::polar::member_id;
 use connector_core::Vendor;
 use connector_infra::simulator::polar::{day, deliver_ping, deliver_webhook, payload};

@@ -7,6 +7,7 @@ use common::*;
 use connector_core::domain::connection::ConnectionStatus;
 use connector_core::domain::vendor::VendorError;
 use connector_core::flows::refresh::refresh_connection;
+use connector_core::vendors::driver::VendorDriver;
 use connector_core::Vendor;
 
 async fn short_lived_stack(name: &str) -> connector_infra::stack::Stack {

@@ -10,23 +10,45 @@ pub mod secrets;
 pub mod store;
 pub mod tls;
 
-/// The AWS SDK configuration: the real chain in AWS; against a local
-/// emulator (CONNECTOR_AWS_ENDPOINT), its endpoint, signed as the local admin
-/// (see [`local_admin_credentials`]) unless running as a Lambda function.
-pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(tls::https_client());
-    if let Some(ep) = endpoint {
-        loader = loader.endpoint_url(ep).region(aws_config::Region::new(
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        ));
-        // A function binary run as Lambda runs it has its role's session in
-        // the environment; anything else signs as the local admin.
-        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
-            loader = loader.credentials_provider(local_admin_credentials());
+/// The AWS SDK configuration, from the environment as Lambda sets it
+/// (`AWS_REGION`, and the role's session in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; `sam local invoke` and
+/// `cargo lambda` set the same). Against a local emulator
+/// (CONNECTOR_AWS_ENDPOINT), its endpoint, signed as the local admin (see
+/// [`local_admin_credentials`]) unless running as a Lambda function.
+///
+/// Not aws-config's default chain: its profile, SSO, web-identity, IMDS and
+/// container providers (and the STS client) are never used by a function
+/// and were a tenth of every binary.
+pub fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .or_else(|| endpoint.map(|_| "us-east-1".to_string()));
+    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let credentials = match endpoint {
+        Some(_) if !in_lambda => {
+            aws_sdk_dynamodb::config::SharedCredentialsProvider::new(local_admin_credentials())
         }
+        _ => aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        ),
+    };
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(tls::https_client())
+        .sleep_impl(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        ))
+        .time_source(aws_smithy_async::time::SharedTimeSource::new(
+            aws_smithy_async::time::SystemTimeSource::new(),
+        ))
+        .region(region.map(aws_config::Region::new))
+        .credentials_provider(credentials);
+    if let Some(ep) = endpoint {
+        builder = builder.endpoint_url(ep);
     }
-    loader.load().await
+    builder.build()
 }
 
 /// The local emulator enforces IAM: the local stack's admin identity signs

@@ -16,10 +16,9 @@ use crate::vendors::budget::CallBudget;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::credentials::VendorCredentials;
 use crate::vendors::driver::DriverDeps;
-use crate::vendors::driver::VendorDriver;
 use crate::vendors::flood::DeliveryLimiter;
 use crate::vendors::quota::FleetQuota;
-use crate::vendors::registry::{self, Registry};
+use crate::vendors::registry::{self, Driver, Registry};
 use std::sync::{Arc, OnceLock};
 
 /// Everything a function needs: configuration, stores, queue, secrets, vendor
@@ -120,7 +119,7 @@ impl App {
     }
 
     /// A vendor's driver with what it needs to call the vendor.
-    pub async fn driver(&self, vendor: Vendor) -> Result<(Arc<dyn VendorDriver>, VendorCtx)> {
+    pub async fn driver(&self, vendor: Vendor) -> Result<(Arc<Driver>, VendorCtx)> {
         if !self.vendor_enabled(vendor) {
             return Err(Error::Conflict(format!(
                 "vendor {vendor} is off in this deployment; the EnableMockVendor parameter (CONNECTOR_MOCK_ENABLED=true) turns it on"
@@ -143,7 +142,7 @@ impl App {
     /// The app built from `env`: configuration, AWS clients, stores and drivers.
     pub async fn new(env: Env) -> Result<Self> {
         let config = Config::from_env(&env)?;
-        let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref()).await;
+        let sdk = crate::aws::aws_config(config.aws_endpoint.as_deref());
         Self::build(env, config, &sdk).await
     }
 

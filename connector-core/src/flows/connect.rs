@@ -23,7 +23,7 @@ use crate::flows::events;
 use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::credentials::VendorCredentials;
-use crate::vendors::driver::HostedConnect;
+use crate::vendors::driver::{HostedConnect, VendorDriver};
 use crate::vendors::registry;
 use crate::vendors::token::{self, Grant};
 use chrono::Utc;

@@ -14,6 +14,7 @@ use crate::domain::metric::{count_vendor, Metric};
 use crate::domain::vendor::VendorError;
 use crate::flows::app::App;
 use crate::flows::events;
+use crate::vendors::driver::VendorDriver;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 

@@ -31,7 +31,7 @@ use crate::flows::backfill;
 use crate::flows::events;
 use crate::flows::queueing;
 use crate::flows::refresh::{open_tokens, refresh_connection};
-use crate::vendors::driver::FetchRequest;
+use crate::vendors::driver::{FetchRequest, VendorDriver};
 use chrono::{NaiveDate, Utc};
 use rand::Rng;
 use std::time::{Duration, Instant};

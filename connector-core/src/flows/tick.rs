@@ -17,7 +17,7 @@ use crate::domain::vendor::Vendor;
 use crate::flows::app::App;
 use crate::flows::queueing::{queue_live, Queued};
 use crate::flows::refresh::refresh_connection;
-use crate::vendors::driver::Upkept;
+use crate::vendors::driver::{Upkept, VendorDriver};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 

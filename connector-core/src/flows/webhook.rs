@@ -27,6 +27,7 @@ use crate::flows::refresh::{open_tokens, refresh_connection};
 use crate::flows::sync::EXPIRY_MARGIN_SECS;
 use crate::vendors::client::VendorCtx;
 use crate::vendors::driver::{VendorDriver, WebhookReply, WebhookRequest};
+use crate::vendors::registry::Driver;
 use chrono::Utc;
 use std::collections::HashMap;
 
@@ -144,7 +145,7 @@ pub async fn receive(app: &App, vendor: Vendor, delivery: &WebhookRequest<'_>) -
     }
 }
 
-async fn accept(app: &App, driver: &dyn VendorDriver, events: Vec<WebhookEvent>) -> Result<Tally> {
+async fn accept(app: &App, driver: &Driver, events: Vec<WebhookEvent>) -> Result<Tally> {
     let vendor = driver.vendor();
     if events.len() > MAX_EVENTS_PER_DELIVERY {
         tracing::warn!(%vendor, events = events.len(), "webhook refused: too many events in one delivery");
@@ -265,7 +266,7 @@ async fn driver_and_act(app: &App, conn: &Connection, event: &WebhookEvent) -> R
 /// user's grant. True when marked.
 async fn deauthorize(
     app: &App,
-    driver: &dyn VendorDriver,
+    driver: &Driver,
     ctx: &VendorCtx,
     conn: &Connection,
 ) -> Result<bool> {
@@ -303,7 +304,7 @@ async fn deauthorize(
 /// means the grant is gone).
 async fn grant_is_live(
     app: &App,
-    driver: &dyn VendorDriver,
+    driver: &Driver,
     ctx: &VendorCtx,
     conn: &Connection,
 ) -> Result<bool> {

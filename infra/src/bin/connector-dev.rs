@@ -53,7 +53,7 @@ async fn main() {
             let endpoint =
                 flag(&args, "--endpoint").unwrap_or_else(|| "http://127.0.0.1:4566".into());
             let stack = flag(&args, "--stack").unwrap_or_else(|| "connector-local".into());
-            let sdk = connector_core::aws::aws_config(Some(&endpoint)).await;
+            let sdk = connector_core::aws::aws_config(Some(&endpoint));
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let events = args.iter().any(|a| a == "--events");
             let moved = async {

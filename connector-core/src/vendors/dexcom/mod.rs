@@ -58,7 +58,7 @@ const SOURCE: &str = "dexcom";
 /// The longest egvs window Dexcom serves in one request.
 const MAX_WINDOW_DAYS: i64 = 30;
 /// Readings reach Dexcom's API about an hour late; polling more often gains nothing.
-const POLL_MINUTES: i64 = 60;
+pub(crate) const POLL_MINUTES: i64 = 60;
 const MG_DL_PER_MMOL_L: f64 = 18.0182;
 
 #[derive(Clone, Deserialize)]

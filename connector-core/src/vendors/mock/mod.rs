@@ -34,7 +34,6 @@ use chrono::{NaiveDate, Utc};
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 
 /// Mock (local test vendor): what the connector knows of the vendor.
 pub const SPEC: VendorSpec = VendorSpec {
@@ -51,13 +50,13 @@ const WEBHOOK_TOLERANCE_SECS: i64 = 300;
 
 /// The Mock driver, with the knobs tests turn: CONNECTOR_MOCK_ACCESS_TTL_SECS
 /// (access-token lifetime) and CONNECTOR_MOCK_HIGH_STRESS.
-pub fn driver(deps: &DriverDeps<'_>) -> Result<Arc<dyn VendorDriver>> {
+pub fn driver(deps: &DriverDeps<'_>) -> Result<MockVendor> {
     let (access_ttl, high_stress) = knobs(deps.env)?;
-    Ok(Arc::new(MockVendor::new(
+    Ok(MockVendor::new(
         deps.ephemeral.clone(),
         access_ttl,
         high_stress,
-    )))
+    ))
 }
 
 /// The knobs' values: access-token lifetime and high stress.
