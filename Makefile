@@ -95,7 +95,7 @@ sizes:
 
 # `sam build` as a deploy runs it (rust-cargolambda: cargo-lambda with zig,
 # arm64, release), then each function's bootstrap size. Not part of
-# `make test`: nine LTO release builds take long on two cores.
+# `make test`: thirteen LTO release builds take long on two cores.
 SAM_BUILD_OK := $(VENV)/.sam-build-installed
 $(SAM_BUILD_OK): $(VENV_OK) infra/requirements-build.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-build.txt
