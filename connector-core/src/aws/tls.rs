@@ -63,3 +63,141 @@ mod tests {
         }
     }
 }
+
+/// A TLS server whose certificate no root signed, for the tests of both
+/// HTTPS clients (the vendor client's is in `vendors::token`).
+#[cfg(test)]
+pub(crate) mod untrusted_server {
+    use super::https_client;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::error::Error;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A TLS server on 127.0.0.1 for "localhost" with a self-signed
+    /// certificate made for the test; it answers any request 200 `{}` and
+    /// counts the connections it accepted.
+    pub(crate) struct UntrustedServer {
+        pub port: u16,
+        cert: CertificateDer<'static>,
+        pub connections: Arc<AtomicUsize>,
+    }
+
+    fn aws_lc() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    pub(crate) async fn untrusted_server() -> UntrustedServer {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = made.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(aws_lc())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = [0u8; 4096];
+                    let _ = tls.read(&mut request).await;
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                              content-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        UntrustedServer {
+            port,
+            cert,
+            connections,
+        }
+    }
+
+    /// An error and its sources, as one line.
+    pub(crate) fn with_sources(e: &dyn Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_client_that_trusts_the_test_certificate_is_answered() {
+        let server = untrusted_server().await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.cert.clone()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(aws_lc())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("the handshake succeeds for a client trusting the certificate");
+        tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200 OK"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_aws_client_refuses_a_certificate_no_amazon_root_signed() {
+        use aws_sdk_dynamodb::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region};
+        let server = untrusted_server().await;
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDFAKEFORTESTS",
+                "fake-secret-for-tests",
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(format!("https://localhost:{}", server.port))
+            .http_client(https_client())
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let error = aws_sdk_dynamodb::Client::from_conf(config)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("an untrusted certificate is refused");
+        let text = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
+        assert!(
+            text.contains("invalid peer certificate") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
+        assert!(server.connections.load(Ordering::SeqCst) >= 1, "{text}");
+    }
+}

@@ -446,4 +446,27 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() >= 43);
     }
+
+    #[tokio::test]
+    async fn the_vendor_client_refuses_a_certificate_no_mozilla_root_signed() {
+        use crate::aws::tls::untrusted_server::{untrusted_server, with_sources};
+        use std::sync::atomic::Ordering;
+        let server = untrusted_server().await;
+        let sent = http_client()
+            .get(format!(
+                "https://localhost:{}/v2/usercollection/heartrate",
+                server.port
+            ))
+            .bearer_auth("fake-access-token")
+            .send()
+            .await;
+        let error = sent.expect_err("an untrusted certificate is refused");
+        let text = with_sources(&error);
+        assert!(error.is_connect(), "{text}");
+        assert!(
+            text.contains("invalid peer certificate") && text.contains("UnknownIssuer"),
+            "{text}"
+        );
+        assert!(server.connections.load(Ordering::SeqCst) >= 1, "{text}");
+    }
 }
