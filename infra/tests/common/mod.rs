@@ -420,19 +420,27 @@ pub fn days_ago(n: i64) -> String {
     (chrono::Utc::now().date_naive() - chrono::Duration::days(n)).to_string()
 }
 
-/// Every item of every table of the stack, as (table, debug text).
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Every item of a table, every page of the scan read.
+pub async fn table_items(stack: &Stack, table: &str) -> Vec<Item> {
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .scan()
+        .table_name(stack.provisioned.table(table))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+}
+
+/// Every item of every table of the stack, as (table, debug text): what a
+/// test searches for a value that must not be stored in the clear.
 pub async fn all_items(stack: &Stack) -> Vec<(&'static str, String)> {
-    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let mut out = Vec::new();
     for table in ["ConnectionsTable", "EphemeralTable", "HealthDataTable"] {
-        let items = dynamo
-            .scan()
-            .table_name(stack.provisioned.table(table))
-            .send()
-            .await
-            .unwrap()
-            .items
-            .unwrap_or_default();
+        let items = table_items(stack, table).await;
         out.extend(items.iter().map(|item| (table, format!("{item:?}"))));
     }
     out
@@ -442,13 +450,11 @@ pub async fn all_items(stack: &Stack) -> Vec<(&'static str, String)> {
 /// `raw#` (vendor records), `day#` (daily summaries), `push#`.
 pub async fn health_items(stack: &Stack) -> std::collections::BTreeMap<&'static str, u64> {
     let mut out = std::collections::BTreeMap::new();
-    for (table, item) in all_items(stack).await {
-        if table != "HealthDataTable" {
-            continue;
-        }
+    for item in table_items(stack, "HealthDataTable").await {
+        let sk = item["sk"].as_s().expect("a string sort key");
         let kind = ["sample#", "raw#", "day#", "push#"]
             .into_iter()
-            .find(|prefix| item.contains(&format!("S(\"{prefix}")))
+            .find(|prefix| sk.starts_with(prefix))
             .unwrap_or("other");
         *out.entry(kind).or_default() += 1;
     }
