@@ -70,7 +70,6 @@ mod tests {
 pub(crate) mod untrusted_server {
     use super::https_client;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use std::error::Error;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,17 +129,6 @@ pub(crate) mod untrusted_server {
         }
     }
 
-    /// An error and its sources, as one line.
-    pub(crate) fn with_sources(e: &dyn Error) -> String {
-        let mut text = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            text = format!("{text}: {s}");
-            source = s.source();
-        }
-        text
-    }
-
     #[tokio::test]
     async fn a_client_that_trusts_the_test_certificate_is_answered() {
         let server = untrusted_server().await;
@@ -193,7 +181,7 @@ pub(crate) mod untrusted_server {
             .send()
             .await
             .expect_err("an untrusted certificate is refused");
-        let text = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
+        let text = crate::aws::sdk(&error);
         assert!(
             text.contains("invalid peer certificate") && text.contains("UnknownIssuer"),
             "{text}"

@@ -449,7 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_vendor_client_refuses_a_certificate_no_mozilla_root_signed() {
-        use crate::aws::tls::untrusted_server::{untrusted_server, with_sources};
+        use crate::aws::tls::untrusted_server::untrusted_server;
         use std::sync::atomic::Ordering;
         let server = untrusted_server().await;
         let sent = http_client()
@@ -461,7 +461,7 @@ mod tests {
             .send()
             .await;
         let error = sent.expect_err("an untrusted certificate is refused");
-        let text = with_sources(&error);
+        let text = crate::aws::sdk(&error);
         assert!(error.is_connect(), "{text}");
         assert!(
             text.contains("invalid peer certificate") && text.contains("UnknownIssuer"),
